@@ -1,0 +1,23 @@
+# Two commands that work on a fresh machine with Python 3.11+:
+#   make demo   a local three-tier network on SQLite, sample requests flowing through it
+#   make test   the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint protos
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m demo_network
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+protos: $(VENV)/.installed
+	$(PY) scripts/gen_protos.py

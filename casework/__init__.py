@@ -1,0 +1,36 @@
+"""The pure domain of servicenet: catalog, divisions, ID checks and the case lifecycle.
+
+Nothing here does I/O of its own or reads the clock.
+"""
+
+from casework.catalog import Catalog, Item, Material, default_catalog, parse_catalog
+from casework.divisions import Division, Divisions, district_of, level_of_code, township_of
+from casework.errors import CaseworkError, IllegalTransition, InvalidInput
+from casework.ids import mask_resident_id, validate_resident_id
+from casework.intake import CheckedRequest, Request, check_request
+from casework.lifecycle import CaseState, answer_command, evolve, submit
+
+__all__ = [
+    "CaseState",
+    "CaseworkError",
+    "Catalog",
+    "CheckedRequest",
+    "Division",
+    "Divisions",
+    "IllegalTransition",
+    "InvalidInput",
+    "Item",
+    "Material",
+    "Request",
+    "answer_command",
+    "check_request",
+    "default_catalog",
+    "district_of",
+    "evolve",
+    "level_of_code",
+    "mask_resident_id",
+    "parse_catalog",
+    "submit",
+    "township_of",
+    "validate_resident_id",
+]

@@ -1,0 +1,42 @@
+"""Checks made when a village agent takes a request, before anything is recorded."""
+
+from dataclasses import dataclass, field
+
+from casework.catalog import Catalog, Item
+from casework.errors import InvalidInput
+from casework.ids import validate_resident_id
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    item_code: str
+    applicant_name: str
+    applicant_id: str
+    phone: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    materials: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedRequest:
+    request: Request
+    item: Item
+    missing_materials: list[str]
+
+
+def check_request(catalog: Catalog, request: Request, level: str = "village") -> CheckedRequest:
+    """Validate a request against the catalog; InvalidInput says the first thing wrong."""
+    item = catalog.require(request.item_code)
+    if item.accept_level != level:
+        raise InvalidInput(f"item {item.code} is accepted at the {item.accept_level} window, not here")
+    name = request.applicant_name.strip()
+    if not name:
+        raise InvalidInput("applicant name is required")
+    if len(name) > 64:
+        raise InvalidInput("applicant name is longer than 64 characters")
+    number = validate_resident_id(request.applicant_id)
+    phone = request.phone.strip()
+    if phone and not (phone.isdigit() and 7 <= len(phone) <= 15):
+        raise InvalidInput("phone number must be 7 to 15 digits")
+    cleaned = Request(item.code, name, number, phone, dict(request.fields), request.materials)
+    return CheckedRequest(cleaned, item, item.missing_materials(set(request.materials)))

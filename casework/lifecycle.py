@@ -1,0 +1,116 @@
+"""The case state machine: which event may follow which, and who may make it.
+
+A case has one owner at a time, the node that must act next. Only the owner makes status
+events; other nodes send commands (``cmd.*``) that the owner turns into a status event or a
+refusal. Everything here is pure: the same events in the same order give the same state.
+"""
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from casework.divisions import district_of
+from casework.errors import IllegalTransition
+
+SUBMITTED = "case.submitted"
+ACCEPTED = "case.accepted"
+CORRECTION_REQUESTED = "case.correction_requested"
+ESCALATED = "case.escalated"
+DECIDED = "case.decided"
+DELIVERED = "case.delivered"
+WITHDRAWN = "case.withdrawn"
+COMMAND_REFUSED = "case.command_refused"
+CMD_DELIVER = "cmd.deliver"
+CMD_WITHDRAW = "cmd.withdraw"
+
+STATUS_EVENTS = frozenset(
+    {ACCEPTED, CORRECTION_REQUESTED, ESCALATED, DECIDED, DELIVERED, WITHDRAWN, COMMAND_REFUSED}
+)
+COMMANDS = frozenset({CMD_DELIVER, CMD_WITHDRAW})
+EVENT_TYPES = STATUS_EVENTS | COMMANDS | {SUBMITTED}
+
+STATUSES = (
+    "submitted",
+    "accepted",
+    "correction_requested",
+    "escalated",
+    "approved",
+    "rejected",
+    "delivered",
+    "withdrawn",
+)
+_OPEN = frozenset({"submitted", "accepted", "correction_requested", "escalated"})
+_DECIDED = frozenset({"approved", "rejected"})
+
+
+@dataclass(frozen=True, slots=True)
+class CaseState:
+    case_id: str
+    item_code: str
+    status: str
+    owner: str
+    village_code: str
+    township_code: str
+    decide_level: str
+
+
+def submit(case_id: str, payload: dict[str, Any]) -> CaseState:
+    """The state a new case starts in: taken at the village, owned by its township."""
+    try:
+        village, township = str(payload["village_code"]), str(payload["township_code"])
+        item, decide_level = str(payload["item_code"]), str(payload["decide_level"])
+    except KeyError as exc:
+        raise IllegalTransition(f"{SUBMITTED} payload lacks {exc.args[0]!r}") from exc
+    if decide_level not in ("township", "district"):
+        raise IllegalTransition(f"decide_level {decide_level!r} must be township or district")
+    return CaseState(case_id, item, "submitted", township, village, township, decide_level)
+
+
+def evolve(state: CaseState, event_type: str, payload: dict[str, Any], origin: str) -> CaseState:
+    """The state after a status event made at ``origin``; IllegalTransition if not allowed."""
+    if event_type in COMMANDS:
+        return state
+    if event_type not in STATUS_EVENTS:
+        raise IllegalTransition(f"unknown event type {event_type!r}")
+    if origin != state.owner:
+        raise IllegalTransition(f"{event_type} by {origin}, but the case's owner is {state.owner}")
+    if event_type == COMMAND_REFUSED:
+        return state
+    status, owner = _next(state, event_type, payload)
+    return replace(state, status=status, owner=owner)
+
+
+def _next(state: CaseState, event_type: str, payload: dict[str, Any]) -> tuple[str, str]:
+    current = state.status
+    if event_type == ACCEPTED and current in ("submitted", "escalated", "correction_requested"):
+        return "accepted", state.owner
+    if event_type == CORRECTION_REQUESTED and current in ("submitted", "accepted"):
+        return "correction_requested", state.owner
+    if event_type == ESCALATED and current == "accepted" and state.owner == state.township_code:
+        if state.decide_level != "district":
+            raise IllegalTransition("this item is decided at the township: decide it, do not escalate")
+        return "escalated", district_of(state.village_code)
+    if event_type == DECIDED and current == "accepted":
+        if _decider(state) != state.owner:
+            raise IllegalTransition("this item is decided at the district: escalate it first")
+        return ("approved" if payload.get("approved") else "rejected"), state.owner
+    if event_type == DELIVERED and current in _DECIDED:
+        return "delivered", state.owner
+    if event_type == WITHDRAWN and current in _OPEN:
+        return "withdrawn", state.owner
+    raise IllegalTransition(f"a case that is {current} cannot take {event_type}")
+
+
+def _decider(state: CaseState) -> str:
+    return state.township_code if state.decide_level == "township" else district_of(state.village_code)
+
+
+def answer_command(state: CaseState, command: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What the owner makes of a command: the status event it causes, or a refusal."""
+    wanted = {CMD_DELIVER: DELIVERED, CMD_WITHDRAW: WITHDRAWN}.get(command)
+    if wanted is None:
+        raise IllegalTransition(f"unknown command {command!r}")
+    try:
+        _next(state, wanted, payload)
+    except IllegalTransition as exc:
+        return COMMAND_REFUSED, {"command": command, "reason": str(exc)}
+    return wanted, dict(payload)

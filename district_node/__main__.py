@@ -1,0 +1,3 @@
+from district_node.cli import main
+
+main()

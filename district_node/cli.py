@@ -1,0 +1,123 @@
+"""district-node: the district hub's command line."""
+
+import json
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+
+from casework import Divisions, InvalidInput, parse_catalog
+from relay.bundle import Bundle
+from relay.clock import now_us
+from relay.config import NodeConfig, default_db_url
+from relay.console import (
+    AsJson,
+    Home,
+    add_common_commands,
+    add_staff_commands,
+    create_node,
+    emit,
+    new_home,
+    out,
+    run,
+    run_service,
+    serve_node,
+    with_node,
+)
+from relay.node import CATALOG_FILE, Node
+from relay.schema import nodes
+
+DIVISIONS_FILE = "divisions.csv"
+app = typer.Typer(
+    help="The district hub: receives every township's cases, decides district items.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+add_common_commands(app)
+add_staff_commands(app)
+
+
+@app.command()
+def init(
+    home: Home,
+    code: Annotated[str, typer.Option(help="The district's division code, e.g. 500117.")],
+    divisions: Annotated[Path, typer.Option(help="CSV file: code,name,parent_code,level.")],
+    catalog: Annotated[Path | None, typer.Option(help="A catalog JSON file (default: shipped).")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite in --home).")] = None,
+    operator: Annotated[str, typer.Option(help="Staff recorded when a command names nobody.")] = "",
+) -> None:
+    """Create the district hub in --home."""
+    known = run(_check_divisions(divisions, code))
+    if catalog is not None:
+        run(_check_catalog(catalog))
+    new_home(home)
+    shutil.copyfile(divisions, home / DIVISIONS_FILE)
+    if catalog is not None:
+        shutil.copyfile(catalog, home / CATALOG_FILE)
+    config = NodeConfig(
+        code=code,
+        role="district",
+        name=known.district.name,
+        district_code=code,
+        db_url=db or default_db_url(home),
+        operator=operator or "district",
+    )
+    run(create_node(home, config))
+    out.print(f"district {code} {known.district.name} created in {home}", markup=False)
+
+
+@app.command()
+def enroll(
+    home: Home,
+    code: Annotated[str, typer.Option(help="Division code of a township or village of this district.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the bundle.")],
+    as_json: AsJson = False,
+) -> None:
+    """Enroll a township or village: write the bundle it joins the network with."""
+    bundle = run(with_node(home, lambda node: _enroll(node, code)))
+    bundle.write(out_file)
+    emit(
+        {"code": bundle.code, "role": bundle.role, "name": bundle.name, "bundle": str(out_file)},
+        as_json,
+        lambda: out.print(f"enrolled {bundle.role} {bundle.code} {bundle.name}: {out_file}", markup=False),
+    )
+
+
+@app.command()
+def serve(home: Home, listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")]) -> None:
+    """Serve the townships (runs until SIGTERM or Ctrl+C)."""
+    run_service(serve_node(home, listen))
+
+
+async def _check_divisions(path: Path, code: str) -> Divisions:
+    known = Divisions.from_csv(path)
+    if known.district.code != code:
+        raise InvalidInput(f"{path} describes district {known.district.code}, not {code}")
+    return known
+
+
+async def _check_catalog(path: Path) -> None:
+    try:
+        parse_catalog(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read catalog {path}: {exc}") from exc
+
+
+async def _enroll(node: Node, code: str) -> Bundle:
+    known = Divisions.from_csv(node.home / DIVISIONS_FILE)
+    division = known.require(code, "township", "village")
+    parent = known.require(division.parent_code) if division.level == "village" else known.district
+    async with node.engine.begin() as conn:
+        exists = (await conn.execute(select(nodes.c.code).where(nodes.c.code == code))).scalar()
+        values = {"role": division.level, "name": division.name, "enrolled_at": now_us()}
+        if exists:
+            await conn.execute(nodes.update().where(nodes.c.code == code).values(**values))
+        else:
+            await conn.execute(nodes.insert().values(code=code, **values))
+    return Bundle(code, division.level, division.name, known.district.code, parent.code, parent.name)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,25 @@
+"""The only places the relay reads the clock or makes random ids."""
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+
+
+def now_us() -> int:
+    """Wall-clock time in microseconds since the epoch (UTC)."""
+    return time.time_ns() // 1000
+
+
+def iso(us: int) -> str:
+    """ISO 8601 with offset for a microsecond timestamp."""
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat()
+
+
+def uuid7() -> str:
+    """A time-ordered UUID (RFC 9562 version 7): a case id an offline laptop can make alone."""
+    unix_ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (unix_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68) << 64
+    value |= 0b10 << 62 | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))

@@ -1,0 +1,338 @@
+"""What the three command lines share: options, output, logging, errors, and the commands
+township and district staff both use."""
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import structlog
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from casework import CaseworkError
+from casework.lifecycle import ACCEPTED, DECIDED, STATUSES
+from relay.clock import iso
+from relay.config import CONFIG_FILE, NodeConfig
+from relay.errors import TransientError
+from relay.node import Node, open_node
+from relay.queries import list_cases, show_case
+from relay.schema import cases as cases_table
+from relay.schema import dead_letters
+from relay.server import run_until_stopped, start_server
+from relay.service import RelayService
+from relay.staff import Outcome, act
+from relay.sync import backlog, read_value
+
+T = TypeVar("T")
+
+Home = Annotated[
+    Path,
+    typer.Option(
+        "--home",
+        envvar="SERVICENET_HOME",
+        help="The node's folder (config, database).",
+        file_okay=False,
+        resolve_path=True,
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+Staff = Annotated[str, typer.Option("--staff", help="Who acts (default: the node's operator).")]
+CaseIds = Annotated[list[str], typer.Argument(help="One or more case ids.")]
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+def default_home(role: str) -> Path:
+    return Path.home() / ".local" / "share" / "servicenet" / role
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Structured JSON lines on stderr, ready for a log shipper. Never personal data."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One clear line on stderr, then exit non-zero."""
+    err.print(f"error: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; the domain's refusals become one line and exit status 2."""
+    configure_logging(logging.WARNING if not os.environ.get("SERVICENET_DEBUG") else logging.DEBUG)
+    try:
+        return asyncio.run(coro)
+    except CaseworkError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+def run_service(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a long-lived service until it returns. Afterwards, leftovers of the gRPC and
+    database libraries get a few seconds to wind down; everything that matters is committed
+    by then, so a leftover that will not end does not keep the process alive."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(coro)
+    except CaseworkError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        leftover = asyncio.all_tasks(loop)
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.wait(leftover, timeout=3))
+        loop.close()
+
+
+def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    else:
+        human()
+
+
+def print_cases(rows: list[dict[str, Any]]) -> None:
+    table = Table("case", "item", "status", "owner", "village", "updated")
+    for row in rows:
+        table.add_row(
+            row["case_id"],
+            row["item_code"],
+            row["status"],
+            row["owner"],
+            row["village_code"],
+            row["updated_at"][:19],
+        )
+    out.print(table)
+    out.print(f"{len(rows)} case(s)")
+
+
+def print_outcomes(outcomes: list[Outcome], as_json: bool) -> None:
+    """Each case of a staff command succeeds or fails on its own; exit 1 if any failed."""
+    data = [{"case_id": o.case_id, "ok": o.ok, "status": o.status, "error": o.error} for o in outcomes]
+
+    def human() -> None:
+        for o in outcomes:
+            if o.ok:
+                out.print(f"{o.case_id}: {o.status}", markup=False)
+            else:
+                err.print(f"error: {o.case_id}: {o.error}", markup=False, highlight=False)
+
+    emit(data, as_json, human)
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+async def node_status(node: Node) -> dict[str, Any]:
+    """Backlog, sync times, counts: what an operator checks first."""
+    async with node.engine.connect() as conn:
+        last_push, last_pull = await read_value(conn, "last_push"), await read_value(conn, "last_pull")
+        return {
+            "code": node.config.code,
+            "role": node.config.role,
+            "name": node.config.name,
+            "upstream": node.config.upstream or None,
+            "backlog": await backlog(conn),
+            "last_push": iso(last_push) if last_push else None,
+            "last_pull": iso(last_pull) if last_pull else None,
+            "catalog_version": node.ledger.catalog.version,
+            "cases": (await conn.execute(select(func.count()).select_from(cases_table))).scalar(),
+            "rejected": (await conn.execute(select(func.count()).select_from(dead_letters))).scalar(),
+        }
+
+
+async def rejected_events(node: Node) -> list[dict[str, Any]]:
+    async with node.engine.connect() as conn:
+        rows = (await conn.execute(select(dead_letters).order_by(dead_letters.c.id))).all()
+    return [
+        {
+            "direction": r.direction,
+            "peer": r.peer,
+            "seq": r.seq,
+            "event_id": r.event_id,
+            "case_id": r.case_id,
+            "type": r.type,
+            "reason": r.reason,
+            "recorded_at": iso(r.recorded_at),
+        }
+        for r in rows
+    ]
+
+
+def add_common_commands(app: typer.Typer) -> None:
+    """cases, show, status and rejected: the same on every tier."""
+
+    @app.command()
+    def cases(
+        home: Home,
+        status: Annotated[str | None, typer.Option(help="Only cases in this status.")] = None,
+        as_json: AsJson = False,
+    ) -> None:
+        """List the cases this node knows."""
+        if status and status not in STATUSES:
+            fail(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+        rows = run(with_node(home, lambda node: list_cases(node, status)))
+        emit(rows, as_json, lambda: print_cases(rows))
+
+    @app.command()
+    def show(home: Home, case_id: str, as_json: AsJson = False) -> None:
+        """One case with its full event history."""
+        found = run(with_node(home, lambda node: show_case(node, case_id)))
+        if found is None:
+            fail(f"no case {case_id} here: check the case number (see 'cases')")
+        emit(found, as_json, lambda: out.print_json(data=found))
+
+    @app.command()
+    def status(home: Home, as_json: AsJson = False) -> None:
+        """Backlog, last sync, catalog version."""
+        data = run(with_node(home, node_status))
+        emit(data, as_json, lambda: [out.print(f"{k}: {v}", markup=False) for k, v in data.items()])
+
+    @app.command()
+    def rejected(home: Home, as_json: AsJson = False) -> None:
+        """Events that can never be applied (dead letters), with the reason."""
+        rows = run(with_node(home, rejected_events))
+
+        def human() -> None:
+            for r in rows:
+                out.print(
+                    f"{r['recorded_at'][:19]} {r['direction']} {r['peer']} {r['event_id']} "
+                    f"{r['type']}: {r['reason']}",
+                    markup=False,
+                )
+            out.print(f"{len(rows)} rejected event(s)")
+
+        emit(rows, as_json, human)
+
+
+def add_staff_commands(app: typer.Typer) -> None:
+    """accept and decide: window staff of the township and the district."""
+
+    @app.command()
+    def accept(home: Home, case_ids: CaseIds, staff: Staff = "", as_json: AsJson = False) -> None:
+        """Accept cases this node owns."""
+        staff_action(home, case_ids, ACCEPTED, {}, staff, as_json)
+
+    @app.command()
+    def decide(
+        home: Home,
+        case_ids: CaseIds,
+        reason: Annotated[str, typer.Option(help="Why: told to the applicant.")],
+        approve: Annotated[bool, typer.Option("--approve")] = False,
+        reject: Annotated[bool, typer.Option("--reject")] = False,
+        staff: Staff = "",
+        as_json: AsJson = False,
+    ) -> None:
+        """Approve or reject cases this node owns and decides."""
+        if approve == reject:
+            fail("say either --approve or --reject")
+        if not reason.strip():
+            fail("--reason must say why")
+        staff_action(home, case_ids, DECIDED, {"approved": approve, "reason": reason.strip()}, staff, as_json)
+
+
+def staff_action(
+    home: Path, case_ids: list[str], event_type: str, payload: dict[str, Any], staff: str, as_json: bool
+) -> None:
+    async def go(node: Node) -> list[Outcome]:
+        return await act(node, case_ids, event_type, {**payload, "staff": staff or node.config.operator})
+
+    print_outcomes(run(with_node(home, go)), as_json)
+
+
+async def with_node(home: Path, use: Callable[[Node], Coroutine[Any, Any, T]]) -> T:
+    async with open_node(home) as node:
+        return await use(node)
+
+
+def new_home(home: Path) -> None:
+    """Make a node's folder; refuse one that already holds a node."""
+    if (home / CONFIG_FILE).exists():
+        fail(f"{home} already holds a node: choose another --home or remove it first")
+    home.mkdir(parents=True, exist_ok=True)
+
+
+async def create_node(home: Path, config: NodeConfig) -> None:
+    """Write the config and create the database: the node exists once both are done."""
+    async with open_node(home, config):
+        pass
+    config.save(home)
+
+
+async def serve_node(home: Path, listen: str | None) -> None:
+    """Serve the relay to the nodes below (unless listen is None), and keep syncing with the
+    upstream where the node has one."""
+    configure_logging()
+    log = structlog.get_logger()
+    async with open_node(home) as node:
+        service = server = None
+        if listen is not None:
+            service = RelayService(node.engine, node.ledger)
+            server, port = await start_server(service, listen)
+            log.info("node.serving", code=node.config.code, role=node.config.role, port=port)
+        jobs: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        if node.config.upstream:
+            syncer = node.syncer()
+            jobs = [syncer.forward_forever, syncer.pull_forever, syncer.heartbeat_forever]
+        await run_until_stopped(jobs, server, service)
+    log.info("node.closed")
+
+
+def add_sync_command(app: typer.Typer) -> None:
+    @app.command()
+    def sync(
+        home: Home,
+        timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 30.0,
+        as_json: AsJson = False,
+    ) -> None:
+        """Push everything queued and pull everything addressed here, then exit."""
+        report = run(with_node(home, lambda node: _sync(node, timeout)))
+        emit(
+            report,
+            as_json,
+            lambda: out.print(
+                f"pushed {report['pushed']}, pulled {report['pulled']}, rejected {report['rejected']}, "
+                f"backlog {report['backlog']}"
+            ),
+        )
+        if report["backlog"]:
+            raise typer.Exit(1)
+
+
+async def _sync(node: Node, seconds: float) -> dict[str, int]:
+    syncer = node.syncer()
+    try:
+        report = await asyncio.wait_for(syncer.sync(give_up_after=seconds), seconds)
+    except (TransientError, TimeoutError) as exc:
+        raise TransientError(
+            f"cannot reach {node.config.upstream} within {seconds:g}s; everything stays queued"
+        ) from exc
+    finally:
+        await syncer.upstream.close()
+    return {
+        "pushed": report.pushed,
+        "pulled": report.pulled,
+        "rejected": report.rejected,
+        "backlog": report.backlog,
+    }

@@ -1,0 +1,339 @@
+"""A node's ledger: its events, the cases projected from them, and what it relays upward.
+
+This is the one module of the relay that speaks the domain (casework): it decides whether an
+event can be applied, applies it to the case it belongs to, and — where this node owns the
+case — answers commands. Every method works inside a transaction its caller owns, and touches
+the database a fixed number of times per batch, whatever the batch's size.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from casework import CaseState, Catalog, IllegalTransition, answer_command, evolve, submit
+from casework.lifecycle import COMMANDS, EVENT_TYPES, SUBMITTED
+from relay.clock import now_us
+from relay.config import NodeConfig
+from relay.counters import read_value, take_range, write_value
+from relay.records import EventRecord, encode_payload
+from relay.schema import cases, dead_letters, events, outbox
+
+MAX_CASE_ID = 36
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An event of a batch that will never be applied, and why (one line, for staff)."""
+
+    index: int
+    reason: str
+
+
+class _Batch:
+    """What one batch changes, gathered in memory and written in a few statements."""
+
+    def __init__(self, known: dict[str, dict[str, Any]], next_seq: int) -> None:
+        self.known = known  # case_id -> case row, as it stands after the events seen so far
+        self.new_cases: dict[str, dict[str, Any]] = {}
+        self.changed: set[str] = set()
+        self.event_rows: list[dict[str, Any]] = []
+        self.relay_ids: list[str] = []
+        self.next_seq = next_seq
+        self.first_seq = next_seq
+
+
+class Ledger:
+    def __init__(self, config: NodeConfig, catalog: Catalog) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.has_upstream = bool(config.upstream_code)
+
+    async def record(
+        self,
+        conn: AsyncConnection,
+        case_id: str,
+        event_type: str,
+        payload: dict[str, Any],
+        village_code: str,
+        township_code: str,
+    ) -> EventRecord:
+        """Make an event here (intake, staff action, command) and apply it; IllegalTransition
+        if the case's state does not allow it — nothing is written then."""
+        [made] = await self.record_many(conn, [(case_id, event_type, payload, village_code, township_code)])
+        return made
+
+    async def record_many(
+        self, conn: AsyncConnection, changes: Sequence[tuple[str, str, dict[str, Any], str, str]]
+    ) -> list[EventRecord]:
+        """Make several events here at once: (case_id, type, payload, village, township) each."""
+        batch = await self._start(conn, [change[0] for change in changes])
+        made = []
+        for case_id, event_type, payload, village_code, township_code in changes:
+            record = self._make(batch, case_id, event_type, payload, village_code, township_code)
+            self._apply(batch, record, via=None)
+            if event_type in COMMANDS:
+                self._answer(batch, record)
+            made.append(record)
+        await self._write(conn, batch)
+        return made
+
+    async def take(
+        self,
+        conn: AsyncConnection,
+        records: Sequence[EventRecord],
+        via: str,
+        from_below: bool,
+        seqs: Sequence[int] | None = None,
+    ) -> tuple[list[Refusal], int]:
+        """Apply events received from ``via`` (a node below, or the upstream): each exactly
+        once, by event id. Events from below are relayed on where this node has an upstream.
+        Returns the refused ones (recorded as dead letters) and how many were already known."""
+        relay = from_below and self.has_upstream
+        ids = [r.event_id for r in records]
+        seen = set(
+            (await conn.execute(select(events.c.event_id).where(events.c.event_id.in_(ids)))).scalars()
+        )
+        batch = await self._start(conn, [r.case_id for r in records if r.type != SUBMITTED])
+        refusals, duplicates = [], 0
+        for index, record in enumerate(records):
+            if record.event_id in seen:
+                duplicates += 1
+                continue
+            seen.add(record.event_id)
+            try:
+                self._check(record, via, from_below)
+                self._apply(batch, record, via)
+            except (IllegalTransition, ValueError) as exc:
+                refusals.append(Refusal(index, str(exc)))
+                continue
+            if relay:
+                batch.relay_ids.append(record.event_id)
+            if record.type in COMMANDS:
+                self._answer(batch, record)
+        await self._write(conn, batch)
+        if refusals:
+            await dead_letter(
+                conn,
+                "in",
+                via,
+                [(seqs[r.index] if seqs else 0, records[r.index], r.reason) for r in refusals],
+            )
+        return refusals, duplicates
+
+    async def _start(self, conn: AsyncConnection, case_ids: list[str]) -> _Batch:
+        rows = (await conn.execute(select(cases).where(cases.c.case_id.in_(set(case_ids))))).all()
+        # Origin sequences follow the clock where it is ahead of the counter: a node restored
+        # from an older backup then never reuses an event id it gave out after that backup.
+        counter = await read_value(conn, "origin_seq", lock=True)
+        return _Batch({row.case_id: dict(row._mapping) for row in rows}, max(counter + 1, now_us()))
+
+    def _make(
+        self,
+        batch: _Batch,
+        case_id: str,
+        event_type: str,
+        payload: dict[str, Any],
+        village_code: str,
+        township_code: str,
+    ) -> EventRecord:
+        seq = batch.next_seq
+        batch.next_seq += 1
+        return EventRecord(
+            event_id=f"{self.config.code}:{seq}",
+            case_id=case_id,
+            origin_node=self.config.code,
+            origin_seq=seq,
+            type=event_type,
+            payload=encode_payload(payload),
+            recorded_at=now_us(),
+            catalog_version=self.catalog.version,
+            village_code=village_code,
+            township_code=township_code,
+        )
+
+    def _check(self, record: EventRecord, via: str, from_below: bool) -> None:
+        """Refuse what can never be applied: malformed, unknown, or outside via's reach."""
+        if record.type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {record.type[:48]!r}")
+        if not record.case_id or len(record.case_id) > MAX_CASE_ID:
+            raise ValueError("case_id is missing or longer than 36 characters")
+        if record.event_id != f"{record.origin_node}:{record.origin_seq}":
+            raise ValueError("event_id is not origin_node:origin_seq")
+        if not record.village_code.startswith(record.township_code) or len(record.village_code) != 12:
+            raise ValueError("village_code and township_code do not belong together")
+        if record.village_code[:6] != self.config.district_code:
+            raise ValueError(f"village {record.village_code} is not in this district")
+        if from_below:
+            if not (record.village_code.startswith(via) and record.origin_node.startswith(via)):
+                raise ValueError(f"{via} may not send events of village {record.village_code}")
+        elif not record.village_code.startswith(self.config.code):
+            raise ValueError(f"village {record.village_code} is not served by this node")
+
+    def _apply(self, batch: _Batch, record: EventRecord, via: str | None) -> None:
+        """Project one event onto its case in the batch's memory; raises before changing it."""
+        payload = record.payload_dict()
+        row = batch.known.get(record.case_id)
+        if record.type == SUBMITTED:
+            if row is not None:
+                raise IllegalTransition(f"case {record.case_id} exists already")
+            row = self._new_case(record, payload)
+            batch.new_cases[record.case_id] = row
+        elif row is None:
+            raise IllegalTransition(f"case {record.case_id} is unknown here")
+        else:
+            after = evolve(_state(row), record.type, payload, record.origin_node)
+            row.update(status=after.status, owner=after.owner, updated_at=record.recorded_at)
+            if "reason" in payload:
+                row["reason"] = str(payload["reason"])
+            if record.case_id not in batch.new_cases:
+                batch.changed.add(record.case_id)
+        batch.known[record.case_id] = row
+        batch.event_rows.append(record.row(via))
+
+    def _new_case(self, record: EventRecord, payload: dict[str, Any]) -> dict[str, Any]:
+        if record.origin_node != record.village_code:
+            raise IllegalTransition("a case is submitted only by its village")
+        if self.config.role != "village":
+            self.catalog.require(str(payload.get("item_code")))
+        start = submit(record.case_id, payload)
+        applicant = payload.get("applicant") or {}
+        return {
+            "case_id": record.case_id,
+            "item_code": start.item_code,
+            "status": start.status,
+            "owner": start.owner,
+            "village_code": start.village_code,
+            "township_code": start.township_code,
+            "decide_level": start.decide_level,
+            "applicant_name": str(applicant.get("name", "")),
+            "applicant_id": str(applicant.get("id_number", "")),
+            "phone": str(applicant.get("phone", "")),
+            "missing_materials": json.dumps(payload.get("missing_materials", []), ensure_ascii=False),
+            "reason": "",
+            "catalog_version": record.catalog_version,
+            "created_at": record.recorded_at,
+            "updated_at": record.recorded_at,
+            "deadline": None,
+        }
+
+    def _answer(self, batch: _Batch, command: EventRecord) -> None:
+        """The owner turns a command into a status event (or a refusal) made here."""
+        row = batch.known[command.case_id]
+        if row["owner"] != self.config.code:
+            return  # the owner is upstream: the command travels on to it
+        event_type, payload = answer_command(_state(row), command.type, command.payload_dict())
+        payload["command_event_id"] = command.event_id
+        answer = self._make(
+            batch, command.case_id, event_type, payload, command.village_code, command.township_code
+        )
+        self._apply(batch, answer, via=None)
+
+    async def _write(self, conn: AsyncConnection, batch: _Batch) -> None:
+        own = [row["event_id"] for row in batch.event_rows if row["via"] is None]
+        relay_ids = (own if self.has_upstream else []) + batch.relay_ids
+        if batch.event_rows:
+            await conn.execute(events.insert(), batch.event_rows)
+        if batch.new_cases:
+            await conn.execute(cases.insert(), list(batch.new_cases.values()))
+        if batch.changed:
+            await conn.execute(
+                update(cases)
+                .where(cases.c.case_id == bindparam("_id"))
+                .values(
+                    status=bindparam("status"),
+                    owner=bindparam("owner"),
+                    reason=bindparam("reason"),
+                    updated_at=bindparam("updated_at"),
+                ),
+                [{**_changes(batch.known[cid]), "_id": cid} for cid in batch.changed],
+            )
+        if relay_ids:
+            await _enqueue(conn, _in_order(batch.event_rows, set(relay_ids)))
+        if batch.next_seq != batch.first_seq:
+            await write_value(conn, "origin_seq", batch.next_seq - 1)
+
+
+def _state(row: dict[str, Any]) -> CaseState:
+    return CaseState(
+        row["case_id"],
+        row["item_code"],
+        row["status"],
+        row["owner"],
+        row["village_code"],
+        row["township_code"],
+        row["decide_level"],
+    )
+
+
+def _changes(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("status", "owner", "reason", "updated_at")}
+
+
+def _in_order(rows: list[dict[str, Any]], wanted: set[str]) -> list[str]:
+    return [row["event_id"] for row in rows if row["event_id"] in wanted]
+
+
+async def dead_letter(
+    conn: AsyncConnection, direction: str, peer: str, entries: list[tuple[int, EventRecord, str]]
+) -> None:
+    """Record events that will never be applied, with the reason, for staff to see."""
+    now = now_us()
+    await conn.execute(
+        dead_letters.insert(),
+        [
+            {
+                "direction": direction,
+                "peer": peer,
+                "seq": seq,
+                "event_id": record.event_id[:64],
+                "case_id": record.case_id[:36],
+                "type": record.type[:48],
+                "reason": reason,
+                "recorded_at": now,
+            }
+            for seq, record, reason in entries
+        ],
+    )
+
+
+async def _enqueue(conn: AsyncConnection, event_ids: list[str]) -> None:
+    now, first = now_us(), await take_range(conn, "hop_seq", len(event_ids))
+    rows = [{"seq": first + i, "event_id": e, "created_at": now} for i, e in enumerate(event_ids)]
+    await conn.execute(outbox.insert(), rows)
+
+
+async def feed(
+    conn: AsyncConnection, puller: str, after: int, limit: int
+) -> tuple[list[tuple[int, EventRecord]], int]:
+    """Events addressed to ``puller``'s jurisdiction after a position, and the feed's head."""
+    column = events.c.village_code if len(puller) == 12 else events.c.township_code
+    rows = (
+        await conn.execute(
+            select(events)
+            .where(column == puller, events.c.position > after)
+            .where(or_(events.c.via.is_(None), events.c.via != puller))
+            .order_by(events.c.position)
+            .limit(limit)
+        )
+    ).all()
+    head = (await conn.execute(select(func.max(events.c.position)))).scalar() or 0
+    return [(row.position, record_from_row(row)) for row in rows], head
+
+
+def record_from_row(row: Any) -> EventRecord:
+    return EventRecord(
+        row.event_id,
+        row.case_id,
+        row.origin_node,
+        row.origin_seq,
+        row.type,
+        row.payload,
+        row.recorded_at,
+        row.catalog_version,
+        row.village_code,
+        row.township_code,
+    )

@@ -1,0 +1,78 @@
+"""Events as the relay handles them, independent of the wire and of the database."""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    event_id: str
+    case_id: str
+    origin_node: str
+    origin_seq: int
+    type: str
+    payload: bytes  # one UTF-8 JSON object; may hold personal data: never log it
+    recorded_at: int  # microseconds since the epoch, by the origin's clock
+    catalog_version: str
+    village_code: str
+    township_code: str
+
+    def payload_dict(self) -> dict[str, Any]:
+        """The payload as a dict; ValueError if it is not one JSON object."""
+        value = json.loads(self.payload)
+        if not isinstance(value, dict):
+            raise ValueError("payload is not a JSON object")
+        return value
+
+    def row(self, via: str | None) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "case_id": self.case_id,
+            "origin_node": self.origin_node,
+            "origin_seq": self.origin_seq,
+            "type": self.type,
+            "payload": self.payload,
+            "recorded_at": self.recorded_at,
+            "catalog_version": self.catalog_version,
+            "village_code": self.village_code,
+            "township_code": self.township_code,
+            "via": via,
+        }
+
+
+def encode_payload(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """One pushed event the receiver will never apply."""
+
+    seq: int
+    event_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    applied_upto: int
+    rejected: tuple[Rejected, ...] = ()
+    duplicates: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    events: tuple[tuple[int, EventRecord], ...]
+    head: int
+    reset: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    node: str
+    role: str
+    software_version: str
+    catalog_version: str
+    backlog: int
+    sent_at: int

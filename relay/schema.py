@@ -1,0 +1,121 @@
+"""The tables every node keeps (SQLAlchemy Core; the same on SQLite and PostgreSQL)."""
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# Every event this node knows, in the order it learnt them. ``position`` is the feed cursor
+# that lower nodes pull by; ``via`` is the peer an event arrived from (NULL: made here).
+events = Table(
+    "events",
+    metadata,
+    Column("position", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("case_id", String(36), nullable=False, index=True),
+    Column("origin_node", String(12), nullable=False),
+    Column("origin_seq", BigInteger, nullable=False),
+    Column("type", String(48), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),  # microseconds since the epoch, UTC
+    Column("catalog_version", String(32), nullable=False),
+    Column("village_code", String(12), nullable=False),
+    Column("township_code", String(9), nullable=False),
+    Column("via", String(12)),
+    sqlite_autoincrement=True,
+)
+Index("ix_events_village_feed", events.c.village_code, events.c.position)
+Index("ix_events_township_feed", events.c.township_code, events.c.position)
+
+# The current state of each case, projected from its events.
+cases = Table(
+    "cases",
+    metadata,
+    Column("case_id", String(36), primary_key=True),
+    Column("item_code", String(64), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("owner", String(12), nullable=False),
+    Column("village_code", String(12), nullable=False),
+    Column("township_code", String(9), nullable=False),
+    Column("decide_level", String(10), nullable=False),
+    Column("applicant_name", Text, nullable=False),
+    Column("applicant_id", String(18), nullable=False),
+    Column("phone", String(15), nullable=False),
+    Column("missing_materials", Text, nullable=False),  # JSON list
+    Column("reason", Text, nullable=False, default=""),  # last decision / refusal reason
+    Column("catalog_version", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("deadline", String(10)),
+)
+Index("ix_cases_status", cases.c.status)
+
+# Events to send upstream, in hop-sequence order (``seq`` from the "hop_seq" counter, never
+# reused). Acknowledged rows are
+# kept for a retention period so they can be replayed to an upstream restored from a backup.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_id", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Per sending node: the highest hop sequence consumed, committed with the events it covers.
+inbox_peers = Table(
+    "inbox_peers",
+    metadata,
+    Column("sender", String(12), primary_key=True),
+    Column("stream", BigInteger, nullable=False),
+    Column("applied_upto", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Events that can never be applied: received and refused here (``direction`` "in"), or sent
+# and refused by the upstream ("out"). Visible to staff; they never block what follows.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("direction", String(3), nullable=False),
+    Column("peer", String(12), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("case_id", String(36), nullable=False),
+    Column("type", String(48), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+)
+
+# Small named values: counters and cursors ("origin_seq", "acked_upto", "pull_cursor", ...).
+state = Table(
+    "state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+    Column("text", String(64)),
+)
+
+# Nodes known to this node: enrolled ones (district) and those that sent a heartbeat.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("code", String(12), primary_key=True),
+    Column("role", String(10), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("enrolled_at", BigInteger),
+    Column("last_seen", BigInteger),
+    Column("backlog", BigInteger),
+    Column("software_version", String(32)),
+    Column("catalog_version", String(32)),
+    Column("clock_offset_ms", BigInteger),
+)

@@ -1,0 +1,148 @@
+"""Serving the relay over gRPC: the servicer, health, reflection, and a clean shutdown."""
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from protos.v1 import relay_pb2 as pb
+from protos.v1 import relay_pb2_grpc as pb_grpc
+from relay.errors import InvalidBatch, NotPermitted, RelayError
+from relay.records import Heartbeat
+from relay.service import MAX_BATCH, RelayService
+from relay.wire import from_wire, to_wire
+
+# Room for a full batch of large events; anything bigger is refused by gRPC itself.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+log = structlog.get_logger()
+T = TypeVar("T")
+
+
+class RelayServicer(pb_grpc.RelayServicer):
+    def __init__(self, service: RelayService) -> None:
+        self.service = service
+
+    async def Push(self, request: pb.PushRequest, context: grpc.aio.ServicerContext) -> pb.PushAck:
+        if len(request.envelopes) > MAX_BATCH:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"batch of {len(request.envelopes)} events exceeds the limit of {MAX_BATCH}",
+            )
+        envelopes = [(e.seq, from_wire(e.event)) for e in request.envelopes]
+        result = await _guard(context, self.service.push(request.sender, request.stream, envelopes))
+        return pb.PushAck(
+            applied_upto=result.applied_upto,
+            duplicates=result.duplicates,
+            rejections=[
+                pb.Rejection(seq=r.seq, event_id=r.event_id, reason=r.reason) for r in result.rejected
+            ],
+        )
+
+    async def Pull(self, request: pb.PullRequest, context: grpc.aio.ServicerContext) -> pb.PullReply:
+        result = await _guard(
+            context,
+            self.service.pull(
+                request.node, request.after, request.after_event_id, request.limit, request.wait_ms
+            ),
+        )
+        return pb.PullReply(
+            head=result.head,
+            reset=result.reset,
+            events=[pb.FeedEvent(position=p, event=to_wire(r)) for p, r in result.events],
+        )
+
+    async def Heartbeat(
+        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext
+    ) -> pb.HeartbeatReply:
+        beat = Heartbeat(
+            node=request.node,
+            role=request.role,
+            software_version=request.software_version,
+            catalog_version=request.catalog_version,
+            backlog=request.backlog,
+            sent_at=request.sent_at.seconds * 1_000_000 + request.sent_at.nanos // 1000,
+        )
+        now = await _guard(context, self.service.heartbeat(beat))
+        reply = pb.HeartbeatReply()
+        reply.server_time.seconds, micros = divmod(now, 1_000_000)
+        reply.server_time.nanos = micros * 1000
+        return reply
+
+
+async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
+    """Answer the relay's own refusals with the matching status; anything unexpected is
+    UNAVAILABLE (the sender retries) and logged without the request's content."""
+    try:
+        return await call
+    except InvalidBatch as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    except NotPermitted as exc:
+        log.warning("security.denied", reason=str(exc))
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+    except RelayError as exc:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    except Exception as exc:  # a database error, a full disk: nothing was committed
+        log.error("relay.call.failed", error=type(exc).__name__)
+        reason = f"node cannot apply now ({type(exc).__name__}); retry later"
+        await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
+    raise AssertionError("abort returned")  # context.abort always raises
+
+
+async def start_server(service: RelayService, listen: str) -> tuple[grpc.aio.Server, int]:
+    """A started server with the relay, health and reflection services; returns its port."""
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    pb_grpc.add_RelayServicer_to_server(RelayServicer(service), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (pb.DESCRIPTOR.services_by_name["Relay"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    await server.start()
+    for name in ("", names[0]):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, port
+
+
+async def run_until_stopped(
+    background: list[Callable[[], Awaitable[Any]]],
+    server: grpc.aio.Server | None = None,
+    service: RelayService | None = None,
+    grace: float = 5.0,
+) -> None:
+    """Run until SIGTERM or SIGINT (Ctrl+C), then let in-flight calls finish and stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, AttributeError, ValueError):  # Windows: Ctrl+C raises instead
+            pass
+    tasks = [asyncio.create_task(job()) for job in background]
+    try:
+        await stop.wait()
+    finally:
+        log.info("node.stopping")
+        if service is not None:
+            service.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            await server.stop(grace)
+        log.info("node.stopped")

@@ -1,0 +1,141 @@
+"""What a node serves to the nodes below it: push (the inbox), pull (the feed), heartbeat."""
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from itertools import pairwise
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from relay.clock import now_us
+from relay.errors import InvalidBatch, NotPermitted
+from relay.ledger import Ledger, feed
+from relay.records import EventRecord, Heartbeat, PullResult, PushResult, Rejected
+from relay.schema import events, inbox_peers, nodes
+
+MAX_BATCH = 1000
+MAX_PULL = 1000
+MAX_WAIT_MS = 30_000
+_FEED_POLL_SECONDS = 0.05
+
+log = structlog.get_logger()
+
+
+class RelayService:
+    def __init__(self, engine: AsyncEngine, ledger: Ledger) -> None:
+        self.engine = engine
+        self.ledger = ledger
+        self.code = ledger.config.code
+        self.closing = asyncio.Event()  # set at shutdown: long polls answer at once
+
+    def close(self) -> None:
+        self.closing.set()
+
+    def check_peer(self, peer: str) -> None:
+        """Only the nodes this node serves may push or pull: its townships or its villages."""
+        role = self.ledger.config.role
+        child_length = {"district": 9, "township": 12}.get(role)
+        if child_length is None or len(peer) != child_length or not peer.isdigit():
+            raise NotPermitted(f"{peer or 'an unnamed node'} is not a node this {role} serves")
+        if not peer.startswith(self.code):
+            raise NotPermitted(f"{peer} is outside the jurisdiction of {self.code}")
+
+    async def push(
+        self, sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]]
+    ) -> PushResult:
+        """Apply a consecutive batch exactly once; answer with the sender's high-water mark."""
+        self.check_peer(sender)
+        _check_batch(envelopes)
+        async with self.engine.begin() as conn:
+            peer = (
+                await conn.execute(
+                    select(inbox_peers).where(inbox_peers.c.sender == sender).with_for_update()
+                )
+            ).first()
+            upto = peer.applied_upto if peer else 0
+            if not envelopes or envelopes[0][0] > upto + 1:
+                first = envelopes[0][0] if envelopes else None
+                log.info("relay.push.gap", sender=sender, expected=upto + 1, got=first)
+                return PushResult(upto)
+            same_stream = peer is not None and peer.stream == stream
+            fresh = [(seq, r) for seq, r in envelopes if seq > upto] if same_stream else list(envelopes)
+            if not fresh:
+                return PushResult(upto, duplicates=len(envelopes))
+            refusals, duplicates = await self.ledger.take(
+                conn, [r for _, r in fresh], via=sender, from_below=True, seqs=[s for s, _ in fresh]
+            )
+            last = fresh[-1][0]
+            values = {"stream": stream, "applied_upto": last, "updated_at": now_us()}
+            if peer is None:
+                await conn.execute(inbox_peers.insert().values(sender=sender, **values))
+            else:
+                await conn.execute(
+                    inbox_peers.update().where(inbox_peers.c.sender == sender).values(**values)
+                )
+        rejected = tuple(Rejected(fresh[r.index][0], fresh[r.index][1].event_id, r.reason) for r in refusals)
+        log.info(
+            "relay.push.applied",
+            sender=sender,
+            upto=last,
+            events=len(fresh),
+            rejected=len(rejected),
+            duplicates=duplicates,
+        )
+        return PushResult(last, rejected, duplicates + len(envelopes) - len(fresh))
+
+    async def pull(
+        self, puller: str, after: int, after_event_id: str, limit: int, wait_ms: int
+    ) -> PullResult:
+        """Events for ``puller`` after its cursor; waits up to wait_ms if there are none yet.
+        A cursor that does not match this feed (a restored backup) is answered with reset."""
+        self.check_peer(puller)
+        limit = min(max(limit, 1), MAX_PULL)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(wait_ms, MAX_WAIT_MS) / 1000
+        while True:
+            async with self.engine.connect() as conn:
+                if after and not await _holds(conn, after, after_event_id):
+                    log.warning("relay.pull.reset", puller=puller, after=after)
+                    return PullResult((), 0, reset=True)
+                found, head = await feed(conn, puller, after, limit)
+            if found or loop.time() >= deadline or self.closing.is_set():
+                return PullResult(tuple(found), head)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closing.wait(), _FEED_POLL_SECONDS)
+
+    async def heartbeat(self, beat: Heartbeat) -> int:
+        """Record that a node is alive and how it is doing; returns this node's clock."""
+        self.check_peer(beat.node)
+        now = now_us()
+        values = {
+            "role": beat.role,
+            "last_seen": now,
+            "backlog": beat.backlog,
+            "software_version": beat.software_version[:32],
+            "catalog_version": beat.catalog_version[:32],
+            "clock_offset_ms": (beat.sent_at - now) // 1000,
+        }
+        async with self.engine.begin() as conn:
+            known = (await conn.execute(select(nodes.c.code).where(nodes.c.code == beat.node))).scalar()
+            if known is None:
+                await conn.execute(nodes.insert().values(code=beat.node, name="", **values))
+            else:
+                await conn.execute(nodes.update().where(nodes.c.code == beat.node).values(**values))
+        return now
+
+
+async def _holds(conn: AsyncConnection, position: int, event_id: str) -> bool:
+    found = (await conn.execute(select(events.c.event_id).where(events.c.position == position))).scalar()
+    return found is not None and (not event_id or found == event_id)
+
+
+def _check_batch(envelopes: Sequence[tuple[int, EventRecord]]) -> None:
+    if len(envelopes) > MAX_BATCH:
+        raise InvalidBatch(f"batch of {len(envelopes)} events exceeds the limit of {MAX_BATCH}")
+    for (previous, _), (seq, _) in pairwise(envelopes):
+        if seq != previous + 1:
+            raise InvalidBatch(f"hop sequence {seq} follows {previous}: a batch must be consecutive")
+    if envelopes and envelopes[0][0] < 1:
+        raise InvalidBatch("hop sequences start at 1")

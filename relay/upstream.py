@@ -1,0 +1,126 @@
+"""The one interface a node uses to talk to its upstream, with a gRPC and an in-process
+implementation (the latter for unit tests: no network, same service code)."""
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import grpc
+
+from protos.v1 import relay_pb2 as pb
+from protos.v1 import relay_pb2_grpc as pb_grpc
+from relay.errors import TransientError, from_rpc_error
+from relay.records import EventRecord, Heartbeat, PullResult, PushResult, Rejected
+from relay.server import MAX_MESSAGE_BYTES
+from relay.service import RelayService
+from relay.wire import from_wire, to_wire
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    # Reconnect quickly once the link is back, rather than after gRPC's long default backoff.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
+]
+
+
+class Upstream(Protocol):
+    async def push(
+        self, sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]]
+    ) -> PushResult: ...
+
+    async def pull(
+        self, node: str, after: int, after_event_id: str, limit: int, wait_ms: int
+    ) -> PullResult: ...
+
+    async def heartbeat(self, beat: Heartbeat) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+class GrpcUpstream:
+    """The upstream's Relay service over a gRPC channel; every call has a deadline."""
+
+    def __init__(self, target: str, timeout: float) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._stub = pb_grpc.RelayStub(self._channel)
+
+    async def push(
+        self, sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]]
+    ) -> PushResult:
+        request = pb.PushRequest(
+            sender=sender,
+            stream=stream,
+            envelopes=[pb.Envelope(seq=s, event=to_wire(r)) for s, r in envelopes],
+        )
+        try:
+            ack = await self._stub.Push(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, self.target) from exc
+        rejected = tuple(Rejected(r.seq, r.event_id, r.reason) for r in ack.rejections)
+        return PushResult(ack.applied_upto, rejected, ack.duplicates)
+
+    async def pull(self, node: str, after: int, after_event_id: str, limit: int, wait_ms: int) -> PullResult:
+        request = pb.PullRequest(
+            node=node, after=after, after_event_id=after_event_id, limit=limit, wait_ms=wait_ms
+        )
+        try:
+            reply = await self._stub.Pull(request, timeout=self.timeout + wait_ms / 1000)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, self.target) from exc
+        events = tuple((e.position, from_wire(e.event)) for e in reply.events)
+        return PullResult(events, reply.head, reply.reset)
+
+    async def heartbeat(self, beat: Heartbeat) -> int:
+        request = pb.HeartbeatRequest(
+            node=beat.node,
+            role=beat.role,
+            software_version=beat.software_version,
+            catalog_version=beat.catalog_version,
+            backlog=beat.backlog,
+        )
+        request.sent_at.seconds, micros = divmod(beat.sent_at, 1_000_000)
+        request.sent_at.nanos = micros * 1000
+        try:
+            reply = await self._stub.Heartbeat(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, self.target) from exc
+        return reply.server_time.seconds * 1_000_000 + reply.server_time.nanos // 1000
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+class LocalUpstream:
+    """An upstream in the same process: calls its RelayService directly. ``down`` makes every
+    call fail as an unreachable upstream would."""
+
+    def __init__(self, service: RelayService) -> None:
+        self.service = service
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise TransientError("upstream is down")
+
+    async def push(
+        self, sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]]
+    ) -> PushResult:
+        self._check()
+        return await self.service.push(sender, stream, envelopes)
+
+    async def pull(self, node: str, after: int, after_event_id: str, limit: int, wait_ms: int) -> PullResult:
+        self._check()
+        return await self.service.pull(node, after, after_event_id, limit, wait_ms)
+
+    async def heartbeat(self, beat: Heartbeat) -> int:
+        self._check()
+        return await self.service.heartbeat(beat)
+
+    async def close(self) -> None:
+        return None

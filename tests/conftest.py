@@ -1,0 +1,53 @@
+"""Shared fixtures: real SQLite files in a temporary folder, nodes wired in-process or over gRPC."""
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from relay.config import NodeConfig, RelayPolicy, default_db_url
+from relay.node import Node, open_node
+
+DISTRICT, TOWNSHIP, VILLAGE = "500117", "500117001", "500117001005"
+OTHER_TOWNSHIP, OTHER_VILLAGE = "500117002", "500117002001"
+DIVISIONS = Path(__file__).resolve().parent.parent / "casework" / "data" / "hechuan-500117.csv"
+FAST = RelayPolicy(backoff_initial_seconds=0.01, backoff_max_seconds=0.2, poll_interval_seconds=0.01)
+PG_URL = os.environ.get("SERVICENET_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+def config(home: Path, code: str, role: str, upstream_code: str = "", db_url: str = "") -> NodeConfig:
+    return NodeConfig(
+        code=code,
+        role=role,
+        name=code,
+        district_code=DISTRICT,
+        db_url=db_url or default_db_url(home),
+        operator="tester",
+        upstream="" if not upstream_code else "in-process",
+        upstream_code=upstream_code,
+        relay=FAST,
+    )
+
+
+@dataclass
+class Net:
+    district: Node
+    township: Node
+    village: Node
+
+
+@pytest.fixture
+async def net(tmp_path: Path) -> AsyncIterator[Net]:
+    """A district, one of its townships and one of that township's villages, each on its own
+    SQLite file, not yet connected."""
+    homes = {name: tmp_path / name for name in ("d", "t", "v")}
+    for home in homes.values():
+        home.mkdir()
+    async with (
+        open_node(homes["d"], config(homes["d"], DISTRICT, "district")) as district,
+        open_node(homes["t"], config(homes["t"], TOWNSHIP, "township", DISTRICT)) as township,
+        open_node(homes["v"], config(homes["v"], VILLAGE, "village", TOWNSHIP)) as village,
+    ):
+        yield Net(district, township, village)

@@ -1,0 +1,138 @@
+"""End to end through the command lines, with real server processes on loopback ports."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.netkit import IDS, Network
+
+pytestmark = pytest.mark.e2e
+T, V = "500117001", "500117001005"
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[Network]:
+    """District 500117 with township 500117001 and its village 500117001005, servers running."""
+    net = Network(tmp_path)
+    net.add(T)
+    net.add(V)
+    net.start("500117")
+    net.start(T)
+    yield net
+    net.stop_all()
+
+
+def intake(net: Network, item: str) -> str:
+    taken = net.node(
+        V, "intake", "--item", item, "--applicant-name", "李四", "--applicant-id", IDS[0], "--json"
+    )
+    return str(taken["case_id"])
+
+
+def wait_for(net: Network, code: str, case_id: str, status: str) -> None:
+    """Township and district sync in the background: poll until the case reaches status."""
+    import time
+
+    for _ in range(100):
+        if any(c["case_id"] == case_id and c["status"] == status for c in net.cases(code)):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{case_id} never became {status} at {code}")
+
+
+def test_township_item_decided_at_township_comes_back_to_village(network: Network) -> None:
+    """Township route: intake, accept, approve at the township; the village sees approved."""
+    case_id = intake(network, "twp-pension-enroll")
+    assert network.sync(V)["pushed"] == 1
+    network.node(T, "accept", case_id)
+    network.node(T, "decide", case_id, "--approve", "--reason", "材料齐全")
+    network.sync(V)
+    [case] = network.cases(V)
+    assert (case["status"], case["owner"]) == ("approved", T)
+    network.node(V, "deliver", case_id)
+    network.sync(V)
+    network.sync(V)
+    assert network.cases(V)[0]["status"] == "delivered"
+    wait_for(network, "500117", case_id, "delivered")
+
+
+def test_district_item_escalated_and_decided_at_district(network: Network) -> None:
+    """District route: the township accepts and escalates, the district accepts and decides."""
+    case_id = intake(network, "twp-dibao-apply")
+    network.sync(V)
+    network.node(T, "accept", case_id)
+    refused = network.node(T, "decide", case_id, "--approve", "--reason", "x", check=False)
+    assert refused.returncode != 0 and b"escalate" in refused.stderr
+    network.node(T, "escalate", case_id, "--opinion", "符合条件")
+    wait_for(network, "500117", case_id, "escalated")
+    network.node("500117", "accept", case_id)
+    network.node("500117", "decide", case_id, "--approve", "--reason", "符合低保条件")
+    wait_for(network, T, case_id, "approved")
+    network.sync(V)
+    shown = network.node(V, "show", case_id, "--json")
+    assert shown["status"] == "approved" and shown["owner"] == "500117"
+    assert [e["type"] for e in shown["events"]] == [
+        "case.submitted",
+        "case.accepted",
+        "case.escalated",
+        "case.accepted",
+        "case.decided",
+    ]
+
+
+def test_withdrawal_travels_up_and_staff_cannot_act_after(network: Network) -> None:
+    """A withdrawal reaches the owner; a later accept is refused with a clear message."""
+    case_id = intake(network, "twp-pension-enroll")
+    network.node(V, "withdraw", case_id, "--reason", "不需要了")
+    network.sync(V)
+    refused = network.node(T, "accept", case_id, check=False)
+    assert refused.returncode == 1 and b"withdrawn" in refused.stderr
+    network.sync(V)
+    assert network.cases(V)[0]["status"] == "withdrawn"
+
+
+def test_village_works_while_township_is_down_and_drains_after(network: Network) -> None:
+    """Intake keeps working offline; sync fails and keeps everything; it drains once up."""
+    network.kill(T)
+    ids = [intake(network, "twp-pension-enroll") for _ in range(3)]
+    failed = network.node(V, "sync", "--timeout", "1", check=False)
+    assert failed.returncode != 0 and b"stays queued" in failed.stderr
+    assert network.node(V, "status", "--json")["backlog"] == 3
+    network.start(T)
+    assert network.sync(V) == {"pushed": 3, "pulled": 0, "rejected": 0, "backlog": 0}
+    assert sorted(c["case_id"] for c in network.cases(T)) == sorted(ids)
+    for case_id in ids:
+        wait_for(network, "500117", case_id, "submitted")
+
+
+def test_bad_intake_is_refused_and_leaves_no_record(network: Network) -> None:
+    """A wrong ID check digit or an unknown item: one line, non-zero exit, nothing recorded."""
+    bad_id = network.node(
+        V,
+        "intake",
+        "--item",
+        "twp-pension-enroll",
+        "--applicant-name",
+        "王五",
+        "--applicant-id",
+        "110105194912310021",
+        check=False,
+    )
+    unknown = network.node(
+        V,
+        "intake",
+        "--item",
+        "no-such-item",
+        "--applicant-name",
+        "王五",
+        "--applicant-id",
+        IDS[0],
+        check=False,
+    )
+    for done in (bad_id, unknown):
+        assert done.returncode == 2
+        assert done.stderr.decode().count("\n") == 1 and b"Traceback" not in done.stderr
+    assert b"check digit" in bad_id.stderr and b"unknown item" in unknown.stderr
+    assert network.cases(V) == []
+    assert network.node(V, "status", "--json")["backlog"] == 0

@@ -1,0 +1,3 @@
+from township_node.cli import main
+
+main()

@@ -1,0 +1,92 @@
+"""township-node: the township convenience center's command line."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from casework.lifecycle import CORRECTION_REQUESTED, ESCALATED
+from relay.bundle import Bundle
+from relay.console import (
+    AsJson,
+    CaseIds,
+    Home,
+    Staff,
+    add_common_commands,
+    add_staff_commands,
+    add_sync_command,
+    create_node,
+    fail,
+    new_home,
+    out,
+    run,
+    run_service,
+    serve_node,
+    staff_action,
+)
+from relay.joining import config_from_bundle
+
+app = typer.Typer(
+    help="A township node: decides township items, escalates the rest to the district.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+add_common_commands(app)
+add_staff_commands(app)
+add_sync_command(app)
+
+
+@app.command()
+def init(
+    home: Home,
+    bundle: Annotated[Path, typer.Option(help="The enrollment bundle from the district.")],
+    district: Annotated[str, typer.Option(help="HOST:PORT of the district hub.")],
+    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite in --home).")] = None,
+    operator: Annotated[str, typer.Option(help="Staff recorded when a command names nobody.")] = "",
+) -> None:
+    """Create this township's node from its bundle."""
+    joined = run(_read(bundle))
+    new_home(home)
+    run(create_node(home, config_from_bundle(home, joined, district, db, operator or "township")))
+    out.print(f"township {joined.code} {joined.name} created in {home}", markup=False)
+
+
+@app.command()
+def serve(home: Home, listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")]) -> None:
+    """Serve the villages and sync with the district (runs until SIGTERM or Ctrl+C)."""
+    run_service(serve_node(home, listen))
+
+
+@app.command("request-correction")
+def request_correction(
+    home: Home,
+    case_id: str,
+    missing: Annotated[list[str], typer.Option("--missing", help="A missing or faulty material.")],
+    note: Annotated[str, typer.Option(help="One note for the applicant.")] = "",
+    staff: Staff = "",
+    as_json: AsJson = False,
+) -> None:
+    """Send one correction notice listing every missing material (一次性告知)."""
+    if not missing:
+        fail("name at least one --missing material")
+    staff_action(home, [case_id], CORRECTION_REQUESTED, {"missing": missing, "note": note}, staff, as_json)
+
+
+@app.command()
+def escalate(
+    home: Home,
+    case_ids: CaseIds,
+    opinion: Annotated[str, typer.Option(help="The township's preliminary opinion.")] = "",
+    staff: Staff = "",
+    as_json: AsJson = False,
+) -> None:
+    """Send accepted district items up to the district."""
+    staff_action(home, case_ids, ESCALATED, {"opinion": opinion}, staff, as_json)
+
+
+async def _read(path: Path) -> Bundle:
+    return Bundle.read(path, "township")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,3 @@
+from village_agent.cli import main
+
+main()

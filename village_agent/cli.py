@@ -1,0 +1,196 @@
+"""village-agent: the village service point's command line (runs on the agent's laptop)."""
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from casework import CaseworkError, InvalidInput, Request
+from casework.lifecycle import CMD_DELIVER, CMD_WITHDRAW
+from relay.bundle import Bundle
+from relay.console import (
+    AsJson,
+    Home,
+    add_common_commands,
+    add_sync_command,
+    create_node,
+    emit,
+    fail,
+    new_home,
+    out,
+    run,
+    run_service,
+    serve_node,
+    with_node,
+)
+from relay.joining import config_from_bundle
+from relay.node import Node
+from village_agent import service
+
+app = typer.Typer(
+    help="The village agent: takes requests (offline too) and follows them up.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+add_common_commands(app)
+add_sync_command(app)
+
+
+@app.command()
+def init(
+    home: Home,
+    bundle: Annotated[Path, typer.Option(help="The enrollment bundle for this village.")],
+    township: Annotated[str, typer.Option(help="HOST:PORT of the township node.")],
+    operator: Annotated[str, typer.Option(help="The agent's name, recorded on what they do.")] = "",
+) -> None:
+    """Set up this laptop as the village's service point."""
+    joined = run(_read(bundle))
+    new_home(home)
+    run(create_node(home, config_from_bundle(home, joined, township, None, operator or "agent")))
+    out.print(f"village {joined.code} {joined.name} set up in {home}", markup=False)
+
+
+@app.command()
+def catalog(home: Home, as_json: AsJson = False) -> None:
+    """The items this village can take, with the materials each needs."""
+    items, version = run(with_node(home, _catalog))
+    data = [{**item, "version": version} for item in items]
+
+    def human() -> None:
+        for item in items:
+            needs = "、".join(m["name"] for m in item["materials"])
+            out.print(
+                f"{item['code']}  {item['name']}  ({item['committed_days']} working days): {needs}",
+                markup=False,
+            )
+
+    emit(data, as_json, human)
+
+
+@app.command()
+def intake(
+    home: Home,
+    item: Annotated[str, typer.Option(help="Item code (see 'catalog').")],
+    applicant_name: Annotated[str, typer.Option(help="The applicant's name.")],
+    applicant_id: Annotated[str, typer.Option(help="The applicant's resident ID number.")],
+    phone: Annotated[str, typer.Option(help="The applicant's phone.")] = "",
+    field: Annotated[list[str] | None, typer.Option(help="A form field KEY=VALUE.")] = None,
+    material: Annotated[list[str] | None, typer.Option(help="A material handed in, NAME=PATH.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Take one request; lists at once every material still missing."""
+    fields = _pairs(field or [], "--field", "KEY=VALUE")
+    files = {name: Path(path) for name, path in _pairs(material or [], "--material", "NAME=PATH").items()}
+    request = Request(item, applicant_name, applicant_id, phone, fields, tuple(files))
+    taken = run(with_node(home, lambda node: _take_one(node, request, files)))
+    data = {"case_id": taken.case_id, "status": "submitted", "missing_materials": taken.missing_materials}
+
+    def human() -> None:
+        out.print(f"case {taken.case_id} taken", markup=False)
+        if taken.missing_materials:
+            out.print("still missing: " + "、".join(taken.missing_materials), markup=False)
+
+    emit(data, as_json, human)
+
+
+@app.command("import")
+def import_(home: Home, file: Path, as_json: AsJson = False) -> None:
+    """Take many requests from a JSON Lines file; each line is taken or refused on its own."""
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    imported, refused = run(with_node(home, lambda node: _import(node, lines)))
+    emit(
+        {"imported": imported, "refused": refused},
+        as_json,
+        lambda: out.print(
+            f"imported {imported}, refused {len(refused)}"
+            + "".join(f"\n  line {r['line']}: {r['error']}" for r in refused),
+            markup=False,
+        ),
+    )
+
+
+@app.command("run")
+def run_(home: Home) -> None:
+    """Stay up and sync whenever the upstream can be reached (Ctrl+C to stop)."""
+    run_service(serve_node(home, None))
+
+
+@app.command()
+def deliver(home: Home, case_id: str) -> None:
+    """Record that the result was handed to the applicant."""
+    run(with_node(home, lambda node: service.command(node, case_id, CMD_DELIVER, {})))
+    out.print(f"delivery of {case_id} recorded; it reaches the owner at the next sync", markup=False)
+
+
+@app.command()
+def withdraw(
+    home: Home, case_id: str, reason: Annotated[str, typer.Option(help="Why, in the applicant's words.")] = ""
+) -> None:
+    """The applicant withdraws the request (before a decision)."""
+    run(with_node(home, lambda node: service.command(node, case_id, CMD_WITHDRAW, {"reason": reason})))
+    out.print(f"withdrawal of {case_id} recorded; it reaches the owner at the next sync", markup=False)
+
+
+async def _read(path: Path) -> Bundle:
+    return Bundle.read(path, "village")
+
+
+async def _catalog(node: Node) -> tuple[list[dict[str, Any]], str]:
+    items = node.ledger.catalog.takeable_at("village")
+    return [item.to_dict() for item in items], node.ledger.catalog.version
+
+
+async def _take_one(node: Node, request: Request, files: dict[str, Path]) -> service.Taken:
+    [taken] = await service.take(node, [service.check(node, request, files)])
+    return taken
+
+
+async def _import(node: Node, lines: list[str]) -> tuple[int, list[dict[str, Any]]]:
+    checked, refused = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            request, files = _request_from_json(line)
+            checked.append(service.check(node, request, files))
+        except CaseworkError as exc:
+            refused.append({"line": number, "error": str(exc)})
+    await service.take(node, checked)
+    return len(checked), refused
+
+
+def _request_from_json(line: str) -> tuple[Request, dict[str, Path]]:
+    try:
+        data = json.loads(line)
+    except ValueError as exc:
+        raise InvalidInput("not a JSON object") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput("not a JSON object")
+    files = {str(k): Path(str(v)) for k, v in (data.get("materials") or {}).items()}
+    fields = {str(k): str(v) for k, v in (data.get("fields") or {}).items()}
+    return Request(
+        str(data.get("item", "")),
+        str(data.get("applicant_name", "")),
+        str(data.get("applicant_id", "")),
+        str(data.get("phone") or ""),
+        fields,
+        tuple(files),
+    ), files
+
+
+def _pairs(values: list[str], option: str, shape: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key.strip():
+            fail(f"{option} {value!r} is not {shape}")
+        pairs[key.strip()] = rest
+    return pairs
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,72 @@
+"""The village agent's own use cases: taking requests and sending commands upward."""
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from casework import CheckedRequest, IllegalTransition, InvalidInput, Request, check_request
+from casework.lifecycle import SUBMITTED
+from relay.clock import uuid7
+from relay.node import Node
+from relay.schema import cases
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    case_id: str
+    missing_materials: list[str]
+
+
+def check(
+    node: Node, request: Request, files: dict[str, Path]
+) -> tuple[CheckedRequest, list[dict[str, Any]]]:
+    """Everything intake refuses, refused before anything is written."""
+    checked = check_request(node.ledger.catalog, request)
+    materials = []
+    for name, path in files.items():
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"material {name!r}: cannot read {path} ({exc.strerror})") from exc
+        materials.append({"name": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
+    return checked, materials
+
+
+async def take(node: Node, checked: list[tuple[CheckedRequest, list[dict[str, Any]]]]) -> list[Taken]:
+    """Record checked requests as new cases, in one transaction, queued for the township."""
+    code, township = node.config.code, node.config.upstream_code
+    changes = [(uuid7(), SUBMITTED, _payload(node, r, m), code, township) for r, m in checked]
+    async with node.engine.begin() as conn:
+        for start in range(0, len(changes), 1000):
+            await node.ledger.record_many(conn, changes[start : start + 1000])
+    return [Taken(c[0], r.missing_materials) for c, (r, _) in zip(changes, checked, strict=True)]
+
+
+def _payload(node: Node, checked: CheckedRequest, materials: list[dict[str, Any]]) -> dict[str, Any]:
+    request = checked.request
+    return {
+        "item_code": request.item_code,
+        "decide_level": checked.item.decide_level,
+        "applicant": {
+            "name": request.applicant_name,
+            "id_number": request.applicant_id,
+            "phone": request.phone,
+        },
+        "fields": request.fields,
+        "materials": materials,
+        "missing_materials": checked.missing_materials,
+        "village_code": node.config.code,
+        "township_code": node.config.upstream_code,
+    }
+
+
+async def command(node: Node, case_id: str, command_type: str, payload: dict[str, Any]) -> None:
+    """Queue a command (deliver, withdraw) for the case's owner."""
+    async with node.engine.begin() as conn:
+        row = (await conn.execute(select(cases).where(cases.c.case_id == case_id))).first()
+        if row is None:
+            raise IllegalTransition(f"no case {case_id} in this village: check the case number")
+        await node.ledger.record(conn, case_id, command_type, payload, row.village_code, row.township_code)
