@@ -2,10 +2,12 @@
 
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from relay.schema import metadata
+
+_WRITE_LOCK = 0x5E7E1  # any constant: one lock per database
 
 
 def open_engine(url: str) -> AsyncEngine:
@@ -15,6 +17,15 @@ def open_engine(url: str) -> AsyncEngine:
         _make_sqlite_durable(engine)
         return engine
     return create_async_engine(url, pool_size=5, max_overflow=5)
+
+
+async def serialize_writers(conn: AsyncConnection) -> None:
+    """Take the node's write lock for the rest of the transaction. SQLite has it already
+    (BEGIN IMMEDIATE). On PostgreSQL a transaction-level advisory lock makes feed positions
+    commit in the order they are given out, so a puller's cursor never skips a row that
+    commits late."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITE_LOCK})
 
 
 async def create_schema(engine: AsyncEngine) -> None:

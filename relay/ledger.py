@@ -19,6 +19,7 @@ from casework.lifecycle import COMMANDS, EVENT_TYPES, SUBMITTED
 from relay.clock import now_us
 from relay.config import NodeConfig
 from relay.counters import read_value, take_range, write_value
+from relay.db import serialize_writers
 from relay.records import EventRecord, encode_payload
 from relay.schema import cases, dead_letters, events, outbox
 
@@ -125,6 +126,7 @@ class Ledger:
         return refusals, duplicates
 
     async def _start(self, conn: AsyncConnection, case_ids: list[str]) -> _Batch:
+        await serialize_writers(conn)
         rows = (await conn.execute(select(cases).where(cases.c.case_id.in_(set(case_ids))))).all()
         # Origin sequences follow the clock where it is ahead of the counter: a node restored
         # from an older backup then never reuses an event id it gave out after that backup.

@@ -13,13 +13,15 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+# 64-bit on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the 64-bit rowid.
+Position = BigInteger().with_variant(Integer, "sqlite")
 
 # Every event this node knows, in the order it learnt them. ``position`` is the feed cursor
 # that lower nodes pull by; ``via`` is the peer an event arrived from (NULL: made here).
 events = Table(
     "events",
     metadata,
-    Column("position", Integer, primary_key=True, autoincrement=True),
+    Column("position", Position, primary_key=True, autoincrement=True),
     Column("event_id", String(64), nullable=False, unique=True),
     Column("case_id", String(36), nullable=False, index=True),
     Column("origin_node", String(12), nullable=False),
@@ -85,7 +87,7 @@ inbox_peers = Table(
 dead_letters = Table(
     "dead_letters",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Position, primary_key=True, autoincrement=True),
     Column("direction", String(3), nullable=False),
     Column("peer", String(12), nullable=False),
     Column("seq", BigInteger, nullable=False),

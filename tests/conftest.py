@@ -1,14 +1,18 @@
 """Shared fixtures: real SQLite files in a temporary folder, nodes wired in-process or over gRPC."""
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import SQLAlchemyError
 
 from relay.config import NodeConfig, RelayPolicy, default_db_url
+from relay.db import open_engine
 from relay.node import Node, open_node
+from relay.schema import metadata
 
 DISTRICT, TOWNSHIP, VILLAGE = "500117", "500117001", "500117001005"
 OTHER_TOWNSHIP, OTHER_VILLAGE = "500117002", "500117002001"
@@ -38,15 +42,38 @@ class Net:
     village: Node
 
 
+async def fresh_postgres(url: str) -> str:
+    """Empty the test database for the district; skip where no PostgreSQL is reachable."""
+    engine = open_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.drop_all)
+    except (OSError, SQLAlchemyError) as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL at {url}: {exc}")
+    finally:
+        await engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def district_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The district's database: a SQLite file, or the PostgreSQL test database."""
+    if request.param == "sqlite":
+        return ""
+    return asyncio.run(fresh_postgres(PG_URL))
+
+
 @pytest.fixture
-async def net(tmp_path: Path) -> AsyncIterator[Net]:
-    """A district, one of its townships and one of that township's villages, each on its own
-    SQLite file, not yet connected."""
+async def net(tmp_path: Path, district_db: str) -> AsyncIterator[Net]:
+    """A district (on SQLite or PostgreSQL), one of its townships and one of that township's
+    villages (each on its own SQLite file), not yet connected."""
     homes = {name: tmp_path / name for name in ("d", "t", "v")}
     for home in homes.values():
         home.mkdir()
     async with (
-        open_node(homes["d"], config(homes["d"], DISTRICT, "district")) as district,
+        open_node(homes["d"], config(homes["d"], DISTRICT, "district", db_url=district_db)) as district,
         open_node(homes["t"], config(homes["t"], TOWNSHIP, "township", DISTRICT)) as township,
         open_node(homes["v"], config(homes["v"], VILLAGE, "village", TOWNSHIP)) as village,
     ):

@@ -1,10 +1,13 @@
 """End to end through the command lines, with real server processes on loopback ports."""
 
+import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import PG_URL, fresh_postgres
 from tests.netkit import IDS, Network
 
 pytestmark = pytest.mark.e2e
@@ -14,7 +17,17 @@ T, V = "500117001", "500117001005"
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[Network]:
     """District 500117 with township 500117001 and its village 500117001005, servers running."""
-    net = Network(tmp_path)
+    yield from running_network(tmp_path)
+
+
+@pytest.fixture
+def network_on_postgres(tmp_path: Path) -> Iterator[Network]:
+    """The same network with the district hub on PostgreSQL."""
+    yield from running_network(tmp_path, asyncio.run(fresh_postgres(PG_URL)))
+
+
+def running_network(tmp_path: Path, district_db: str | None = None) -> Iterator[Network]:
+    net = Network(tmp_path, district_db)
     net.add(T)
     net.add(V)
     net.start("500117")
@@ -32,8 +45,6 @@ def intake(net: Network, item: str) -> str:
 
 def wait_for(net: Network, code: str, case_id: str, status: str) -> None:
     """Township and district sync in the background: poll until the case reaches status."""
-    import time
-
     for _ in range(100):
         if any(c["case_id"] == case_id and c["status"] == status for c in net.cases(code)):
             return
@@ -59,6 +70,15 @@ def test_township_item_decided_at_township_comes_back_to_village(network: Networ
 
 def test_district_item_escalated_and_decided_at_district(network: Network) -> None:
     """District route: the township accepts and escalates, the district accepts and decides."""
+    district_route(network)
+
+
+def test_district_route_with_hub_on_postgres(network_on_postgres: Network) -> None:
+    """The same district route with the hub's database on PostgreSQL."""
+    district_route(network_on_postgres)
+
+
+def district_route(network: Network) -> None:
     case_id = intake(network, "twp-dibao-apply")
     network.sync(V)
     network.node(T, "accept", case_id)
