@@ -1,0 +1,121 @@
+"""The pure domain: ID checks, catalog and divisions validation, the case state machine."""
+
+from pathlib import Path
+
+import pytest
+
+from casework import (
+    CaseState,
+    Divisions,
+    IllegalTransition,
+    InvalidInput,
+    Request,
+    answer_command,
+    check_request,
+    default_catalog,
+    evolve,
+    parse_catalog,
+    submit,
+    validate_resident_id,
+)
+from casework.lifecycle import ACCEPTED, CMD_WITHDRAW, COMMAND_REFUSED, DECIDED, ESCALATED, WITHDRAWN
+from tests.conftest import DIVISIONS
+
+T, V = "500117001", "500117001005"
+
+
+def test_resident_id_check_digit() -> None:
+    """A valid GB 11643 number passes (lower-case x normalised); a wrong check digit is refused."""
+    assert validate_resident_id(" 11010519491231002x ") == "11010519491231002X"
+    with pytest.raises(InvalidInput, match="check digit"):
+        validate_resident_id("110105194912310021")
+    with pytest.raises(InvalidInput, match="17 digits"):
+        validate_resident_id("1101051949")
+
+
+def test_default_catalog_holds_all_draft_items_at_both_levels() -> None:
+    """The shipped catalog has the 33 draft items, some decided at each level."""
+    catalog = default_catalog()
+    assert len(catalog.items) == 33
+    assert {item.decide_level for item in catalog.items.values()} == {"township", "district"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"committed_days": 99}, "committed_days exceeds"),
+        ({"decide_level": "village"}, "accept_level/decide_level"),
+        ({"statutory_days": -1}, "whole number"),
+        ({"name": ""}, "'name' must be"),
+    ],
+)
+def test_bad_catalog_field_is_named(change: dict[str, object], message: str) -> None:
+    """Each bad field of a catalog item is refused with a message naming it."""
+    item = default_catalog().items["twp-dibao-apply"].to_dict() | change
+    with pytest.raises(InvalidInput, match=message):
+        parse_catalog({"version": "x", "items": [item]})
+
+
+def test_intake_lists_every_missing_material_at_once() -> None:
+    """All required materials not handed in are listed together, in catalog order."""
+    checked = check_request(default_catalog(), Request("twp-dibao-apply", "张三", "11010519491231002X"))
+    assert checked.missing_materials == [
+        m.name for m in default_catalog().items["twp-dibao-apply"].materials if m.required
+    ]
+    assert len(checked.missing_materials) > 1
+
+
+def test_intake_refuses_item_taken_only_at_township_window() -> None:
+    """An item accepted at the township window cannot be taken at a village."""
+    with pytest.raises(InvalidInput, match="township window"):
+        check_request(default_catalog(), Request("twp-sscard-apply", "张三", "11010519491231002X"))
+
+
+def test_divisions_refuse_unknown_codes_and_wrong_levels() -> None:
+    """Codes outside the district, and a village where a township is wanted, are refused."""
+    known = Divisions.from_csv(DIVISIONS)
+    assert len(known.of_level("township")) == 30 and len(known.of_level("village")) == 419
+    with pytest.raises(InvalidInput, match="not a division"):
+        known.require("500117999", "township")
+    with pytest.raises(InvalidInput, match="is a village"):
+        known.require(V, "township")
+
+
+def test_divisions_file_with_wrong_columns_is_refused(tmp_path: Path) -> None:
+    """A file without the four columns is refused with what it must have."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,title\n1,x\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="code,name,parent_code,level"):
+        Divisions.from_csv(bad)
+
+
+def new_case(decide_level: str) -> CaseState:
+    return submit(
+        "c1", {"village_code": V, "township_code": T, "item_code": "i", "decide_level": decide_level}
+    )
+
+
+def test_only_the_owner_changes_state() -> None:
+    """A status event from a node that does not own the case is illegal."""
+    with pytest.raises(IllegalTransition, match="owner is 500117001"):
+        evolve(new_case("township"), ACCEPTED, {}, "500117")
+
+
+def test_district_item_must_be_escalated_before_decision() -> None:
+    """The township cannot decide a district item; after escalation the district owns it."""
+    accepted = evolve(new_case("district"), ACCEPTED, {}, T)
+    with pytest.raises(IllegalTransition, match="escalate"):
+        evolve(accepted, DECIDED, {"approved": True}, T)
+    escalated = evolve(accepted, ESCALATED, {}, T)
+    assert (escalated.status, escalated.owner) == ("escalated", "500117")
+    decided = evolve(evolve(escalated, ACCEPTED, {}, "500117"), DECIDED, {"approved": False}, "500117")
+    assert decided.status == "rejected"
+
+
+def test_withdrawal_after_decision_is_refused_not_applied() -> None:
+    """The owner answers a late withdrawal with a refusal; an early one withdraws."""
+    case = new_case("township")
+    assert answer_command(case, CMD_WITHDRAW, {"reason": "r"})[0] == WITHDRAWN
+    decided = evolve(evolve(case, ACCEPTED, {}, T), DECIDED, {"approved": True}, T)
+    kind, payload = answer_command(decided, CMD_WITHDRAW, {})
+    assert kind == COMMAND_REFUSED and "approved" in payload["reason"]

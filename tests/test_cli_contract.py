@@ -1,0 +1,91 @@
+"""The command-line contract of shared/docs/cli.md: setup refusals and JSON shapes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.netkit import IDS, Network, requests_file
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Network:
+    """A district with township 500117001 and village 500117001005, no servers."""
+    network = Network(tmp_path)
+    network.add("500117001")
+    network.add("500117001005")
+    return network
+
+
+def test_enroll_refuses_codes_outside_divisions_or_at_wrong_level(net: Network) -> None:
+    """Enrolling an unknown code or the district itself is refused in one line."""
+    for code, words in (("500117999", b"not a division"), ("500117", b"is a district")):
+        done = net.node("500117", "enroll", "--code", code, "--out", str(net.root / "x"), check=False)
+        assert done.returncode == 2 and words in done.stderr and not (net.root / "x").exists()
+
+
+def test_init_refuses_divisions_of_another_district(tmp_path: Path) -> None:
+    """A district initialised with another district's divisions file is refused, no node made."""
+    with pytest.raises(AssertionError, match="describes district 500117, not 500118"):
+        Network(tmp_path / "n").cli(
+            "district",
+            "500118",
+            "init",
+            "--code",
+            "500118",
+            "--divisions",
+            str(Path(__file__).parent.parent / "casework/data/hechuan-500117.csv"),
+        )
+    assert not (tmp_path / "n" / "500118").exists()
+
+
+def test_village_bundle_refused_by_township_init(net: Network) -> None:
+    """A village's bundle cannot make a township node."""
+    done = net.cli(
+        "township",
+        "x",
+        "init",
+        "--bundle",
+        str(net.root / "500117001005.bundle"),
+        "--district",
+        "127.0.0.1:1",
+        check=False,
+    )
+    assert done.returncode == 2 and b"enrolls a village, not a township" in done.stderr
+
+
+def test_catalog_json_lists_what_the_village_can_take(net: Network) -> None:
+    """catalog --json: each item with code, levels, materials and working-day limits."""
+    items = net.node("500117001005", "catalog", "--json")
+    assert items and all(item["accept_level"] == "village" for item in items)
+    first = items[0]
+    assert {
+        "code",
+        "name",
+        "accept_level",
+        "decide_level",
+        "materials",
+        "statutory_days",
+        "committed_days",
+        "version",
+    } <= set(first)
+    assert {"name", "required"} <= set(first["materials"][0])
+
+
+def test_import_takes_good_lines_and_names_bad_ones(net: Network) -> None:
+    """import: each line taken or refused on its own; refusals name the line and the reason."""
+    path = requests_file(net.root / "drive.jsonl", 5)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("not json\n")
+        handle.write(
+            json.dumps(
+                {"item": "twp-pension-enroll", "applicant_name": "赵六", "applicant_id": IDS[0][:-1] + "0"}
+            )
+            + "\n"
+        )
+    report = net.node("500117001005", "import", str(path), "--json")
+    assert report["imported"] == 5
+    assert [(r["line"], r["error"][:8]) for r in report["refused"]] == [(6, "not a JS"), (7, "resident")]
+    assert len(net.cases("500117001005")) == 5
