@@ -34,6 +34,9 @@ def running_network(tmp_path: Path, district_db: str | None = None) -> Iterator[
     net.start(T)
     yield net
     net.stop_all()
+    logs = net.log_text()
+    assert "node.serving" in logs
+    assert IDS[0] not in logs and "李四" not in logs, "personal data reached a server log"
 
 
 def intake(net: Network, item: str) -> str:
