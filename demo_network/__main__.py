@@ -17,12 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from casework import Request
-from casework.lifecycle import ACCEPTED, DECIDED, ESCALATED, STATUSES
+from casework.lifecycle import ACCEPTED, CMD_DELIVER, DECIDED, ESCALATED
 from relay.node import open_node
 from relay.queries import list_cases
 from relay.staff import act
@@ -33,7 +34,7 @@ TOWNSHIPS = {"500117001": ["500117001005", "500117001008"], "500117101": [], "50
 ITEMS = ["twp-pension-enroll", "twp-medins-enroll", "twp-elderly-card", "twp-dibao-apply", "twp-disab-living"]
 NAMES = ["张秀英", "王建国", "李桂兰", "刘德华", "陈玉梅", "杨国强"]
 IDS = ["500117195603124322", "500117197811052166", "500117200108230041", "11010519491231002X"]
-console = Console()
+console = Console(width=max(shutil.get_terminal_size().columns, 100))
 
 
 def tool(role: str, *args: str) -> list[str]:
@@ -118,12 +119,15 @@ def start(folder: Path, net: dict[str, Any]) -> list[subprocess.Popen[bytes]]:
 
 
 async def villagers(folder: Path, villages: list[str], stop: asyncio.Event) -> None:
-    """Villagers walk up to their agent now and then."""
+    """Villagers walk up to their agent now and then: with a new request, or to collect a result."""
     while not stop.is_set():
         code = random.choice(villages)
         async with open_node(folder / code) as node:
             request = Request(random.choice(ITEMS), random.choice(NAMES), random.choice(IDS))
             await service.take(node, [service.check(node, request, {})])
+            decided = [c for c in await list_cases(node) if c["status"] in ("approved", "rejected")]
+            for case in decided[:1]:
+                await service.command(node, case["case_id"], CMD_DELIVER, {})
         await asyncio.sleep(random.uniform(0.2, 0.6))
 
 
@@ -153,13 +157,18 @@ def _decided_at_district(node: Any, case: dict[str, Any]) -> bool:
     return node.ledger.catalog.require(case["item_code"]).decide_level == "district"
 
 
+SHOWN = {"submitted": "new", "accepted": "accepted", "escalated": "escalated", "approved": "approved",
+         "rejected": "rejected", "delivered": "delivered", "withdrawn": "withdrawn"}
+
+
 async def view(folder: Path, codes: list[str]) -> Table:
-    table = Table("node", "name", *STATUSES, title="servicenet demo: cases by status at each node")
+    table = Table("node", "", *SHOWN.values(), title="servicenet demo: cases by status at each node",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
     for code in codes:
         async with open_node(folder / code) as node:
             rows = await list_cases(node)
-        counts = {s: sum(1 for r in rows if r["status"] == s) for s in STATUSES}
-        table.add_row(code, node.config.name[:6], *(str(counts[s]) for s in STATUSES))
+        counts = {s: sum(1 for r in rows if r["status"] == s) for s in SHOWN}
+        table.add_row(code, node.config.name[:4], *(str(counts[s]) for s in SHOWN))
     return table
 
 
@@ -204,7 +213,7 @@ def main() -> None:
         asyncio.run(main_async(folder, args.seconds))
     except KeyboardInterrupt:
         pass
-    console.print(f"done; inspect a node with e.g. village-agent cases --home {folder}/500117001005")
+    console.print(f"\ndone; inspect a node with e.g. .venv/bin/village-agent cases --home {folder / '500117001005'}")
 
 
 if __name__ == "__main__":
