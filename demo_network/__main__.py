@@ -213,7 +213,8 @@ def main() -> None:
         asyncio.run(main_async(folder, args.seconds))
     except KeyboardInterrupt:
         pass
-    console.print(f"\ndone; inspect a node with e.g. .venv/bin/village-agent cases --home {folder / '500117001005'}")
+    village = folder / "500117001005"
+    console.print(f"\ndone; inspect a node with e.g. .venv/bin/village-agent cases --home {village}")
 
 
 if __name__ == "__main__":
