@@ -14,7 +14,15 @@ from typing import Any
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from casework import CaseState, Catalog, IllegalTransition, answer_command, evolve, submit
+from casework import (
+    CaseState,
+    CaseworkError,
+    Catalog,
+    IllegalTransition,
+    answer_command,
+    evolve,
+    submit,
+)
 from casework.lifecycle import COMMANDS, EVENT_TYPES, SUBMITTED
 from relay.clock import now_us
 from relay.config import NodeConfig
@@ -24,6 +32,7 @@ from relay.records import EventRecord, encode_payload
 from relay.schema import cases, dead_letters, events, outbox
 
 MAX_CASE_ID = 36
+MAX_INT64 = 2**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +117,7 @@ class Ledger:
             try:
                 self._check(record, via, from_below)
                 self._apply(batch, record, via)
-            except (IllegalTransition, ValueError) as exc:
+            except (CaseworkError, ValueError) as exc:
                 refusals.append(Refusal(index, str(exc)))
                 continue
             if relay:
@@ -165,6 +174,8 @@ class Ledger:
             raise ValueError("case_id is missing or longer than 36 characters")
         if record.event_id != f"{record.origin_node}:{record.origin_seq}":
             raise ValueError("event_id is not origin_node:origin_seq")
+        if record.origin_seq >= MAX_INT64 or not 0 <= record.recorded_at < MAX_INT64:
+            raise ValueError("origin_seq or recorded_at is out of range")
         if not record.village_code.startswith(record.township_code) or len(record.village_code) != 12:
             raise ValueError("village_code and township_code do not belong together")
         if record.village_code[:6] != self.config.district_code:
@@ -199,10 +210,17 @@ class Ledger:
     def _new_case(self, record: EventRecord, payload: dict[str, Any]) -> dict[str, Any]:
         if record.origin_node != record.village_code:
             raise IllegalTransition("a case is submitted only by its village")
+        if (payload.get("village_code"), payload.get("township_code")) != (
+            record.village_code,
+            record.township_code,
+        ):
+            raise IllegalTransition("the payload's village or township differs from the event's")
         if self.config.role != "village":
             self.catalog.require(str(payload.get("item_code")))
         start = submit(record.case_id, payload)
-        applicant = payload.get("applicant") or {}
+        applicant = payload.get("applicant")
+        if not isinstance(applicant, dict):
+            raise IllegalTransition("case.submitted needs an applicant object")
         return {
             "case_id": record.case_id,
             "item_code": start.item_code,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relay.clock import now_us
 from relay.errors import InvalidBatch, NotPermitted
-from relay.ledger import Ledger, feed
+from relay.ledger import MAX_INT64, Ledger, feed
 from relay.records import EventRecord, Heartbeat, PullResult, PushResult, Rejected
 from relay.schema import events, inbox_peers, nodes
 
@@ -35,6 +35,8 @@ class RelayService:
 
     def check_peer(self, peer: str) -> None:
         """Only the nodes this node serves may push or pull: its townships or its villages."""
+        if not peer:
+            raise InvalidBatch("the sender (node) is missing: name the calling node's division code")
         role = self.ledger.config.role
         child_length = {"district": 9, "township": 12}.get(role)
         if child_length is None or len(peer) != child_length or not peer.isdigit():
@@ -48,6 +50,8 @@ class RelayService:
         """Apply a consecutive batch exactly once; answer with the sender's high-water mark."""
         self.check_peer(sender)
         _check_batch(envelopes)
+        if not 0 <= stream < MAX_INT64:
+            raise InvalidBatch("stream must be below 2^63")
         async with self.engine.begin() as conn:
             peer = (
                 await conn.execute(
@@ -137,5 +141,5 @@ def _check_batch(envelopes: Sequence[tuple[int, EventRecord]]) -> None:
     for (previous, _), (seq, _) in pairwise(envelopes):
         if seq != previous + 1:
             raise InvalidBatch(f"hop sequence {seq} follows {previous}: a batch must be consecutive")
-    if envelopes and envelopes[0][0] < 1:
-        raise InvalidBatch("hop sequences start at 1")
+    if envelopes and not 1 <= envelopes[0][0] <= envelopes[-1][0] < MAX_INT64:
+        raise InvalidBatch("hop sequences run from 1 to 2^63 - 1")

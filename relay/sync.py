@@ -27,6 +27,7 @@ log = structlog.get_logger()
 SOFTWARE_VERSION = "0.1.0"
 PULL_WAIT_MS = 10_000  # long poll while online: status reaches the village within a moment
 HEARTBEAT_SECONDS = 60.0
+PROBE_SECONDS = 30.0  # an idle forwarder asks the upstream for its mark this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +53,10 @@ class Syncer:
         self._next_seq: int | None = None
         self.stream = int.from_bytes(os.urandom(8), "big") >> 1  # this sender's stream, see PushRequest
 
-    async def push_once(self) -> tuple[int, int]:
-        """Send one batch from the outbox; returns (events acknowledged, rejected)."""
+    async def push_once(self, probe: bool = False) -> tuple[int, int]:
+        """Send one batch from the outbox; returns (events acknowledged, rejected). With
+        nothing to send, a probe still asks the upstream for its mark: an upstream restored
+        from an older backup answers lower, and the rows it lost become the backlog again."""
         async with self.engine.connect() as conn:
             acked = await read_value(conn, "acked_upto")
             if self._next_seq is None:
@@ -67,11 +70,12 @@ class Syncer:
                     .limit(self.policy.batch_size)
                 )
             ).all()
-        if not rows:
+        if not rows and not probe:
             return 0, 0
         envelopes = [(row.seq, record_from_row(row)) for row in rows]
-        if envelopes[0][0] != self._next_seq and self._next_seq <= acked:
-            log.error("relay.replay.impossible", expected=self._next_seq, oldest=envelopes[0][0])
+        first = envelopes[0][0] if envelopes else self._next_seq
+        if first != self._next_seq and self._next_seq <= acked:
+            log.error("relay.replay.impossible", expected=self._next_seq, oldest=first)
         result = await self.upstream.push(self.config.code, self.stream, envelopes)
         async with self.engine.begin() as conn:
             await write_value(conn, "acked_upto", result.applied_upto)
@@ -85,11 +89,12 @@ class Syncer:
                     [(r.seq, by_seq[r.seq], r.reason) for r in result.rejected if r.seq in by_seq],
                 )
             await self._prune(conn, result.applied_upto)
-        if result.applied_upto < envelopes[0][0] - 1:
-            log.warning("relay.push.rewind", upstream_expects=result.applied_upto + 1, sent=envelopes[0][0])
-        sent = max(0, result.applied_upto - envelopes[0][0] + 1)
+        if result.applied_upto < first - 1:
+            log.warning("relay.push.rewind", upstream_expects=result.applied_upto + 1, sent=first)
+        sent = max(0, result.applied_upto - first + 1) if envelopes else 0
         self._next_seq = result.applied_upto + 1
-        log.info("relay.batch.acked", upto=result.applied_upto, rejected=len(result.rejected))
+        if envelopes:
+            log.info("relay.batch.acked", upto=result.applied_upto, rejected=len(result.rejected))
         return sent, len(result.rejected)
 
     async def _prune(self, conn: AsyncConnection, acked: int) -> None:
@@ -108,7 +113,9 @@ class Syncer:
             if page.reset:
                 log.warning("relay.pull.reset", cursor=cursor)
                 await write_value(conn, "pull_cursor", 0, "")
-                return 0, 0
+        if page.reset:
+            return await self.pull_once()
+        async with self.engine.begin() as conn:
             refused: list[object] = []
             if page.events:
                 records = [record for _, record in page.events]
@@ -137,7 +144,9 @@ class Syncer:
                     sent, refused = await self.push_once()
                     pushed, rejected = pushed + sent, rejected + refused
                     if sent == 0 and refused == 0 and await self._drained():
-                        break
+                        await self.push_once(probe=True)
+                        if await self._drained():
+                            break
                 while True:
                     got, refused = await self.pull_once()
                     pulled, rejected = pulled + got, rejected + refused
@@ -154,8 +163,14 @@ class Syncer:
     async def forward_forever(self) -> None:
         """Push whenever the outbox has something; back off while the upstream is away."""
 
+        idle_since = asyncio.get_running_loop().time()
+
         async def step() -> None:
-            sent, refused = await self.push_once()
+            nonlocal idle_since
+            now = asyncio.get_running_loop().time()
+            sent, refused = await self.push_once(probe=now - idle_since > PROBE_SECONDS)
+            if sent or refused or now - idle_since > PROBE_SECONDS:
+                idle_since = now
             if sent == 0 and refused == 0:
                 await asyncio.sleep(self.policy.poll_interval_seconds)
 
