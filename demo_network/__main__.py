@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -48,11 +47,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run(*command: str) -> None:
+    subprocess.run(command, check=True, capture_output=True)
+
+
 def setup(folder: Path) -> dict[str, Any]:
     """Create and enroll every node through the same commands an operator would use."""
     ports = {code: free_port() for code in ["500117", *TOWNSHIPS]}
     villages = _villages(folder)
-    run = lambda *cmd: subprocess.run(cmd, check=True, capture_output=True)  # noqa: E731
     district = folder / "500117"
     run(*tool("district", "init", "--home", str(district), "--code", "500117", "--divisions", str(DIVISIONS)))
     for code in [*TOWNSHIPS, *villages]:
@@ -133,7 +135,10 @@ async def villagers(folder: Path, villages: list[str], stop: asyncio.Event) -> N
 
 async def staff(folder: Path, stop: asyncio.Event) -> None:
     """Window staff at each township and at the district work through their queues."""
-    next_step = {"submitted": (ACCEPTED, {}), "escalated": (ACCEPTED, {})}
+    next_step: dict[str, tuple[str, dict[str, Any]]] = {
+        "submitted": (ACCEPTED, {}),
+        "escalated": (ACCEPTED, {}),
+    }
     while not stop.is_set():
         for code in [*TOWNSHIPS, "500117"]:
             async with open_node(folder / code) as node:
@@ -154,16 +159,29 @@ async def staff(folder: Path, stop: asyncio.Event) -> None:
 
 
 def _decided_at_district(node: Any, case: dict[str, Any]) -> bool:
-    return node.ledger.catalog.require(case["item_code"]).decide_level == "district"
+    return bool(node.ledger.catalog.require(case["item_code"]).decide_level == "district")
 
 
-SHOWN = {"submitted": "new", "accepted": "accepted", "escalated": "escalated", "approved": "approved",
-         "rejected": "rejected", "delivered": "delivered", "withdrawn": "withdrawn"}
+SHOWN = {
+    "submitted": "new",
+    "accepted": "accepted",
+    "escalated": "escalated",
+    "approved": "approved",
+    "rejected": "rejected",
+    "delivered": "delivered",
+    "withdrawn": "withdrawn",
+}
 
 
 async def view(folder: Path, codes: list[str]) -> Table:
-    table = Table("node", "", *SHOWN.values(), title="servicenet demo: cases by status at each node",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        "node",
+        "",
+        *SHOWN.values(),
+        title="servicenet demo: cases by status at each node",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for code in codes:
         async with open_node(folder / code) as node:
             rows = await list_cases(node)
@@ -194,7 +212,7 @@ async def main_async(folder: Path, seconds: float) -> None:
         stop.set()
         await asyncio.gather(*workers, return_exceptions=True)
         for process in processes:
-            process.send_signal(signal.SIGTERM if sys.platform != "win32" else signal.CTRL_BREAK_EVENT)
+            process.terminate()  # SIGTERM: each node stops cleanly
         for process in processes:
             process.wait(timeout=30)
 

@@ -20,6 +20,7 @@ from casework import CaseworkError
 from casework.lifecycle import ACCEPTED, DECIDED, STATUSES
 from relay.clock import iso
 from relay.config import CONFIG_FILE, NodeConfig
+from relay.counters import read_value
 from relay.errors import TransientError
 from relay.node import Node, open_node
 from relay.queries import list_cases, show_case
@@ -28,7 +29,7 @@ from relay.schema import dead_letters
 from relay.server import run_until_stopped, start_server
 from relay.service import RelayService
 from relay.staff import Outcome, act
-from relay.sync import backlog, read_value
+from relay.sync import backlog
 
 T = TypeVar("T")
 
@@ -207,7 +208,12 @@ def add_common_commands(app: typer.Typer) -> None:
     def status(home: Home, as_json: AsJson = False) -> None:
         """Backlog, last sync, catalog version."""
         data = run(with_node(home, node_status))
-        emit(data, as_json, lambda: [out.print(f"{k}: {v}", markup=False) for k, v in data.items()])
+
+        def human() -> None:
+            for key, value in data.items():
+                out.print(f"{key}: {value}", markup=False)
+
+        emit(data, as_json, human)
 
     @app.command()
     def rejected(home: Home, as_json: AsJson = False) -> None:

@@ -61,6 +61,6 @@ def case_dict(row: Any) -> dict[str, Any]:
 
 def _public_payload(raw: bytes) -> dict[str, Any]:
     """The payload without the applicant's identity (shown once, on the case itself)."""
-    payload = json.loads(raw)
+    payload: dict[str, Any] = json.loads(raw)
     payload.pop("applicant", None)
     return payload

@@ -2,7 +2,7 @@
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -105,7 +105,7 @@ async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
 async def start_server(service: RelayService, listen: str) -> tuple[grpc.aio.Server, int]:
     """A started server with the relay, health and reflection services; returns its port."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    pb_grpc.add_RelayServicer_to_server(RelayServicer(service), server)
+    pb_grpc.add_RelayServicer_to_server(RelayServicer(service), server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (pb.DESCRIPTOR.services_by_name["Relay"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -120,7 +120,7 @@ async def start_server(service: RelayService, listen: str) -> tuple[grpc.aio.Ser
 
 
 async def run_until_stopped(
-    background: list[Callable[[], Awaitable[Any]]],
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]],
     server: grpc.aio.Server | None = None,
     service: RelayService | None = None,
     grace: float = 5.0,

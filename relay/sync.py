@@ -18,7 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type
 from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
 from relay.errors import RelayError, TransientError
-from relay.ledger import Ledger, dead_letter, record_from_row
+from relay.ledger import Ledger, Refusal, dead_letter, record_from_row
 from relay.records import Heartbeat
 from relay.schema import events, outbox
 from relay.upstream import Upstream
@@ -116,7 +116,7 @@ class Syncer:
         if page.reset:
             return await self.pull_once()
         async with self.engine.begin() as conn:
-            refused: list[object] = []
+            refused: list[Refusal] = []
             if page.events:
                 records = [record for _, record in page.events]
                 refused, _ = await self.ledger.take(

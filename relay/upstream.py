@@ -48,7 +48,7 @@ class GrpcUpstream:
         self.target = target
         self.timeout = timeout
         self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-        self._stub = pb_grpc.RelayStub(self._channel)
+        self._stub = pb_grpc.RelayStub(self._channel)  # type: ignore[no-untyped-call]
 
     async def push(
         self, sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]]
@@ -90,7 +90,7 @@ class GrpcUpstream:
             reply = await self._stub.Heartbeat(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, self.target) from exc
-        return reply.server_time.seconds * 1_000_000 + reply.server_time.nanos // 1000
+        return int(reply.server_time.seconds * 1_000_000 + reply.server_time.nanos // 1000)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -1,0 +1,1 @@
+"""Demo network behind `make demo`."""
