@@ -1,0 +1,131 @@
+"""Throughput of one hop, beside the baseline fed the same serialized batches.
+
+(a) drain: a village's backlog, taken while its township was unreachable, pushed into a
+``township-node serve`` subprocess by ``Syncer.sync()`` in this process (what ``village-agent
+sync`` runs). (b) relay: a township's outbox of relayed events pushed the same way into a
+``district-node serve`` subprocess. Each is timed ``repeat`` times from the same saved state.
+"""
+
+import shutil
+import time
+from pathlib import Path
+
+from bench.baseline import PUSHES, baseline_seconds
+from bench.report import Run, print_runs, print_target
+from bench.workload import (
+    DISTRICT,
+    TOWNSHIP,
+    VILLAGE,
+    count_rows,
+    node_db,
+    outbox_records,
+    push_batches,
+    settle,
+    take_cases,
+)
+from relay.node import Node, open_node
+from relay.service import RelayService
+from relay.sync import Syncer, backlog
+from relay.upstream import LocalUpstream
+from tests.netkit import Network
+
+DRAIN_TARGET_SECONDS = 2.0
+RELAY_TARGET_RATE = 20_000
+RELAY_TARGET_SHARE = 25.0
+
+
+async def drain(root: Path, cases: int, repeat: int) -> None:
+    """(a) Time a village's backlog of ``cases`` new cases draining into its township."""
+    net = _network(root)
+    async with open_node(net.home(VILLAGE)) as village:
+        await take_cases(village, cases)  # the township is not started: unreachable
+    product, baselines = await _compare(net, VILLAGE, TOWNSHIP, repeat)
+    _expect(count_rows(node_db(net.home(TOWNSHIP)), "cases"), cases, "cases at the township")
+    title = f"(a) drain: village -> township, backlog of {cases:,} cases"
+    print_runs(title, "cases", product, baselines)
+    print_target(f"drain < {DRAIN_TARGET_SECONDS:g} s", product.median < DRAIN_TARGET_SECONDS)
+
+
+async def relay(root: Path, count: int, repeat: int) -> None:
+    """(b) Time a township's outbox of ``count`` relayed events draining into the district."""
+    net = _network(root)
+    async with (
+        open_node(net.home(VILLAGE)) as village,
+        open_node(net.home(TOWNSHIP)) as township,
+    ):
+        await take_cases(village, count)
+        to_township = LocalUpstream(RelayService(township.engine, township.ledger))
+        await Syncer(village.engine, village.ledger, to_township).sync(give_up_after=120)
+    product, baselines = await _compare(net, TOWNSHIP, DISTRICT, repeat)
+    _expect(count_rows(node_db(net.home(DISTRICT)), "events"), count, "events at the district")
+    title = f"(b) relay: township -> district, outbox of {count:,} events"
+    share = print_runs(title, "events", product, baselines)
+    print_target(f">= {RELAY_TARGET_RATE:,} events/s", product.rate >= RELAY_TARGET_RATE)
+    print_target(f">= {RELAY_TARGET_SHARE:g} % of baseline", share >= RELAY_TARGET_SHARE)
+
+
+def _network(root: Path) -> Network:
+    """A district, township 500117001 and village 500117001005, made through their CLIs; no
+    server runs yet."""
+    root.mkdir(parents=True, exist_ok=True)
+    net = Network(root)
+    net.add(TOWNSHIP)
+    net.add(VILLAGE)
+    return net
+
+
+async def _compare(net: Network, sender: str, upstream: str, repeat: int) -> tuple[Run, list[Run]]:
+    """Time ``sender`` pushing its whole outbox into the ``upstream`` server, and the baselines
+    pushing the same batches, ``repeat`` times each, interleaved so that a slow spell of the
+    machine falls on both; every product run starts from the state the nodes are in now."""
+    async with open_node(net.home(sender)) as node:
+        records = await outbox_records(node)
+        size = node.config.relay.batch_size
+    batches = push_batches(sender, records, size)
+    saved = net.root / "saved"
+    for code in (DISTRICT, TOWNSHIP, VILLAGE):
+        shutil.copytree(net.home(code), saved / code)
+    product: list[float] = []
+    baselines: dict[str, list[float]] = {mode: [] for mode in PUSHES}
+    for attempt in range(repeat):
+        for mode, runs in baselines.items():
+            runs.append(
+                await baseline_seconds(net.root / f"raw-{mode}-{attempt}.db", mode, batches, len(records))
+            )
+        for code in (DISTRICT, TOWNSHIP, VILLAGE):
+            shutil.rmtree(net.home(code))
+            shutil.copytree(saved / code, net.home(code))
+        net.start(upstream)
+        try:
+            async with open_node(net.home(sender)) as node:
+                product.append(await _timed_sync(node))
+        finally:
+            net.stop_all()
+    label = f"product: Syncer.sync() -> {net.role[upstream]}-node serve"
+    return Run(label, len(records), tuple(product)), [
+        Run(f"baseline: raw gRPC {mode}, {size} events/batch", len(records), tuple(runs))
+        for mode, runs in baselines.items()
+    ]
+
+
+async def _timed_sync(node: Node) -> float:
+    """Seconds for the node's Syncer.sync() to push its whole outbox upstream."""
+    async with node.engine.connect() as conn:
+        queued = await backlog(conn)
+    syncer = node.syncer()
+    settle()
+    try:
+        started = time.perf_counter()
+        report = await syncer.sync(give_up_after=60)
+        seconds = time.perf_counter() - started
+    finally:
+        await syncer.upstream.close()
+    _expect(report.pushed, queued, "events pushed")
+    _expect(report.backlog, 0, "backlog left")
+    return seconds
+
+
+def _expect(found: int, wanted: int, what: str) -> None:
+    """Stop the benchmark if the network did not do what it was timed doing."""
+    if found != wanted:
+        raise AssertionError(f"{what}: {found}, expected {wanted}")
