@@ -17,7 +17,7 @@ DB_FILE = "node.db"
 class RelayPolicy:
     """How a node talks to its upstream."""
 
-    batch_size: int = 500  # events per push
+    batch_size: int = 1000  # events per push (the protocol's largest batch)
     push_timeout_seconds: float = 10.0  # deadline of one push or pull call
     poll_interval_seconds: float = 0.1  # how often an idle forwarder looks at the outbox
     retention_days: float = 30.0  # acknowledged outbox rows kept for replay to a restored upstream

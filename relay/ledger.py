@@ -9,6 +9,7 @@ the database a fixed number of times per batch, whatever the batch's size.
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, update
@@ -27,7 +28,7 @@ from casework.lifecycle import COMMANDS, EVENT_TYPES, SUBMITTED
 from relay.clock import now_us
 from relay.config import NodeConfig
 from relay.counters import read_value, take_range, write_value
-from relay.db import serialize_writers
+from relay.db import insert_many, serialize_writers
 from relay.records import EventRecord, encode_payload
 from relay.schema import cases, dead_letters, events, outbox
 
@@ -218,9 +219,11 @@ class Ledger:
         if self.config.role != "village":
             self.catalog.require(str(payload.get("item_code")))
         start = submit(record.case_id, payload)
-        applicant = payload.get("applicant")
+        applicant, missing = payload.get("applicant"), payload.get("missing_materials", [])
         if not isinstance(applicant, dict):
             raise IllegalTransition("case.submitted needs an applicant object")
+        if not isinstance(missing, list) or not all(isinstance(name, str) for name in missing):
+            raise IllegalTransition("case.submitted: missing_materials must be a list of names")
         return {
             "case_id": record.case_id,
             "item_code": start.item_code,
@@ -232,7 +235,7 @@ class Ledger:
             "applicant_name": str(applicant.get("name", "")),
             "applicant_id": str(applicant.get("id_number", "")),
             "phone": str(applicant.get("phone", "")),
-            "missing_materials": json.dumps(payload.get("missing_materials", []), ensure_ascii=False),
+            "missing_materials": _json_list(tuple(missing)),
             "reason": "",
             "catalog_version": record.catalog_version,
             "created_at": record.recorded_at,
@@ -256,9 +259,9 @@ class Ledger:
         own = [row["event_id"] for row in batch.event_rows if row["via"] is None]
         relay_ids = (own if self.has_upstream else []) + batch.relay_ids
         if batch.event_rows:
-            await conn.execute(events.insert(), batch.event_rows)
+            await insert_many(conn, events, batch.event_rows)
         if batch.new_cases:
-            await conn.execute(cases.insert(), list(batch.new_cases.values()))
+            await insert_many(conn, cases, list(batch.new_cases.values()))
         if batch.changed:
             await conn.execute(
                 update(cases)
@@ -275,6 +278,12 @@ class Ledger:
             await _enqueue(conn, _in_order(batch.event_rows, set(relay_ids)))
         if batch.next_seq != batch.first_seq:
             await write_value(conn, "origin_seq", batch.next_seq - 1)
+
+
+@lru_cache(maxsize=256)
+def _json_list(names: tuple[str, ...]) -> str:
+    """A list of material names as JSON; cached, as many requests miss the same ones."""
+    return json.dumps(list(names), ensure_ascii=False)
 
 
 def _state(row: dict[str, Any]) -> CaseState:
@@ -323,7 +332,7 @@ async def dead_letter(
 async def _enqueue(conn: AsyncConnection, event_ids: list[str]) -> None:
     now, first = now_us(), await take_range(conn, "hop_seq", len(event_ids))
     rows = [{"seq": first + i, "event_id": e, "created_at": now} for i, e in enumerate(event_ids)]
-    await conn.execute(outbox.insert(), rows)
+    await insert_many(conn, outbox, rows)
 
 
 async def feed(

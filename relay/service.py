@@ -19,6 +19,7 @@ MAX_BATCH = 1000
 MAX_PULL = 1000
 MAX_WAIT_MS = 30_000
 _FEED_POLL_SECONDS = 0.05
+HOLD_SECONDS = 0.5  # how long a batch that overtook its predecessor waits for it
 
 log = structlog.get_logger()
 
@@ -29,6 +30,10 @@ class RelayService:
         self.ledger = ledger
         self.code = ledger.config.code
         self.closing = asyncio.Event()  # set at shutdown: long polls answer at once
+        # Each sender's mark as last committed here, and a signal when one moves: a batch that
+        # overtook its predecessor (two in flight) waits for it instead of bouncing as a gap.
+        self._marks: dict[str, int] = {}
+        self._moved = asyncio.Condition()
 
     def close(self) -> None:
         self.closing.set()
@@ -52,6 +57,8 @@ class RelayService:
         _check_batch(envelopes)
         if not 0 <= stream < MAX_INT64:
             raise InvalidBatch("stream must be below 2^63")
+        if envelopes and sender in self._marks:
+            await self._await_mark(sender, envelopes[0][0] - 1)
         async with self.engine.begin() as conn:
             peer = (
                 await conn.execute(
@@ -59,9 +66,10 @@ class RelayService:
                 )
             ).first()
             upto = peer.applied_upto if peer else 0
-            if not envelopes or envelopes[0][0] > upto + 1:
-                first = envelopes[0][0] if envelopes else None
-                log.info("relay.push.gap", sender=sender, expected=upto + 1, got=first)
+            if not envelopes:
+                return PushResult(upto)  # a probe: the sender asks for its mark
+            if envelopes[0][0] > upto + 1:
+                log.info("relay.push.gap", sender=sender, expected=upto + 1, got=envelopes[0][0])
                 return PushResult(upto)
             same_stream = peer is not None and peer.stream == stream
             fresh = [(seq, r) for seq, r in envelopes if seq > upto] if same_stream else list(envelopes)
@@ -78,6 +86,9 @@ class RelayService:
                 await conn.execute(
                     inbox_peers.update().where(inbox_peers.c.sender == sender).values(**values)
                 )
+        async with self._moved:
+            self._marks[sender] = last
+            self._moved.notify_all()
         rejected = tuple(Rejected(fresh[r.index][0], fresh[r.index][1].event_id, r.reason) for r in refusals)
         log.info(
             "relay.push.applied",
@@ -88,6 +99,14 @@ class RelayService:
             duplicates=duplicates,
         )
         return PushResult(last, rejected, duplicates + len(envelopes) - len(fresh))
+
+    async def _await_mark(self, sender: str, mark: int) -> None:
+        """Hold a batch that arrived ahead of its predecessor, briefly, until that one lands."""
+        async with self._moved:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._moved.wait_for(lambda: self._marks.get(sender, 0) >= mark), HOLD_SECONDS
+                )
 
     async def pull(
         self, puller: str, after: int, after_event_id: str, limit: int, wait_ms: int

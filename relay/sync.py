@@ -7,6 +7,7 @@ mark for this node) is the only thing that moves the send cursor, backward as we
 
 import asyncio
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
 from relay.errors import RelayError, TransientError
 from relay.ledger import Ledger, Refusal, dead_letter, record_from_row
-from relay.records import Heartbeat
+from relay.records import EventRecord, Heartbeat, PushResult
 from relay.schema import events, outbox
 from relay.upstream import Upstream
 
@@ -28,6 +29,7 @@ SOFTWARE_VERSION = "0.1.0"
 PULL_WAIT_MS = 10_000  # long poll while online: status reaches the village within a moment
 HEARTBEAT_SECONDS = 60.0
 PROBE_SECONDS = 30.0  # an idle forwarder asks the upstream for its mark this often
+PUSH_WINDOW = 2  # batches in flight at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,28 +59,67 @@ class Syncer:
         """Send one batch from the outbox; returns (events acknowledged, rejected). With
         nothing to send, a probe still asks the upstream for its mark: an upstream restored
         from an older backup answers lower, and the rows it lost become the backlog again."""
+        envelopes = await self._read(await self._start_seq())
+        if not envelopes and not probe:
+            return 0, 0
+        result = await self.upstream.push(self.config.code, self.stream, envelopes)
+        return await self._settle(result, envelopes)
+
+    async def push_window(self) -> tuple[int, int]:
+        """Send what is queued with up to PUSH_WINDOW batches in flight: the next batch is read
+        and sent while the upstream applies the one before it; the hop sequence keeps them in
+        order. Stops early when the upstream stops short (a gap, a restore). Returns (events
+        acknowledged, rejected)."""
+        sent = refused = 0
+        seq = await self._start_seq()
+        inflight: deque[tuple[asyncio.Future[PushResult], list[tuple[int, EventRecord]]]] = deque()
+        try:
+            while True:
+                while len(inflight) < PUSH_WINDOW and (envelopes := await self._read(seq)):
+                    call = self.upstream.push(self.config.code, self.stream, envelopes)
+                    inflight.append((asyncio.ensure_future(call), envelopes))
+                    seq = envelopes[-1][0] + 1
+                if not inflight:
+                    return sent, refused
+                future, envelopes = inflight.popleft()
+                got, bad = await self._settle(await future, envelopes)
+                sent, refused = sent + got, refused + bad
+                if self._next_seq != envelopes[-1][0] + 1:
+                    return sent, refused
+        finally:
+            for future, _ in inflight:
+                future.cancel()
+            await asyncio.gather(*(future for future, _ in inflight), return_exceptions=True)
+
+    async def _start_seq(self) -> int:
+        if self._next_seq is None:
+            async with self.engine.connect() as conn:
+                self._next_seq = await read_value(conn, "acked_upto") + 1
+        return self._next_seq
+
+    async def _read(self, first: int) -> list[tuple[int, EventRecord]]:
         async with self.engine.connect() as conn:
-            acked = await read_value(conn, "acked_upto")
-            if self._next_seq is None:
-                self._next_seq = acked + 1
             rows = (
                 await conn.execute(
                     select(outbox.c.seq, events)
                     .join(events, events.c.event_id == outbox.c.event_id)
-                    .where(outbox.c.seq >= self._next_seq)
+                    .where(outbox.c.seq >= first)
                     .order_by(outbox.c.seq)
                     .limit(self.policy.batch_size)
                 )
             ).all()
-        if not rows and not probe:
-            return 0, 0
-        envelopes = [(row.seq, record_from_row(row)) for row in rows]
-        first = envelopes[0][0] if envelopes else self._next_seq
-        if first != self._next_seq and self._next_seq <= acked:
-            log.error("relay.replay.impossible", expected=self._next_seq, oldest=first)
-        result = await self.upstream.push(self.config.code, self.stream, envelopes)
+        if rows and rows[0].seq != first and first == self._next_seq:
+            log.error("relay.replay.impossible", expected=first, oldest=rows[0].seq)
+        return [(row.seq, record_from_row(row)) for row in rows]
+
+    async def _settle(self, result: PushResult, envelopes: list[tuple[int, EventRecord]]) -> tuple[int, int]:
+        """Record an acknowledgement: the mark, rejections as dead letters; move the cursor."""
+        first = envelopes[0][0] if envelopes else await self._start_seq()
         async with self.engine.begin() as conn:
-            await write_value(conn, "acked_upto", result.applied_upto)
+            # A mark above anything this node has numbered belongs to its numbering before it
+            # was restored from an older backup: what it numbers now is not acknowledged by it.
+            mark = min(result.applied_upto, await read_value(conn, "hop_seq"))
+            await write_value(conn, "acked_upto", mark)
             await write_value(conn, "last_push", now_us())
             if result.rejected:
                 by_seq = dict(envelopes)
@@ -88,14 +129,14 @@ class Syncer:
                     self.config.upstream_code,
                     [(r.seq, by_seq[r.seq], r.reason) for r in result.rejected if r.seq in by_seq],
                 )
-            await self._prune(conn, result.applied_upto)
-        if result.applied_upto < first - 1:
-            log.warning("relay.push.rewind", upstream_expects=result.applied_upto + 1, sent=first)
-        sent = max(0, result.applied_upto - first + 1) if envelopes else 0
-        self._next_seq = result.applied_upto + 1
-        if envelopes:
-            log.info("relay.batch.acked", upto=result.applied_upto, rejected=len(result.rejected))
-        return sent, len(result.rejected)
+            await self._prune(conn, mark)
+        if mark < first - 1:
+            log.warning("relay.push.rewind", upstream_expects=mark + 1, sent=first)
+        self._next_seq = mark + 1
+        if not envelopes:
+            return 0, 0
+        log.info("relay.batch.acked", upto=mark, rejected=len(result.rejected))
+        return max(0, mark - first + 1), len(result.rejected)
 
     async def _prune(self, conn: AsyncConnection, acked: int) -> None:
         """Forget acknowledged rows older than the retention period (kept for replay)."""
@@ -141,7 +182,7 @@ class Syncer:
         ):
             with attempt:
                 while True:
-                    sent, refused = await self.push_once()
+                    sent, refused = await self.push_window()
                     pushed, rejected = pushed + sent, rejected + refused
                     if sent == 0 and refused == 0 and await self._drained():
                         await self.push_once(probe=True)
@@ -168,7 +209,8 @@ class Syncer:
         async def step() -> None:
             nonlocal idle_since
             now = asyncio.get_running_loop().time()
-            sent, refused = await self.push_once(probe=now - idle_since > PROBE_SECONDS)
+            probe = now - idle_since > PROBE_SECONDS
+            sent, refused = await (self.push_once(probe=True) if probe else self.push_window())
             if sent or refused or now - idle_since > PROBE_SECONDS:
                 idle_since = now
             if sent == 0 and refused == 0:
@@ -187,16 +229,16 @@ class Syncer:
         await self._forever("pull", step)
 
     async def _forever(self, what: str, step: Callable[[], Awaitable[None]]) -> None:
-        """Repeat a step for ever: transient failures back off with jitter; a permanent one
-        (a misconfigured node, say) is logged and retried at the slowest pace."""
+        """Repeat a step for ever: transient failures back off with jitter, from the shortest
+        wait again after each success; a permanent one (a misconfigured node, say) is logged
+        and retried at the slowest pace."""
         while True:
             try:
                 async for attempt in AsyncRetrying(
                     retry=retry_if_exception_type(TransientError), **self.policy.tenacity_kwargs()
                 ):
                     with attempt:
-                        while True:
-                            await step()
+                        await step()
             except RelayError as exc:
                 log.error(f"relay.{what}.refused", error=str(exc))
                 await asyncio.sleep(self.policy.backoff_max_seconds)
