@@ -20,6 +20,9 @@ TOOLS = {"district": "district_node", "township": "township_node", "village": "v
 IDS = ("500117195603124322", "500117197811052166", "500117200108230041", "11010519491231002X")
 
 
+_QUICK_RECONNECT = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.max_reconnect_backoff_ms", 100)]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -29,7 +32,8 @@ def free_port() -> int:
 def wait_serving(address: str, timeout: float = 20.0) -> None:
     """Block until the server at address answers the standard gRPC health check."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    # Retry the connection every 50 ms rather than after gRPC's default backoff of a second.
+    with grpc.insecure_channel(address, options=_QUICK_RECONNECT) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             try:
@@ -62,22 +66,38 @@ class Network:
     def address(self, code: str) -> str:
         return f"127.0.0.1:{self.ports[code]}"
 
-    def add(self, code: str, batch_size: int | None = None) -> None:
-        """Enroll a township or village at the district and initialise its node."""
+    def add(self, code: str, batch_size: int | None = None, upstream: str | None = None) -> None:
+        """Enroll a township or village at the district and initialise its node. ``upstream``
+        (HOST:PORT) replaces the address of its upstream's server, e.g. with a proxy's."""
         bundle = self.root / f"{code}.bundle"
         enrolled = self.cli("district", "500117", "enroll", "--code", code, "--out", str(bundle), "--json")
-        role, upstream = enrolled["role"], code[:9] if enrolled["role"] == "village" else "500117"
+        role, parent = enrolled["role"], code[:9] if enrolled["role"] == "village" else "500117"
         flag = "--district" if role == "township" else "--township"
         self.role[code] = role
         if role == "township":
             self.ports[code] = free_port()
-        self.cli(role, code, "init", "--bundle", str(bundle), flag, self.address(upstream))
+        self.cli(role, code, "init", "--bundle", str(bundle), flag, upstream or self.address(parent))
         if batch_size:
-            config = self.home(code) / "node.toml"
-            text = config.read_text(encoding="utf-8").replace(
-                "batch_size = 500", f"batch_size = {batch_size}"
-            )
-            config.write_text(text, encoding="utf-8")
+            self.set_relay(code, batch_size=batch_size)
+
+    def set_relay(self, code: str, **values: float) -> None:
+        """Change [relay] settings in a node's node.toml (e.g. push_timeout_seconds=2)."""
+        config = self.home(code) / "node.toml"
+        lines = config.read_text(encoding="utf-8").splitlines()
+        start = lines.index("[relay]")
+        for key, value in values.items():
+            found = [i for i in range(start + 1, len(lines)) if lines[i].split(" = ")[0] == key]
+            if not found:
+                raise KeyError(f"no [relay] setting {key} in {config}")
+            lines[found[0]] = f"{key} = {value!r}"
+        config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def spawn(self, code: str, *args: str, stdout: Path, stderr: Path) -> subprocess.Popen[bytes]:
+        """Start a node's command without waiting for it; its output goes to the two files."""
+        role = self.role[code]
+        command = [sys.executable, "-m", TOOLS[role], *args[:1], "--home", str(self.home(code)), *args[1:]]
+        with stdout.open("ab") as out, stderr.open("ab") as err:
+            return subprocess.Popen(command, stdout=out, stderr=err, env=_env())
 
     def cli(self, role: str, code: str, *args: str, check: bool = True, timeout: float = 120) -> Any:
         """Run a node's command; returns parsed JSON when --json is given, else the process."""
