@@ -30,6 +30,7 @@ PULL_WAIT_MS = 10_000  # long poll while online: status reaches the village with
 HEARTBEAT_SECONDS = 60.0
 PROBE_SECONDS = 30.0  # an idle forwarder asks the upstream for its mark this often
 PUSH_WINDOW = 2  # batches in flight at once
+PRUNE_SECONDS = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class Syncer:
         self.upstream = upstream
         self.policy = ledger.config.relay
         self._next_seq: int | None = None
+        self._pruned_at = 0  # when _prune last ran (microseconds)
         self.stream = int.from_bytes(os.urandom(8), "big") >> 1  # this sender's stream, see PushRequest
 
     async def push_once(self, probe: bool = False) -> tuple[int, int]:
@@ -139,8 +141,13 @@ class Syncer:
         return max(0, mark - first + 1), len(result.rejected)
 
     async def _prune(self, conn: AsyncConnection, acked: int) -> None:
-        """Forget acknowledged rows older than the retention period (kept for replay)."""
-        horizon = now_us() - int(self.policy.retention_days * 86_400 * 1_000_000)
+        """Forget acknowledged rows older than the retention period (kept for replay). The
+        delete walks every retained row, so it runs at most once per PRUNE_SECONDS."""
+        now = now_us()
+        if now - self._pruned_at < PRUNE_SECONDS * 1_000_000:
+            return
+        self._pruned_at = now
+        horizon = now - int(self.policy.retention_days * 86_400 * 1_000_000)
         await conn.execute(delete(outbox).where(outbox.c.seq <= acked, outbox.c.created_at < horizon))
 
     async def pull_once(self, wait_ms: int = 0) -> tuple[int, int]:

@@ -596,9 +596,14 @@ async def test_acked_rows_older_than_retention_are_pruned_recent_ones_kept(net):
         await conn.execute(update(outbox).values(created_at=0))
     await take_cases(net.village)
     await syncer.sync(5)
+    async with net.village.engine.connect() as conn:  # pruning runs once per PRUNE_SECONDS
+        assert list((await conn.execute(select(outbox.c.seq))).scalars()) == [1, 2, 3]
+    later, _, _ = village_syncer(net)  # a forwarder started later (or PRUNE_SECONDS on)
+    await take_cases(net.village)
+    await later.sync(5)
     async with net.village.engine.connect() as conn:
-        assert list((await conn.execute(select(outbox.c.seq))).scalars()) == [3]
-    assert len(await event_ids(net.township)) == 3
+        assert list((await conn.execute(select(outbox.c.seq))).scalars()) == [3, 4]
+    assert len(await event_ids(net.township)) == 4
 
 
 async def test_restored_upstream_is_replayed_even_without_new_events(net):
