@@ -45,7 +45,7 @@ class RelayService:
         role = self.ledger.config.role
         child_length = {"district": 9, "township": 12}.get(role)
         if child_length is None or len(peer) != child_length or not peer.isdigit():
-            raise NotPermitted(f"{peer or 'an unnamed node'} is not a node this {role} serves")
+            raise NotPermitted(f"{peer} is not a node this {role} serves")
         if not peer.startswith(self.code):
             raise NotPermitted(f"{peer} is outside the jurisdiction of {self.code}")
 

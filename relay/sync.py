@@ -10,6 +10,7 @@ import os
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 
 import structlog
 from sqlalchemy import delete, func, select
@@ -25,7 +26,7 @@ from relay.schema import events, outbox
 from relay.upstream import Upstream
 
 log = structlog.get_logger()
-SOFTWARE_VERSION = "0.1.0"
+SOFTWARE_VERSION = version("servicenet")
 PULL_WAIT_MS = 10_000  # long poll while online: status reaches the village within a moment
 HEARTBEAT_SECONDS = 60.0
 PROBE_SECONDS = 30.0  # an idle forwarder asks the upstream for its mark this often
@@ -157,11 +158,10 @@ class Syncer:
         page = await self.upstream.pull(
             self.config.code, cursor, cursor_event, self.policy.batch_size, wait_ms
         )
-        async with self.engine.begin() as conn:
-            if page.reset:
-                log.warning("relay.pull.reset", cursor=cursor)
-                await write_value(conn, "pull_cursor", 0, "")
         if page.reset:
+            log.warning("relay.pull.reset", cursor=cursor)
+            async with self.engine.begin() as conn:
+                await write_value(conn, "pull_cursor", 0, "")
             return await self.pull_once()
         async with self.engine.begin() as conn:
             refused: list[Refusal] = []
@@ -218,7 +218,7 @@ class Syncer:
             now = asyncio.get_running_loop().time()
             probe = now - idle_since > PROBE_SECONDS
             sent, refused = await (self.push_once(probe=True) if probe else self.push_window())
-            if sent or refused or now - idle_since > PROBE_SECONDS:
+            if sent or refused or probe:
                 idle_since = now
             if sent == 0 and refused == 0:
                 await asyncio.sleep(self.policy.poll_interval_seconds)
