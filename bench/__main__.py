@@ -5,6 +5,7 @@ import asyncio
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -39,16 +40,20 @@ async def measure(args: argparse.Namespace, root: Path) -> None:
 
 
 def main() -> None:
-    """Parse the options, run the benchmarks, then remove their nodes unless --keep."""
+    """Parse the options, run the benchmarks, then remove their nodes unless --keep (or the run
+    failed)."""
     args = parse()
     configure_logging(logging.WARNING)
     print(f"servicenet bench: {os.cpu_count()} cores")
     root = args.keep or Path(tempfile.mkdtemp(prefix="servicenet-bench-"))
     try:
         asyncio.run(measure(args, root))
-    finally:
-        if args.keep is None:
-            shutil.rmtree(root, ignore_errors=True)
+    except BaseException:
+        # Keep the nodes and their servers' logs: they are what explains a failed run.
+        print(f"servicenet bench: failed; its nodes and logs are kept in {root}", file=sys.stderr)
+        raise
+    if args.keep is None:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

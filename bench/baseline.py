@@ -5,6 +5,8 @@ in one transaction (WAL, synchronous=FULL: the product's durability) into a tabl
 the product's own ``events`` schema, commits, and only then acks. Nothing else: no inbox
 bookkeeping, no projection onto cases, no outbox. It runs in a process of its own, as the
 product's servers do, and serves the same bytes both unary and as a bidirectional stream.
+The pushers are stop-and-wait, one batch in flight, each awaiting its ack before sending the
+next; the product's forwarder keeps ``relay.sync.PUSH_WINDOW`` batches in flight.
 With ``forward`` it also relays what it committed to the next baseline server as soon as it
 is committed (the latency baseline's middle hop).
 """

@@ -29,7 +29,7 @@ def print_runs(title: str, unit: str, product: Run, baselines: list[Run]) -> flo
     print(title)
     for run in (product, *baselines):
         each = " ".join(f"{s:.2f}" for s in run.seconds)
-        print(f"  {run.label:<46} {run.median:6.2f} s {run.rate:9,.0f} {unit}/s   (runs: {each} s)")
+        print(f"  {run.label:<56} {run.median:6.2f} s {run.rate:9,.0f} {unit}/s   (runs: {each} s)")
     fastest = max(baselines, key=lambda run: run.rate)
     share = 100 * product.rate / fastest.rate
     print(f"  product rate = {share:.0f} % of the fastest baseline ({fastest.label})")
