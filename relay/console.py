@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -88,9 +89,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def run_service(coro: Coroutine[Any, Any, None]) -> None:
-    """Run a long-lived service until it returns. Afterwards, leftovers of the gRPC and
-    database libraries get a few seconds to wind down; everything that matters is committed
-    by then, so a leftover that will not end does not keep the process alive."""
+    """Run a long-lived service until it returns. Afterwards, what the gRPC and database
+    libraries left running (a connection still closing, say) gets a few seconds to finish,
+    then is cancelled. Everything that matters is committed by then, so a database worker
+    thread that a cancelled connection never released does not keep the process alive."""
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(coro)
@@ -100,11 +102,18 @@ def run_service(coro: Coroutine[Any, Any, None]) -> None:
         pass
     finally:
         leftover = asyncio.all_tasks(loop)
+        if leftover:
+            loop.run_until_complete(asyncio.wait(leftover, timeout=3))
         for task in leftover:
             task.cancel()
         if leftover:
-            loop.run_until_complete(asyncio.wait(leftover, timeout=3))
+            loop.run_until_complete(asyncio.wait(leftover, timeout=2))
         loop.close()
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if any(t.is_alive() for t in stuck):
+        structlog.get_logger().warning("node.exit.forced", threads=len(stuck))
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
