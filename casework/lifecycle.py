@@ -18,14 +18,39 @@ ESCALATED = "case.escalated"
 DECIDED = "case.decided"
 DELIVERED = "case.delivered"
 WITHDRAWN = "case.withdrawn"
+SUPPLEMENTED = "case.supplemented"
+RATED = "case.rated"
+COMPLAINT_FILED = "case.complaint_filed"
 COMMAND_REFUSED = "case.command_refused"
 CMD_DELIVER = "cmd.deliver"
 CMD_WITHDRAW = "cmd.withdraw"
+CMD_SUPPLEMENT = "cmd.supplement"
+CMD_RATE = "cmd.rate"
+CMD_COMPLAIN = "cmd.complain"
 
 STATUS_EVENTS = frozenset(
-    {ACCEPTED, CORRECTION_REQUESTED, ESCALATED, DECIDED, DELIVERED, WITHDRAWN, COMMAND_REFUSED}
+    {
+        ACCEPTED,
+        CORRECTION_REQUESTED,
+        SUPPLEMENTED,
+        ESCALATED,
+        DECIDED,
+        DELIVERED,
+        WITHDRAWN,
+        RATED,
+        COMPLAINT_FILED,
+        COMMAND_REFUSED,
+    }
 )
-COMMANDS = frozenset({CMD_DELIVER, CMD_WITHDRAW})
+# What the owner makes of each command when the case's state allows it.
+ANSWERS = {
+    CMD_DELIVER: DELIVERED,
+    CMD_WITHDRAW: WITHDRAWN,
+    CMD_SUPPLEMENT: SUPPLEMENTED,
+    CMD_RATE: RATED,
+    CMD_COMPLAIN: COMPLAINT_FILED,
+}
+COMMANDS = frozenset(ANSWERS)
 EVENT_TYPES = STATUS_EVENTS | COMMANDS | {SUBMITTED}
 
 STATUSES = (
@@ -40,6 +65,7 @@ STATUSES = (
 )
 _OPEN = frozenset({"submitted", "accepted", "correction_requested", "escalated"})
 _DECIDED = frozenset({"approved", "rejected"})
+SCORES = range(1, 6)  # 非常不满意 (1) … 非常满意 (5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +123,16 @@ def _next(state: CaseState, event_type: str, payload: dict[str, Any]) -> tuple[s
         return "delivered", state.owner
     if event_type == WITHDRAWN and current in _OPEN:
         return "withdrawn", state.owner
+    if event_type == SUPPLEMENTED and current == "correction_requested":
+        return "accepted", state.owner  # materials complete: the case is accepted and resumes
+    if event_type == RATED and current in (*_DECIDED, "delivered"):
+        if payload.get("score") not in SCORES:
+            raise IllegalTransition("a rating is a score from 1 to 5")
+        return current, state.owner
+    if event_type == COMPLAINT_FILED:
+        if not str(payload.get("text", "")).strip():
+            raise IllegalTransition("a complaint needs its text")
+        return current, state.owner
     raise IllegalTransition(f"a case that is {current} cannot take {event_type}")
 
 
@@ -106,7 +142,7 @@ def _decider(state: CaseState) -> str:
 
 def answer_command(state: CaseState, command: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """What the owner makes of a command: the status event it causes, or a refusal."""
-    wanted = {CMD_DELIVER: DELIVERED, CMD_WITHDRAW: WITHDRAWN}.get(command)
+    wanted = ANSWERS.get(command)
     if wanted is None:
         raise IllegalTransition(f"unknown command {command!r}")
     try:

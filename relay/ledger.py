@@ -24,7 +24,15 @@ from casework import (
     evolve,
     submit,
 )
-from casework.lifecycle import COMMANDS, EVENT_TYPES, SUBMITTED
+from casework.lifecycle import (
+    COMMANDS,
+    CORRECTION_REQUESTED,
+    DECIDED,
+    EVENT_TYPES,
+    SUBMITTED,
+    SUPPLEMENTED,
+    WITHDRAWN,
+)
 from relay.clock import now_us
 from relay.config import NodeConfig
 from relay.counters import read_value, take_range, write_value
@@ -200,8 +208,10 @@ class Ledger:
             raise IllegalTransition(f"case {record.case_id} is unknown here")
         else:
             after = evolve(_state(row), record.type, payload, record.origin_node)
+            missing = _missing_after(row, record.type, payload)
             row.update(status=after.status, owner=after.owner, updated_at=record.recorded_at)
-            if "reason" in payload:
+            row["missing_materials"] = missing
+            if record.type in (DECIDED, WITHDRAWN) and "reason" in payload:
                 row["reason"] = str(payload["reason"])
             if record.case_id not in batch.new_cases:
                 batch.changed.add(record.case_id)
@@ -222,8 +232,7 @@ class Ledger:
         applicant, missing = payload.get("applicant"), payload.get("missing_materials", [])
         if not isinstance(applicant, dict):
             raise IllegalTransition("case.submitted needs an applicant object")
-        if not isinstance(missing, list) or not all(isinstance(name, str) for name in missing):
-            raise IllegalTransition("case.submitted: missing_materials must be a list of names")
+        names = _names(missing)
         return {
             "case_id": record.case_id,
             "item_code": start.item_code,
@@ -235,7 +244,7 @@ class Ledger:
             "applicant_name": str(applicant.get("name", "")),
             "applicant_id": str(applicant.get("id_number", "")),
             "phone": str(applicant.get("phone", "")),
-            "missing_materials": _json_list(tuple(missing)),
+            "missing_materials": _json_list(names),
             "reason": "",
             "catalog_version": record.catalog_version,
             "created_at": record.recorded_at,
@@ -270,6 +279,7 @@ class Ledger:
                     status=bindparam("status"),
                     owner=bindparam("owner"),
                     reason=bindparam("reason"),
+                    missing_materials=bindparam("missing_materials"),
                     updated_at=bindparam("updated_at"),
                 ),
                 [{**_changes(batch.known[cid]), "_id": cid} for cid in batch.changed],
@@ -299,7 +309,28 @@ def _state(row: dict[str, Any]) -> CaseState:
 
 
 def _changes(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("status", "owner", "reason", "updated_at")}
+    return {k: row[k] for k in ("status", "owner", "reason", "missing_materials", "updated_at")}
+
+
+def _missing_after(row: dict[str, Any], event_type: str, payload: dict[str, Any]) -> str:
+    """The materials still missing after an event: a correction notice lists them all at once;
+    a supplement hands some in."""
+    if event_type == CORRECTION_REQUESTED:
+        return _json_list(_names(payload.get("missing")))
+    if event_type == SUPPLEMENTED:
+        materials = payload.get("materials")
+        if not isinstance(materials, list):
+            raise IllegalTransition("a supplement lists the materials handed in")
+        handed_in = {str(m.get("name")) for m in materials if isinstance(m, dict)}
+        still = [name for name in json.loads(row["missing_materials"]) if name not in handed_in]
+        return _json_list(tuple(still))
+    return str(row["missing_materials"])
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise IllegalTransition("a list of material names is expected")
+    return tuple(value)
 
 
 def _in_order(rows: list[dict[str, Any]], wanted: set[str]) -> list[str]:

@@ -18,7 +18,19 @@ from casework import (
     submit,
     validate_resident_id,
 )
-from casework.lifecycle import ACCEPTED, CMD_WITHDRAW, COMMAND_REFUSED, DECIDED, ESCALATED, WITHDRAWN
+from casework.lifecycle import (
+    ACCEPTED,
+    CMD_RATE,
+    CMD_SUPPLEMENT,
+    CMD_WITHDRAW,
+    COMMAND_REFUSED,
+    CORRECTION_REQUESTED,
+    DECIDED,
+    ESCALATED,
+    RATED,
+    SUPPLEMENTED,
+    WITHDRAWN,
+)
 from tests.conftest import DIVISIONS
 
 T, V = "500117001", "500117001005"
@@ -119,3 +131,20 @@ def test_withdrawal_after_decision_is_refused_not_applied() -> None:
     decided = evolve(evolve(case, ACCEPTED, {}, T), DECIDED, {"approved": True}, T)
     kind, payload = answer_command(decided, CMD_WITHDRAW, {})
     assert kind == COMMAND_REFUSED and "approved" in payload["reason"]
+
+
+def test_supplement_resumes_only_a_case_awaiting_correction() -> None:
+    """Supplied materials make a case waiting for them accepted; otherwise they are refused."""
+    case = evolve(new_case("township"), CORRECTION_REQUESTED, {"missing": ["照片"]}, T)
+    assert answer_command(case, CMD_SUPPLEMENT, {"materials": []})[0] == SUPPLEMENTED
+    assert evolve(case, SUPPLEMENTED, {"materials": []}, T).status == "accepted"
+    assert answer_command(new_case("township"), CMD_SUPPLEMENT, {})[0] == COMMAND_REFUSED
+
+
+def test_rating_needs_a_decision_and_a_score_from_1_to_5() -> None:
+    """A rating before the decision, or with a score outside 1..5, is refused."""
+    case = new_case("township")
+    assert answer_command(case, CMD_RATE, {"score": 5})[0] == COMMAND_REFUSED
+    decided = evolve(evolve(case, ACCEPTED, {}, T), DECIDED, {"approved": True}, T)
+    assert answer_command(decided, CMD_RATE, {"score": 5})[0] == RATED
+    assert answer_command(decided, CMD_RATE, {"score": 6})[0] == COMMAND_REFUSED

@@ -159,3 +159,28 @@ def test_bad_intake_is_refused_and_leaves_no_record(network: Network) -> None:
     assert b"check digit" in bad_id.stderr and b"unknown item" in unknown.stderr
     assert network.cases(V) == []
     assert network.node(V, "status", "--json")["backlog"] == 0
+
+
+def test_correction_round_trip_then_rating(network: Network, tmp_path: Path) -> None:
+    """One correction notice lists what is missing; the village supplies it; the case resumes."""
+    case_id = intake(network, "twp-elderly-card")
+    network.sync(V)
+    network.node(
+        T, "request-correction", case_id, "--missing", "身份证", "--missing", "照片", "--note", "请补齐"
+    )
+    network.sync(V)
+    [case] = network.cases(V)
+    assert (case["status"], case["missing_materials"]) == ("correction_requested", ["身份证", "照片"])
+    scans = {name: tmp_path / f"{n}.jpg" for n, name in enumerate(["身份证", "照片"])}
+    for path in scans.values():
+        path.write_bytes(b"scan")
+    network.node(V, "supplement", case_id, *[f"--material={k}={v}" for k, v in scans.items()])
+    network.sync(V)
+    [at_township] = network.cases(T)
+    assert (at_township["status"], at_township["missing_materials"]) == ("accepted", [])
+    network.node(T, "decide", case_id, "--approve", "--reason", "符合条件")
+    network.sync(V)
+    network.node(V, "rate", case_id, "--score", "5", "--comment", "很快")
+    network.sync(V)
+    events = [e["type"] for e in network.node(T, "show", case_id, "--json")["events"]]
+    assert events[-2:] == ["cmd.rate", "case.rated"]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from casework import CaseworkError, InvalidInput, Request
-from casework.lifecycle import CMD_DELIVER, CMD_WITHDRAW
+from casework.lifecycle import CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, CMD_SUPPLEMENT, CMD_WITHDRAW
 from relay.bundle import Bundle
 from relay.console import (
     AsJson,
@@ -133,6 +133,48 @@ def withdraw(
     """The applicant withdraws the request (before a decision)."""
     run(with_node(home, lambda node: service.command(node, case_id, CMD_WITHDRAW, {"reason": reason})))
     out.print(f"withdrawal of {case_id} recorded; it reaches the owner at the next sync", markup=False)
+
+
+@app.command()
+def supplement(
+    home: Home,
+    case_id: str,
+    material: Annotated[list[str], typer.Option(help="A material handed in, NAME=PATH.")],
+) -> None:
+    """Answer a correction notice with the materials it asked for."""
+    files = {name: Path(path) for name, path in _pairs(material, "--material", "NAME=PATH").items()}
+    if not files:
+        fail("name at least one --material NAME=PATH")
+
+    async def go(node: Node) -> None:
+        payload = {"materials": service.describe_materials(files)}
+        await service.command(node, case_id, CMD_SUPPLEMENT, payload)
+
+    run(with_node(home, go))
+    out.print(f"materials for {case_id} recorded; they reach the owner at the next sync", markup=False)
+
+
+@app.command()
+def rate(
+    home: Home,
+    case_id: str,
+    score: Annotated[int, typer.Option(min=1, max=5, help="5 非常满意 … 1 非常不满意.")],
+    comment: Annotated[str, typer.Option(help="The applicant's words.")] = "",
+) -> None:
+    """Record the applicant's rating of the service, after the decision."""
+    payload = {"score": score, "comment": comment}
+    run(with_node(home, lambda node: service.command(node, case_id, CMD_RATE, payload)))
+    out.print(f"rating of {case_id} recorded; it reaches the owner at the next sync", markup=False)
+
+
+@app.command()
+def complain(home: Home, case_id: str, text: Annotated[str, typer.Option(help="The complaint.")]) -> None:
+    """File the applicant's complaint about a case."""
+    if not text.strip():
+        fail("--text must say what the complaint is")
+    payload = {"text": text.strip()}
+    run(with_node(home, lambda node: service.command(node, case_id, CMD_COMPLAIN, payload)))
+    out.print(f"complaint about {case_id} recorded; it reaches the owner at the next sync", markup=False)
 
 
 async def _read(path: Path) -> Bundle:

@@ -24,7 +24,11 @@ def check(
     node: Node, request: Request, files: dict[str, Path]
 ) -> tuple[CheckedRequest, list[dict[str, Any]]]:
     """Everything intake refuses, refused before anything is written."""
-    checked = check_request(node.ledger.catalog, request)
+    return check_request(node.ledger.catalog, request), describe_materials(files)
+
+
+def describe_materials(files: dict[str, Path]) -> list[dict[str, Any]]:
+    """Name, SHA-256 and size of each material's scan; InvalidInput if one cannot be read."""
     materials = []
     for name, path in files.items():
         try:
@@ -32,7 +36,7 @@ def check(
         except OSError as exc:
             raise InvalidInput(f"material {name!r}: cannot read {path} ({exc.strerror})") from exc
         materials.append({"name": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
-    return checked, materials
+    return materials
 
 
 async def take(node: Node, checked: list[tuple[CheckedRequest, list[dict[str, Any]]]]) -> list[Taken]:
@@ -64,7 +68,7 @@ def _payload(node: Node, checked: CheckedRequest, materials: list[dict[str, Any]
 
 
 async def command(node: Node, case_id: str, command_type: str, payload: dict[str, Any]) -> None:
-    """Queue a command (deliver, withdraw) for the case's owner."""
+    """Queue a command (deliver, withdraw, supplement, rate, complain) for the case's owner."""
     async with node.engine.begin() as conn:
         row = (await conn.execute(select(cases).where(cases.c.case_id == case_id))).first()
         if row is None:
