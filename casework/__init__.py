@@ -1,9 +1,11 @@
-"""The pure domain of servicenet: catalog, divisions, ID checks and the case lifecycle.
+"""The pure domain of servicenet: catalog, divisions, ID checks, the case lifecycle and its deadlines.
 
 Nothing here does I/O of its own or reads the clock.
 """
 
+from casework.calendar import WorkCalendar, YearRules, default_calendar, from_chinesecalendar
 from casework.catalog import Catalog, Item, Material, default_catalog, parse_catalog
+from casework.deadlines import Pause, Status, deadline, status
 from casework.divisions import Division, Divisions, district_of, level_of_code, township_of
 from casework.errors import CaseworkError, IllegalTransition, InvalidInput
 from casework.ids import mask_resident_id, validate_resident_id
@@ -21,15 +23,23 @@ __all__ = [
     "InvalidInput",
     "Item",
     "Material",
+    "Pause",
     "Request",
+    "Status",
+    "WorkCalendar",
+    "YearRules",
     "answer_command",
     "check_request",
+    "deadline",
+    "default_calendar",
     "default_catalog",
     "district_of",
     "evolve",
+    "from_chinesecalendar",
     "level_of_code",
     "mask_resident_id",
     "parse_catalog",
+    "status",
     "submit",
     "township_of",
     "validate_resident_id",
