@@ -124,6 +124,9 @@ def _next(state: CaseState, event_type: str, payload: dict[str, Any]) -> tuple[s
     if event_type == WITHDRAWN and current in _OPEN:
         return "withdrawn", state.owner
     if event_type == SUPPLEMENTED and current == "correction_requested":
+        materials = payload.get("materials")
+        if not isinstance(materials, list) or not all(isinstance(m, dict) for m in materials):
+            raise IllegalTransition("a supplement lists the materials handed in")
         return "accepted", state.owner  # materials complete: the case is accepted and resumes
     if event_type == RATED and current in (*_DECIDED, "delivered"):
         if payload.get("score") not in SCORES:

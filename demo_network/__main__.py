@@ -147,10 +147,10 @@ async def staff(folder: Path, stop: asyncio.Event) -> None:
                         continue
                     step = next_step.get(case["status"])
                     if case["status"] == "accepted":
-                        township_decides = code != "500117" and _decided_at_district(node, case)
+                        must_escalate = code != "500117" and _decided_at_district(node, case)
                         step = (
                             (ESCALATED, {"opinion": "初审通过"})
-                            if township_decides
+                            if must_escalate
                             else (DECIDED, {"approved": random.random() > 0.2, "reason": "按规定办理"})
                         )
                     if step:

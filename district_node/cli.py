@@ -19,6 +19,7 @@ from relay.console import (
     add_staff_commands,
     create_node,
     emit,
+    fail,
     new_home,
     out,
     run,
@@ -76,6 +77,8 @@ def enroll(
     as_json: AsJson = False,
 ) -> None:
     """Enroll a township or village: write the bundle it joins the network with."""
+    if not out_file.parent.is_dir():
+        fail(f"cannot write the bundle: folder {out_file.parent} does not exist")
     bundle = run(with_node(home, lambda node: _enroll(node, code)))
     bundle.write(out_file)
     emit(

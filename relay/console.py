@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from casework import CaseworkError
 from casework.lifecycle import ACCEPTED, DECIDED, STATUSES
@@ -84,6 +85,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except CaseworkError as exc:
         fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+    except SQLAlchemyError as exc:  # the message itself may quote personal data: name the kind only
+        fail(f"the node's database cannot be used ({type(exc).__name__}); check --home and the database")
     except KeyboardInterrupt:
         fail("interrupted", 130)
 

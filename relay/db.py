@@ -14,10 +14,10 @@ _WRITE_LOCK = 0x5E7E1  # any constant: one lock per database
 def open_engine(url: str) -> AsyncEngine:
     """An engine whose write transactions are serialised and durable before commit returns."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _make_sqlite_durable(engine)
         return engine
-    return create_async_engine(url, pool_size=5, max_overflow=5)
+    return create_async_engine(url, pool_size=5, max_overflow=5, hide_parameters=True)
 
 
 async def serialize_writers(conn: AsyncConnection) -> None:

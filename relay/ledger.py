@@ -20,7 +20,9 @@ from casework import (
     CaseworkError,
     Catalog,
     IllegalTransition,
+    Request,
     answer_command,
+    check_request,
     evolve,
     submit,
 )
@@ -42,6 +44,7 @@ from relay.schema import cases, dead_letters, events, outbox
 
 MAX_CASE_ID = 36
 MAX_INT64 = 2**63
+MAX_VERSION = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +115,8 @@ class Ledger:
         once, by event id. Events from below are relayed on where this node has an upstream.
         Returns the refused ones (recorded as dead letters) and how many were already known."""
         relay = from_below and self.has_upstream
-        ids = [r.event_id for r in records]
-        seen = set(
-            (await conn.execute(select(events.c.event_id).where(events.c.event_id.in_(ids)))).scalars()
-        )
-        batch = await self._start(conn, [r.case_id for r in records if r.type != SUBMITTED])
+        batch = await self._start(conn, [r.case_id for r in records])
+        seen = await _known_ids(conn, [r.event_id for r in records])
         refusals, duplicates = [], 0
         for index, record in enumerate(records):
             if record.event_id in seen:
@@ -126,7 +126,7 @@ class Ledger:
             try:
                 self._check(record, via, from_below)
                 self._apply(batch, record, via)
-            except (CaseworkError, ValueError) as exc:
+            except (CaseworkError, ValueError, RecursionError) as exc:
                 refusals.append(Refusal(index, str(exc)))
                 continue
             if relay:
@@ -185,15 +185,21 @@ class Ledger:
             raise ValueError("event_id is not origin_node:origin_seq")
         if record.origin_seq >= MAX_INT64 or not 0 <= record.recorded_at < MAX_INT64:
             raise ValueError("origin_seq or recorded_at is out of range")
-        if not record.village_code.startswith(record.township_code) or len(record.village_code) != 12:
+        if len(record.catalog_version) > MAX_VERSION or b"\\u0000" in record.payload:
+            raise ValueError("catalog_version is too long or the payload holds a NUL character")
+        village, origin = record.village_code, record.origin_node
+        if not (_is_code(village, 12) and record.township_code == village[:9]):
             raise ValueError("village_code and township_code do not belong together")
-        if record.village_code[:6] != self.config.district_code:
-            raise ValueError(f"village {record.village_code} is not in this district")
+        if not any(_is_code(origin, n) for n in (6, 9, 12)):
+            raise ValueError("origin_node is not a division code")
+        if village[:6] != self.config.district_code:
+            raise ValueError(f"village {village} is not in this district")
         if from_below:
-            if not (record.village_code.startswith(via) and record.origin_node.startswith(via)):
-                raise ValueError(f"{via} may not send events of village {record.village_code}")
-        elif not record.village_code.startswith(self.config.code):
-            raise ValueError(f"village {record.village_code} is not served by this node")
+            below = origin == via or (len(origin) == 12 and origin.startswith(via))
+            if not (village.startswith(via) and below):
+                raise ValueError(f"{via} may not send events of village {village} made by {origin}")
+        elif not village.startswith(self.config.code):
+            raise ValueError(f"village {village} is not served by this node")
 
     def _apply(self, batch: _Batch, record: EventRecord, via: str | None) -> None:
         """Project one event onto its case in the batch's memory; raises before changing it."""
@@ -226,13 +232,13 @@ class Ledger:
             record.township_code,
         ):
             raise IllegalTransition("the payload's village or township differs from the event's")
-        if self.config.role != "village":
-            self.catalog.require(str(payload.get("item_code")))
         start = submit(record.case_id, payload)
         applicant, missing = payload.get("applicant"), payload.get("missing_materials", [])
         if not isinstance(applicant, dict):
             raise IllegalTransition("case.submitted needs an applicant object")
         names = _names(missing)
+        if self.config.role != "village":
+            self._recheck(start.item_code, start.decide_level, applicant)
         return {
             "case_id": record.case_id,
             "item_code": start.item_code,
@@ -251,6 +257,19 @@ class Ledger:
             "updated_at": record.recorded_at,
             "deadline": None,
         }
+
+    def _recheck(self, item_code: str, decide_level: str, applicant: dict[str, Any]) -> None:
+        """Check a village's submission again against this node's own catalog and rules: the
+        item, where it is decided, and the applicant's details (InvalidInput if wrong)."""
+        request = Request(
+            item_code,
+            str(applicant.get("name", "")),
+            str(applicant.get("id_number", "")),
+            str(applicant.get("phone", "")),
+        )
+        checked = check_request(self.catalog, request)
+        if checked.item.decide_level != decide_level:
+            raise IllegalTransition(f"item {item_code} is decided at the {checked.item.decide_level} level")
 
     def _answer(self, batch: _Batch, command: EventRecord) -> None:
         """The owner turns a command into a status event (or a refusal) made here."""
@@ -296,6 +315,15 @@ def _json_list(names: tuple[str, ...]) -> str:
     return json.dumps(list(names), ensure_ascii=False)
 
 
+async def _known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
+    """Event ids already applied here, or refused here before: neither is judged again."""
+    applied = select(events.c.event_id).where(events.c.event_id.in_(ids))
+    refused = select(dead_letters.c.event_id).where(
+        dead_letters.c.direction == "in", dead_letters.c.event_id.in_(ids)
+    )
+    return set((await conn.execute(applied.union(refused))).scalars())
+
+
 def _state(row: dict[str, Any]) -> CaseState:
     return CaseState(
         row["case_id"],
@@ -325,6 +353,10 @@ def _missing_after(row: dict[str, Any], event_type: str, payload: dict[str, Any]
         still = [name for name in json.loads(row["missing_materials"]) if name not in handed_in]
         return _json_list(tuple(still))
     return str(row["missing_materials"])
+
+
+def _is_code(value: str, length: int) -> bool:
+    return len(value) == length and value.isascii() and value.isdigit()
 
 
 def _names(value: Any) -> tuple[str, ...]:

@@ -91,7 +91,7 @@ dead_letters = Table(
     Column("direction", String(3), nullable=False),
     Column("peer", String(12), nullable=False),
     Column("seq", BigInteger, nullable=False),
-    Column("event_id", String(64), nullable=False),
+    Column("event_id", String(64), nullable=False, index=True),
     Column("case_id", String(36), nullable=False),
     Column("type", String(48), nullable=False),
     Column("reason", Text, nullable=False),

@@ -19,7 +19,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type
 
 from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
-from relay.errors import RelayError, TransientError
+from relay.errors import PermanentError, RelayError, TransientError
 from relay.ledger import Ledger, Refusal, dead_letter, record_from_row
 from relay.records import EventRecord, Heartbeat, PushResult
 from relay.schema import events, outbox
@@ -112,16 +112,20 @@ class Syncer:
                 )
             ).all()
         if rows and rows[0].seq != first and first == self._next_seq:
-            log.error("relay.replay.impossible", expected=first, oldest=rows[0].seq)
+            raise PermanentError(
+                f"the upstream asks for events from {first} on, but the oldest kept here is {rows[0].seq}:"
+                " it was restored from a backup older than the retention period; an operator must"
+                " recover the missing events there"
+            )
         return [(row.seq, record_from_row(row)) for row in rows]
 
     async def _settle(self, result: PushResult, envelopes: list[tuple[int, EventRecord]]) -> tuple[int, int]:
         """Record an acknowledgement: the mark, rejections as dead letters; move the cursor."""
         first = envelopes[0][0] if envelopes else await self._start_seq()
         async with self.engine.begin() as conn:
-            # A mark above anything this node has numbered belongs to its numbering before it
-            # was restored from an older backup: what it numbers now is not acknowledged by it.
-            mark = min(result.applied_upto, await read_value(conn, "hop_seq"))
+            # A mark above what this push carried belongs to this node's numbering before it was
+            # restored from an older backup: what it numbers now is not acknowledged by it.
+            mark = min(result.applied_upto, envelopes[-1][0] if envelopes else first - 1)
             await write_value(conn, "acked_upto", mark)
             await write_value(conn, "last_push", now_us())
             if result.rejected:
@@ -249,6 +253,9 @@ class Syncer:
             except RelayError as exc:
                 log.error(f"relay.{what}.refused", error=str(exc))
                 await asyncio.sleep(self.policy.backoff_max_seconds)
+            except Exception as exc:  # a locked or full database: keep the link alive, retry later
+                log.error(f"relay.{what}.failed", error=type(exc).__name__)
+                await asyncio.sleep(self.policy.backoff_max_seconds)
 
     async def heartbeat_forever(self) -> None:
         while True:
@@ -267,4 +274,6 @@ class Syncer:
                 )
             except TransientError:
                 pass
+            except Exception as exc:  # the heartbeat is best effort; never let it end the node
+                log.warning("relay.heartbeat.failed", error=type(exc).__name__)
             await asyncio.sleep(HEARTBEAT_SECONDS)

@@ -4,6 +4,7 @@ The only fake is at the network edge: ``EdgeSpy`` wraps a LocalUpstream to recor
 what crosses the link. Everything else is the product's own code on real database files.
 """
 
+import asyncio
 import dataclasses
 import json
 import time
@@ -15,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from casework import Request
-from casework.lifecycle import ACCEPTED, DECIDED, SUBMITTED
+from casework.lifecycle import ACCEPTED, CMD_SUPPLEMENT, CORRECTION_REQUESTED, DECIDED, SUBMITTED
 from relay.config import RelayPolicy
 from relay.counters import read_text, read_value, take_range, write_value
 from relay.errors import PermanentError, TransientError
@@ -619,3 +620,97 @@ async def test_restored_upstream_is_replayed_even_without_new_events(net):
     assert [ack.applied_upto for ack in spy.acks] == [0, 3, 3]
     assert (report.pushed, report.backlog) == (3, 0)
     assert await count(net.township, cases) == 3
+
+
+# --- guards found in review ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "payload"),
+    [
+        ({"catalog_version": "v" * 100}, {}),
+        ({}, {"decide_level": "district"}),
+        ({}, {"applicant": {"name": "张三", "id_number": "110105194912310021"}}),
+        ({}, {"fields": {"note": "a\u0000b"}}),
+    ],
+    ids=["long-catalog-version", "wrong-decide-level", "bad-id-number", "nul-in-payload"],
+)
+async def test_submission_a_stricter_upstream_would_refuse_is_rejected_here(net, fields, payload):
+    """What the district's PostgreSQL or rules would refuse is rejected at the township already."""
+    [kept] = await take_cases(net.village)
+    honest = (await outbox_records(net.village))[0][1]
+    poison = with_payload(forged(honest, 1, case_id="poison-case"), **payload)
+    poison = dataclasses.replace(poison, **fields)
+    ack = await township_service(net).push(VILLAGE, 12, [(1, poison), (2, honest)])
+    assert ack.applied_upto == 2 and [r.event_id for r in ack.rejected] == [poison.event_id]
+    assert await case_ids(net.township) == {kept}
+
+
+async def test_deeply_nested_payload_and_reused_case_id_are_rejected_not_fatal(net):
+    """A payload nested past the JSON parser's limit, or a second submission of an existing case,
+    is rejected; the batch behind it still applies."""
+    taken = await take_cases(net.village, 2)
+    records = [record for _, record in await outbox_records(net.village)]
+    nested = dataclasses.replace(forged(records[0], 5, case_id="nested"), payload=b"[" * 100_000)
+    again = forged(records[0], 6)  # the first case once more, under a new event id
+    batch = [(1, records[0]), (2, nested), (3, again), (4, records[1])]
+    ack = await township_service(net).push(VILLAGE, 13, batch)
+    assert ack.applied_upto == 4
+    assert [r.event_id for r in ack.rejected] == [nested.event_id, again.event_id]
+    assert await case_ids(net.township) == set(taken)
+
+
+async def test_event_rejected_once_is_not_judged_again_under_a_new_stream(net):
+    """A refused event sent again by a restarted sender counts as a repeat, not a new refusal."""
+    [_] = await take_cases(net.village)
+    honest = (await outbox_records(net.village))[0][1]
+    poison = with_payload(forged(honest, 1, case_id="poison"), applicant="x")
+    service = township_service(net)
+    await service.push(VILLAGE, 21, [(1, poison)])
+    again = await service.push(VILLAGE, 22, [(1, poison)])
+    assert (again.rejected, again.duplicates) == ((), 1)
+    assert len(await dead(net.township)) == 1
+
+
+async def test_malformed_supplement_is_refused_by_the_owner_not_fatal(net):
+    """A supplement whose materials are not a list is answered with a refusal, not a failed push."""
+    syncer, _, _ = village_syncer(net)
+    [case_id] = await take_cases(net.village)
+    await syncer.sync(5)
+    await act(net.township, [case_id], CORRECTION_REQUESTED, {"missing": ["照片"]})
+    await village.command(net.village, case_id, CMD_SUPPLEMENT, {"materials": "nope"})
+    assert (await syncer.sync(5)).backlog == 0
+    types = [e.type for e in await township_status_events(net, case_id)]
+    assert types[-1] == "case.command_refused"
+
+
+async def test_forwarder_survives_an_unexpected_error_and_delivers_after(net):
+    """An unexpected failure (a locked database, say) does not end the forwarding loop."""
+    syncer, spy, _ = village_syncer(net)
+    spy.fail_pushes.append(RuntimeError("database is locked"))
+    await take_cases(net.village, 2)
+    task = asyncio.create_task(syncer.forward_forever())
+    try:
+        for _ in range(100):
+            if len(await case_ids(net.township)) == 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    assert (len(await case_ids(net.township)) == 2 and not task.done()) or task.cancelled()
+
+
+async def test_probe_answer_never_acknowledges_rows_it_did_not_carry(net):
+    """A restored sender's new rows stay queued even if the upstream's old mark is higher."""
+    syncer, _, _ = village_syncer(net)
+    await take_cases(net.village, 3)
+    await syncer.sync(5)
+    async with net.village.engine.begin() as conn:  # as if restored from before those three
+        await conn.execute(delete(outbox))
+        await write_value(conn, "acked_upto", 0)
+        await write_value(conn, "hop_seq", 0)
+    fresh = Syncer(net.village.engine, net.village.ledger, syncer.upstream)
+    await fresh.push_once(probe=True)  # the township answers its old mark, 3
+    await take_cases(net.village, 2)
+    report = await fresh.sync(5)
+    assert (report.backlog, len(await case_ids(net.township))) == (0, 5)

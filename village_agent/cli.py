@@ -212,8 +212,11 @@ def _request_from_json(line: str) -> tuple[Request, dict[str, Path]]:
         raise InvalidInput("not a JSON object") from exc
     if not isinstance(data, dict):
         raise InvalidInput("not a JSON object")
-    files = {str(k): Path(str(v)) for k, v in (data.get("materials") or {}).items()}
-    fields = {str(k): str(v) for k, v in (data.get("fields") or {}).items()}
+    materials, fields = data.get("materials") or {}, data.get("fields") or {}
+    if not isinstance(materials, dict) or not isinstance(fields, dict):
+        raise InvalidInput("'materials' and 'fields' must be objects ({name: value})")
+    files = {str(k): Path(str(v)) for k, v in materials.items()}
+    fields = {str(k): str(v) for k, v in fields.items()}
     return Request(
         str(data.get("item", "")),
         str(data.get("applicant_name", "")),
