@@ -53,10 +53,6 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 
-def default_home(role: str) -> Path:
-    return Path.home() / ".local" / "share" / "servicenet" / role
-
-
 def configure_logging(level: int = logging.INFO) -> None:
     """Structured JSON lines on stderr, ready for a log shipper. Never personal data."""
     structlog.configure(
