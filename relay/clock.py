@@ -3,7 +3,7 @@
 import os
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 
 def now_us() -> int:
@@ -14,6 +14,14 @@ def now_us() -> int:
 def iso(us: int) -> str:
     """ISO 8601 with offset for a microsecond timestamp."""
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat()
+
+
+CHINA = timezone(timedelta(hours=8))  # China Standard Time, no daylight saving
+
+
+def today_in_china() -> date:
+    """The calendar day in China now: deadlines count in the offices' working days."""
+    return datetime.now(CHINA).date()
 
 
 def uuid7() -> str:

@@ -7,8 +7,9 @@ the database a fixed number of times per batch, whatever the batch's size.
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -21,11 +22,14 @@ from casework import (
     Catalog,
     IllegalTransition,
     Request,
+    WorkCalendar,
     answer_command,
     check_request,
+    default_calendar,
     evolve,
     submit,
 )
+from casework.clockfacts import CaseDates, follow, stamp
 from casework.lifecycle import (
     COMMANDS,
     CORRECTION_REQUESTED,
@@ -35,7 +39,7 @@ from casework.lifecycle import (
     SUPPLEMENTED,
     WITHDRAWN,
 )
-from relay.clock import now_us
+from relay.clock import now_us, today_in_china
 from relay.config import NodeConfig
 from relay.counters import read_value, take_range, write_value
 from relay.db import insert_many, serialize_writers
@@ -69,9 +73,17 @@ class _Batch:
 
 
 class Ledger:
-    def __init__(self, config: NodeConfig, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        catalog: Catalog,
+        calendar: WorkCalendar | None = None,
+        today: Callable[[], date] = today_in_china,
+    ) -> None:
         self.config = config
         self.catalog = catalog
+        self.calendar = calendar or default_calendar()
+        self.today = today  # the owner's clock for deadlines (injectable)
         self.has_upstream = bool(config.upstream_code)
 
     async def record(
@@ -95,6 +107,7 @@ class Ledger:
         batch = await self._start(conn, [change[0] for change in changes])
         made = []
         for case_id, event_type, payload, village_code, township_code in changes:
+            payload = self._stamp(batch.known.get(case_id), event_type, payload)
             record = self._make(batch, case_id, event_type, payload, village_code, township_code)
             self._apply(batch, record, via=None)
             if event_type in COMMANDS:
@@ -215,8 +228,10 @@ class Ledger:
         else:
             after = evolve(_state(row), record.type, payload, record.origin_node)
             missing = _missing_after(row, record.type, payload)
+            dates = follow(_dates(row), record.type, payload)
             row.update(status=after.status, owner=after.owner, updated_at=record.recorded_at)
             row["missing_materials"] = missing
+            row.update(_date_columns(dates))
             if record.type in (DECIDED, WITHDRAWN) and "reason" in payload:
                 row["reason"] = str(payload["reason"])
             if record.case_id not in batch.new_cases:
@@ -256,6 +271,8 @@ class Ledger:
             "created_at": record.recorded_at,
             "updated_at": record.recorded_at,
             "deadline": None,
+            "statutory_deadline": None,
+            "paused_on": None,
         }
 
     def _recheck(self, item_code: str, decide_level: str, applicant: dict[str, Any]) -> None:
@@ -271,13 +288,21 @@ class Ledger:
         if checked.item.decide_level != decide_level:
             raise IllegalTransition(f"item {item_code} is decided at the {checked.item.decide_level} level")
 
+    def _stamp(self, row: dict[str, Any] | None, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Dates this node, as the case's owner, fixes on an event it makes (deadlines)."""
+        item = self.catalog.items.get(row["item_code"]) if row else None
+        if row is None or item is None:
+            return payload
+        limits = (item.committed_days, item.statutory_days)
+        return stamp(event_type, payload, _dates(row), limits, self.today(), self.calendar)
+
     def _answer(self, batch: _Batch, command: EventRecord) -> None:
         """The owner turns a command into a status event (or a refusal) made here."""
         row = batch.known[command.case_id]
         if row["owner"] != self.config.code:
             return  # the owner is upstream: the command travels on to it
         event_type, payload = answer_command(_state(row), command.type, command.payload_dict())
-        payload["command_event_id"] = command.event_id
+        payload = self._stamp(row, event_type, payload | {"command_event_id": command.event_id})
         answer = self._make(
             batch, command.case_id, event_type, payload, command.village_code, command.township_code
         )
@@ -294,13 +319,7 @@ class Ledger:
             await conn.execute(
                 update(cases)
                 .where(cases.c.case_id == bindparam("_id"))
-                .values(
-                    status=bindparam("status"),
-                    owner=bindparam("owner"),
-                    reason=bindparam("reason"),
-                    missing_materials=bindparam("missing_materials"),
-                    updated_at=bindparam("updated_at"),
-                ),
+                .values({name: bindparam(name) for name in _CHANGING}),
                 [{**_changes(batch.known[cid]), "_id": cid} for cid in batch.changed],
             )
         if relay_ids:
@@ -336,8 +355,19 @@ def _state(row: dict[str, Any]) -> CaseState:
     )
 
 
+_CHANGING = ("status", "owner", "reason", "missing_materials", "updated_at", *CaseDates.__slots__)
+
+
 def _changes(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("status", "owner", "reason", "missing_materials", "updated_at")}
+    return {k: row[k] for k in _CHANGING}
+
+
+def _dates(row: dict[str, Any]) -> CaseDates:
+    return CaseDates(*(date.fromisoformat(row[k]) if row[k] else None for k in CaseDates.__slots__))
+
+
+def _date_columns(dates: CaseDates) -> dict[str, str | None]:
+    return {k: (value.isoformat() if (value := getattr(dates, k)) else None) for k in CaseDates.__slots__}
 
 
 def _missing_after(row: dict[str, Any], event_type: str, payload: dict[str, Any]) -> str:

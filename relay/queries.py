@@ -56,6 +56,8 @@ def case_dict(row: Any) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
         "deadline": row.deadline,
+        "statutory_deadline": row.statutory_deadline,
+        "paused_on": row.paused_on,
     }
 
 

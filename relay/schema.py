@@ -57,7 +57,9 @@ cases = Table(
     Column("catalog_version", String(32), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
-    Column("deadline", String(10)),
+    Column("deadline", String(10)),  # ISO date; NULL until accepted
+    Column("statutory_deadline", String(10)),
+    Column("paused_on", String(10)),  # set while a correction is outstanding
 )
 Index("ix_cases_status", cases.c.status)
 

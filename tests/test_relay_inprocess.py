@@ -1,7 +1,16 @@
 """The relay's logic across three real SQLite nodes, wired in-process (no network)."""
 
+from datetime import date
+
 from casework import Request
-from casework.lifecycle import ACCEPTED, CMD_WITHDRAW, DECIDED, ESCALATED
+from casework.lifecycle import (
+    ACCEPTED,
+    CMD_SUPPLEMENT,
+    CMD_WITHDRAW,
+    CORRECTION_REQUESTED,
+    DECIDED,
+    ESCALATED,
+)
 from relay.queries import list_cases, show_case
 from relay.service import RelayService
 from relay.staff import act
@@ -105,3 +114,34 @@ async def net_backlog(syncer):
 
     async with syncer.engine.connect() as conn:
         return await backlog(conn)
+
+
+async def test_deadlines_are_fixed_by_the_owner_and_extended_by_a_correction(net):
+    """The owner stamps committed and statutory deadlines at acceptance (working days, on its
+    clock); a correction stops the clock until the supplement; every tier shows the same dates."""
+    v_sync, t_sync, _ = wire(net)
+    [case_id] = await intake(net.village, "twp-elderly-card")  # committed 1, statutory 5 days
+    await v_sync.sync(5)
+    net.township.ledger.today = lambda: date(2026, 11, 23)  # a Monday
+    await act(net.township, [case_id], ACCEPTED, {})
+    await act(net.township, [case_id], CORRECTION_REQUESTED, {"missing": ["照片"]})
+    [case] = await list_cases(net.township)
+    assert (case["deadline"], case["statutory_deadline"], case["paused_on"]) == (
+        "2026-11-24",
+        "2026-11-30",
+        "2026-11-23",
+    )
+    await v_sync.sync(5)
+    await village.command(net.village, case_id, CMD_SUPPLEMENT, {"materials": [{"name": "照片"}]})
+    net.township.ledger.today = lambda: date(2026, 11, 26)  # three working days later
+    await v_sync.sync(5)
+    await v_sync.sync(5)
+    await t_sync.sync(5)
+    for node in (net.village, net.township, net.district):
+        [case] = await list_cases(node)
+        assert (case["status"], case["deadline"], case["statutory_deadline"], case["paused_on"]) == (
+            "accepted",
+            "2026-11-27",
+            "2026-12-03",
+            None,
+        )
