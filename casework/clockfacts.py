@@ -14,7 +14,7 @@ from typing import Any
 
 from casework.calendar import WorkCalendar
 from casework.errors import IllegalTransition
-from casework.lifecycle import ACCEPTED, CORRECTION_REQUESTED, SUPPLEMENTED
+from casework.lifecycle import ACCEPTED, CORRECTION_REQUESTED, DECIDED, SUPPLEMENTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,7 @@ class CaseDates:
     deadline: date | None = None  # the committed limit (承诺时限)
     statutory_deadline: date | None = None  # the legal limit (法定时限)
     paused_on: date | None = None  # set while a correction is outstanding
+    decided_on: date | None = None  # judged against the committed deadline
 
 
 def stamp(
@@ -43,6 +44,8 @@ def stamp(
         }
     if event_type == CORRECTION_REQUESTED:
         return payload | {"paused_on": today.isoformat()}
+    if event_type == DECIDED:
+        return payload | {"decided_on": today.isoformat()}
     if event_type == SUPPLEMENTED and dates.paused_on and dates.deadline and dates.statutory_deadline:
         stood_still = calendar.working_days_between(dates.paused_on, today)
         return payload | {
@@ -66,6 +69,8 @@ def follow(dates: CaseDates, event_type: str, payload: dict[str, Any]) -> CaseDa
         dates = replace(dates, paused_on=_day(payload["paused_on"]))
     if event_type == SUPPLEMENTED:
         dates = replace(dates, paused_on=None)
+    if event_type == DECIDED and "decided_on" in payload:
+        dates = replace(dates, decided_on=_day(payload["decided_on"]))
     return dates
 
 

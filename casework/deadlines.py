@@ -91,9 +91,19 @@ def _running_status(
     today: date,
     calendar: WorkCalendar,
 ) -> Status:
-    if today > _deadline_at(accepted_on, statutory_days, pauses, today, calendar):
-        return "overdue"
+    statutory = _deadline_at(accepted_on, statutory_days, pauses, today, calendar)
     committed = _deadline_at(accepted_on, committed_days, pauses, today, calendar)
+    return running_light(today, committed, statutory, committed_days, calendar)
+
+
+def running_light(
+    today: date, committed: date, statutory: date, committed_days: int, calendar: WorkCalendar
+) -> Status:
+    """A running case against its deadlines as they stand today: overdue past the statutory one,
+    red past the committed one, yellow with two thirds of the committed time used or at most one
+    working day left, else green."""
+    if today > statutory:
+        return "overdue"
     if today > committed:
         return "red"
     left = calendar.working_days_between(today, committed)

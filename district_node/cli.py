@@ -17,6 +17,7 @@ from relay.console import (
     Home,
     add_common_commands,
     add_staff_commands,
+    add_supervise_command,
     create_node,
     emit,
     fail,
@@ -38,6 +39,7 @@ app = typer.Typer(
 )
 add_common_commands(app)
 add_staff_commands(app)
+add_supervise_command(app)
 
 
 @app.command()

@@ -20,7 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from casework import CaseworkError
 from casework.lifecycle import ACCEPTED, DECIDED, STATUSES
-from relay.clock import iso
+from relay import supervision
+from relay.clock import iso, today_in_china
 from relay.config import CONFIG_FILE, NodeConfig
 from relay.counters import read_value
 from relay.errors import TransientError
@@ -352,3 +353,28 @@ async def _sync(node: Node, seconds: float) -> dict[str, int]:
         "rejected": report.rejected,
         "backlog": report.backlog,
     }
+
+
+def add_supervise_command(app: typer.Typer) -> None:
+    @app.command()
+    def supervise(home: Home, as_json: AsJson = False) -> None:
+        """Cases against their deadlines (yellow, red, overdue), on-time and satisfaction rates."""
+        report = run(with_node(home, lambda node: supervision.supervise(node, today_in_china())))
+
+        def human() -> None:
+            table = Table("case", "item", "owner", "status", "deadline", "light")
+            for w in report["warnings"]:
+                table.add_row(
+                    w["case_id"], w["item_code"], w["owner"], w["status"], w["deadline"], w["light"]
+                )
+            out.print(table)
+            for owner, counts in report["by_owner"].items():
+                out.print(
+                    f"{owner}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), markup=False
+                )
+            out.print(
+                f"on-time rate: {report['on_time_rate']}  satisfaction: {report['satisfaction']}",
+                markup=False,
+            )
+
+        emit(report, as_json, human)

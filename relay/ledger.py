@@ -273,6 +273,7 @@ class Ledger:
             "deadline": None,
             "statutory_deadline": None,
             "paused_on": None,
+            "decided_on": None,
         }
 
     def _recheck(self, item_code: str, decide_level: str, applicant: dict[str, Any]) -> None:

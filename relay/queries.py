@@ -58,6 +58,7 @@ def case_dict(row: Any) -> dict[str, Any]:
         "deadline": row.deadline,
         "statutory_deadline": row.statutory_deadline,
         "paused_on": row.paused_on,
+        "decided_on": row.decided_on,
     }
 
 

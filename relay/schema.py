@@ -60,6 +60,7 @@ cases = Table(
     Column("deadline", String(10)),  # ISO date; NULL until accepted
     Column("statutory_deadline", String(10)),
     Column("paused_on", String(10)),  # set while a correction is outstanding
+    Column("decided_on", String(10)),
 )
 Index("ix_cases_status", cases.c.status)
 

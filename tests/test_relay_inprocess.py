@@ -5,6 +5,7 @@ from datetime import date
 from casework import Request
 from casework.lifecycle import (
     ACCEPTED,
+    CMD_RATE,
     CMD_SUPPLEMENT,
     CMD_WITHDRAW,
     CORRECTION_REQUESTED,
@@ -14,8 +15,10 @@ from casework.lifecycle import (
 from relay.queries import list_cases, show_case
 from relay.service import RelayService
 from relay.staff import act
+from relay.supervision import supervise
 from relay.sync import Syncer
 from relay.upstream import LocalUpstream
+from tests.conftest import TOWNSHIP
 from village_agent import service as village
 
 ID = "11010519491231002X"
@@ -145,3 +148,26 @@ async def test_deadlines_are_fixed_by_the_owner_and_extended_by_a_correction(net
             "2026-12-03",
             None,
         )
+
+
+async def test_supervision_colours_cases_and_rates_the_service(net):
+    """Yellow with a day left, red past the committed deadline, overdue past the statutory one;
+    on-time and satisfaction rates count decided and rated cases."""
+    v_sync, _, _ = wire(net)
+    waiting, decided = await intake(net.village, "twp-elderly-card", n=2)  # committed 1, statutory 5
+    await v_sync.sync(5)
+    net.township.ledger.today = lambda: date(2026, 11, 23)
+    await act(net.township, [waiting, decided], ACCEPTED, {})
+    await act(net.township, [decided], DECIDED, {"approved": True, "reason": "ok"})
+    await v_sync.sync(5)
+    for score in (5, 1):
+        await village.command(net.village, decided, CMD_RATE, {"score": score})
+    await v_sync.sync(5)
+    lights = [
+        (await supervise(net.township, date(2026, 11, day)))["warnings"][0]["light"] for day in (24, 25)
+    ] + [(await supervise(net.township, date(2026, 12, 1)))["warnings"][0]["light"]]
+    assert lights == ["yellow", "red", "overdue"]
+    report = await supervise(net.township, date(2026, 11, 24))
+    assert report["by_owner"][TOWNSHIP] == {"yellow": 1, "done_on_time": 1}
+    assert report["on_time_rate"] == 1.0
+    assert report["satisfaction"] == {"ratings": 2, "bad_reviews": 1, "rate": 0.5}

@@ -14,6 +14,7 @@ from relay.console import (
     Staff,
     add_common_commands,
     add_staff_commands,
+    add_supervise_command,
     add_sync_command,
     create_node,
     fail,
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 add_common_commands(app)
 add_staff_commands(app)
+add_supervise_command(app)
 add_sync_command(app)
 
 

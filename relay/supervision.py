@@ -1,0 +1,82 @@
+"""Electronic supervision (电子监察): every case against its deadlines, on-time and
+satisfaction rates, for the district's management office and each township's own cases."""
+
+import json
+from collections import Counter, defaultdict
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+
+from casework.deadlines import running_light
+from relay.node import Node
+from relay.schema import cases, events
+
+FINISHED = ("approved", "rejected", "delivered")
+WARNINGS = ("yellow", "red", "overdue")
+SATISFIED = 3  # 基本满意 and better; the two lowest scores are bad reviews
+
+
+async def supervise(node: Node, today: date) -> dict[str, Any]:
+    """Where every case stands today, grouped by owner and by item, with the warnings listed."""
+    async with node.engine.connect() as conn:
+        rows = (await conn.execute(select(cases).where(cases.c.status != "withdrawn"))).all()
+        ratings = (
+            await conn.execute(select(events.c.payload).where(events.c.type == "case.rated"))
+        ).scalars()
+        scores = [json.loads(payload).get("score") for payload in ratings]
+    lights = [(row, _light(node, row, today)) for row in rows]
+    return {
+        "today": today.isoformat(),
+        "by_owner": _counts(lights, "owner"),
+        "by_item": _counts(lights, "item_code"),
+        "warnings": [_warning(row, light) for row, light in lights if light in WARNINGS],
+        "on_time_rate": _rate(
+            sum(1 for _, x in lights if x == "done_on_time"),
+            sum(1 for _, x in lights if x in ("done_on_time", "done_late")),
+        ),
+        "satisfaction": {
+            "ratings": len(scores),
+            "bad_reviews": sum(1 for s in scores if isinstance(s, int) and s < SATISFIED),
+            "rate": _rate(sum(1 for s in scores if isinstance(s, int) and s >= SATISFIED), len(scores)),
+        },
+    }
+
+
+def _light(node: Node, row: Any, today: date) -> str:
+    if row.deadline is None:
+        return "not_accepted"
+    deadline = date.fromisoformat(row.deadline)
+    if row.status in FINISHED:
+        finished = date.fromisoformat(row.decided_on) if row.decided_on else deadline
+        return "done_on_time" if finished <= deadline else "done_late"
+    if row.paused_on:
+        return "paused"
+    item = node.ledger.catalog.items.get(row.item_code)
+    committed_days = item.committed_days if item else 0
+    statutory = date.fromisoformat(row.statutory_deadline or row.deadline)
+    return running_light(today, deadline, statutory, committed_days, node.ledger.calendar)
+
+
+def _counts(lights: list[tuple[Any, str]], key: str) -> dict[str, dict[str, int]]:
+    grouped: dict[str, Counter[str]] = defaultdict(Counter)
+    for row, light in lights:
+        grouped[getattr(row, key)][light] += 1
+    return {name: dict(counter) for name, counter in sorted(grouped.items())}
+
+
+def _warning(row: Any, light: str) -> dict[str, Any]:
+    return {
+        "case_id": row.case_id,
+        "item_code": row.item_code,
+        "owner": row.owner,
+        "village_code": row.village_code,
+        "status": row.status,
+        "deadline": row.deadline,
+        "statutory_deadline": row.statutory_deadline,
+        "light": light,
+    }
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
