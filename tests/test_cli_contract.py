@@ -89,3 +89,12 @@ def test_import_takes_good_lines_and_names_bad_ones(net: Network) -> None:
     assert report["imported"] == 5
     assert [(r["line"], r["error"][:8]) for r in report["refused"]] == [(6, "not a JS"), (7, "resident")]
     assert len(net.cases("500117001005")) == 5
+
+
+def test_guide_tells_what_to_bring_and_how_long(net: Network) -> None:
+    """guide --json: the item's materials, time limits, fee and who decides, for the villager."""
+    found = net.node("500117001005", "guide", "twp-dibao-apply", "--json")
+    assert (found["decide_level"], found["committed_days"], found["statutory_days"]) == ("district", 20, 30)
+    assert found["fee"] == 0 and len(found["materials"]) == 5
+    unknown = net.node("500117001005", "guide", "no-such-item", check=False)
+    assert unknown.returncode == 2 and b"unknown item" in unknown.stderr

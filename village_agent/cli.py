@@ -69,6 +69,29 @@ def catalog(home: Home, as_json: AsJson = False) -> None:
 
 
 @app.command()
+def guide(home: Home, item: str, as_json: AsJson = False) -> None:
+    """The item's guide (办事指南) to read out or print for the villager: what to bring, how
+    long it takes, what it costs, who decides."""
+    found = run(with_node(home, lambda node: _guide(node, item)))
+
+    def human() -> None:
+        out.print(f"{found['name']} ({found['code']}, {found['item_type']})", markup=False)
+        out.print(f"handled by: {found['department']}; decided at the {found['decide_level']}", markup=False)
+        out.print("bring:", markup=False)
+        for material in found["materials"]:
+            need = "required" if material["required"] else "if applicable"
+            out.print(f"  - {material['name']} ({need})", markup=False)
+        out.print(
+            f"time limit: {found['committed_days']} working days promised, "
+            f"{found['statutory_days']} by law (0 = on the spot)",
+            markup=False,
+        )
+        out.print(f"fee: {found['fee']:g} yuan; taking the request here is free", markup=False)
+
+    emit(found, as_json, human)
+
+
+@app.command()
 def intake(
     home: Home,
     item: Annotated[str, typer.Option(help="Item code (see 'catalog').")],
@@ -179,6 +202,10 @@ def complain(home: Home, case_id: str, text: Annotated[str, typer.Option(help="T
 
 async def _read(path: Path) -> Bundle:
     return Bundle.read(path, "village")
+
+
+async def _guide(node: Node, code: str) -> dict[str, Any]:
+    return node.ledger.catalog.require(code).to_dict() | {"version": node.ledger.catalog.version}
 
 
 async def _catalog(node: Node) -> tuple[list[dict[str, Any]], str]:
