@@ -14,9 +14,8 @@ from casework import InvalidInput
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
 from relay.errors import InvalidBatch, NotPermitted, RelayError
-from relay.records import Heartbeat
 from relay.service import MAX_BATCH, RelayService
-from relay.wire import from_wire, to_wire
+from relay.wire import from_wire, heartbeat_from_wire, set_micros, to_wire
 
 # Room for a full batch of large events; anything bigger is refused by gRPC itself.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -69,18 +68,9 @@ class RelayServicer(pb_grpc.RelayServicer):
     async def Heartbeat(
         self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext
     ) -> pb.HeartbeatReply:
-        beat = Heartbeat(
-            node=request.node,
-            role=request.role,
-            software_version=request.software_version,
-            catalog_version=request.catalog_version,
-            backlog=request.backlog,
-            sent_at=request.sent_at.seconds * 1_000_000 + request.sent_at.nanos // 1000,
-        )
-        now = await _guard(context, self.service.heartbeat(beat))
+        now = await _guard(context, self.service.heartbeat(heartbeat_from_wire(request)))
         reply = pb.HeartbeatReply()
-        reply.server_time.seconds, micros = divmod(now, 1_000_000)
-        reply.server_time.nanos = micros * 1000
+        set_micros(reply.server_time, now)
         return reply
 
 

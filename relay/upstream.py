@@ -12,7 +12,7 @@ from relay.errors import TransientError, from_rpc_error
 from relay.records import EventRecord, Heartbeat, PullResult, PushResult, Rejected
 from relay.server import MAX_MESSAGE_BYTES
 from relay.service import RelayService
-from relay.wire import from_wire, to_wire
+from relay.wire import from_wire, heartbeat_to_wire, micros, to_wire
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -77,20 +77,11 @@ class GrpcUpstream:
         return PullResult(events, reply.head, reply.reset)
 
     async def heartbeat(self, beat: Heartbeat) -> int:
-        request = pb.HeartbeatRequest(
-            node=beat.node,
-            role=beat.role,
-            software_version=beat.software_version,
-            catalog_version=beat.catalog_version,
-            backlog=beat.backlog,
-        )
-        request.sent_at.seconds, micros = divmod(beat.sent_at, 1_000_000)
-        request.sent_at.nanos = micros * 1000
         try:
-            reply = await self._stub.Heartbeat(request, timeout=self.timeout)
+            reply = await self._stub.Heartbeat(heartbeat_to_wire(beat), timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, self.target) from exc
-        return int(reply.server_time.seconds * 1_000_000 + reply.server_time.nanos // 1000)
+        return micros(reply.server_time)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -1,7 +1,20 @@
 """Converting between the wire contract (protos/v1) and the relay's records."""
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from protos.v1 import relay_pb2 as pb
-from relay.records import EventRecord
+from relay.records import EventRecord, Heartbeat
+
+
+def set_micros(stamp: Timestamp, micros: int) -> None:
+    """Write microseconds since the epoch into a protobuf Timestamp."""
+    stamp.seconds, rest = divmod(micros, 1_000_000)
+    stamp.nanos = rest * 1000
+
+
+def micros(stamp: Timestamp) -> int:
+    """Microseconds since the epoch from a protobuf Timestamp."""
+    return int(stamp.seconds * 1_000_000 + stamp.nanos // 1000)
 
 
 def to_wire(record: EventRecord) -> pb.Event:
@@ -16,8 +29,7 @@ def to_wire(record: EventRecord) -> pb.Event:
         village_code=record.village_code,
         township_code=record.township_code,
     )
-    event.recorded_at.seconds, micros = divmod(record.recorded_at, 1_000_000)
-    event.recorded_at.nanos = micros * 1000
+    set_micros(event.recorded_at, record.recorded_at)
     return event
 
 
@@ -29,8 +41,31 @@ def from_wire(event: pb.Event) -> EventRecord:
         origin_seq=event.origin_seq,
         type=event.type,
         payload=event.payload,
-        recorded_at=event.recorded_at.seconds * 1_000_000 + event.recorded_at.nanos // 1000,
+        recorded_at=micros(event.recorded_at),
         catalog_version=event.catalog_version,
         village_code=event.village_code,
         township_code=event.township_code,
+    )
+
+
+def heartbeat_to_wire(beat: Heartbeat) -> pb.HeartbeatRequest:
+    request = pb.HeartbeatRequest(
+        node=beat.node,
+        role=beat.role,
+        software_version=beat.software_version,
+        catalog_version=beat.catalog_version,
+        backlog=beat.backlog,
+    )
+    set_micros(request.sent_at, beat.sent_at)
+    return request
+
+
+def heartbeat_from_wire(request: pb.HeartbeatRequest) -> Heartbeat:
+    return Heartbeat(
+        node=request.node,
+        role=request.role,
+        software_version=request.software_version,
+        catalog_version=request.catalog_version,
+        backlog=request.backlog,
+        sent_at=micros(request.sent_at),
     )
