@@ -126,9 +126,15 @@ def _parse_item(raw: Any, where: str) -> Item:
         materials=tuple(_parse_materials(raw.get("materials"), where)),
         statutory_days=statutory,
         committed_days=committed,
-        fee=float(raw.get("fee", 0)),
+        fee=_fee(raw.get("fee", 0), where),
         joint_departments=tuple(str(d) for d in raw.get("joint_departments", [])),
     )
+
+
+def _fee(raw: Any, where: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
+        raise InvalidInput(f"{where}: 'fee' must be a number of yuan, 0 or more")
+    return float(raw)
 
 
 def _parse_materials(raw: Any, where: str) -> list[Material]:

@@ -1,6 +1,5 @@
 """district-node: the district hub's command line."""
 
-import json
 import shutil
 from pathlib import Path
 from typing import Annotated
@@ -8,7 +7,8 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from casework import Divisions, InvalidInput, parse_catalog
+from casework import Divisions, InvalidInput
+from relay import catalogs
 from relay.bundle import Bundle
 from relay.clock import now_us
 from relay.config import NodeConfig, default_db_url
@@ -90,6 +90,21 @@ def enroll(
     )
 
 
+catalog_app = typer.Typer(help="The service catalog the district publishes to every node.")
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command()
+def publish(home: Home, file: Path, as_json: AsJson = False) -> None:
+    """Publish a new catalog version; every township and village takes it at its next sync."""
+    try:
+        document = file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    version = run(with_node(home, lambda node: _publish(node, document)))
+    emit({"version": version}, as_json, lambda: out.print(f"catalog {version} published", markup=False))
+
+
 @app.command()
 def serve(home: Home, listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")]) -> None:
     """Serve the townships (runs until SIGTERM or Ctrl+C)."""
@@ -104,10 +119,15 @@ async def _check_divisions(path: Path, code: str) -> Divisions:
 
 
 async def _check_catalog(path: Path) -> None:
-    try:
-        parse_catalog(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"cannot read catalog {path}: {exc}") from exc
+    catalogs.parse_document(path.read_bytes())
+
+
+async def _publish(node: Node, document: bytes) -> str:
+    catalog = catalogs.parse_document(document)
+    async with node.engine.begin() as conn:
+        if not await catalogs.store(conn, catalogs.Published(catalog.version, document, now_us())):
+            raise InvalidInput(f"catalog {catalog.version} is published already")
+    return catalog.version
 
 
 async def _enroll(node: Node, code: str) -> Bundle:

@@ -39,6 +39,7 @@ from casework.lifecycle import (
     SUPPLEMENTED,
     WITHDRAWN,
 )
+from relay.catalogs import load_all
 from relay.clock import now_us, today_in_china
 from relay.config import NodeConfig
 from relay.counters import read_value, take_range, write_value
@@ -81,7 +82,8 @@ class Ledger:
         today: Callable[[], date] = today_in_china,
     ) -> None:
         self.config = config
-        self.catalog = catalog
+        self.catalog = catalog  # the newest version: requests are taken under it
+        self.catalogs = {catalog.version: catalog}  # every version this node has seen
         self.calendar = calendar or default_calendar()
         self.today = today  # the owner's clock for deadlines (injectable)
         self.has_upstream = bool(config.upstream_code)
@@ -129,6 +131,8 @@ class Ledger:
         Returns the refused ones (recorded as dead letters) and how many were already known."""
         relay = from_below and self.has_upstream
         batch = await self._start(conn, [r.case_id for r in records])
+        if any(r.catalog_version not in self.catalogs for r in records if r.type == SUBMITTED):
+            self.catalogs.update(await load_all(conn))  # published since this process started
         seen = await _known_ids(conn, [r.event_id for r in records])
         refusals, duplicates = [], 0
         for index, record in enumerate(records):
@@ -253,7 +257,8 @@ class Ledger:
             raise IllegalTransition("case.submitted needs an applicant object")
         names = _names(missing)
         if self.config.role != "village":
-            self._recheck(start.item_code, start.decide_level, applicant)
+            catalog = self.catalogs.get(record.catalog_version, self.catalog)
+            self._recheck(catalog, start.item_code, start.decide_level, applicant)
         return {
             "case_id": record.case_id,
             "item_code": start.item_code,
@@ -276,16 +281,23 @@ class Ledger:
             "decided_on": None,
         }
 
-    def _recheck(self, item_code: str, decide_level: str, applicant: dict[str, Any]) -> None:
-        """Check a village's submission again against this node's own catalog and rules: the
-        item, where it is decided, and the applicant's details (InvalidInput if wrong)."""
+    def adopt(self, catalogs: dict[str, Catalog], newest: str) -> None:
+        """Take the catalog versions this node keeps; requests are taken under the newest."""
+        self.catalogs.update(catalogs)
+        self.catalog = self.catalogs[newest]
+
+    def _recheck(
+        self, catalog: Catalog, item_code: str, decide_level: str, applicant: dict[str, Any]
+    ) -> None:
+        """Check a village's submission again against the catalog version it was taken under
+        and this node's rules: the item, where it is decided, and the applicant's details."""
         request = Request(
             item_code,
             str(applicant.get("name", "")),
             str(applicant.get("id_number", "")),
             str(applicant.get("phone", "")),
         )
-        checked = check_request(self.catalog, request)
+        checked = check_request(catalog, request)
         if checked.item.decide_level != decide_level:
             raise IllegalTransition(f"item {item_code} is decided at the {checked.item.decide_level} level")
 

@@ -1,14 +1,15 @@
 """A node opened from its home folder: config, database, ledger, and its link upward."""
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from casework import Catalog, default_catalog, parse_catalog
+from casework import Catalog
+from relay import catalogs
 from relay.config import NodeConfig
 from relay.db import create_schema, open_engine
 from relay.ledger import Ledger
@@ -32,12 +33,23 @@ class Node:
 CATALOG_FILE = "catalog.json"
 
 
-def load_catalog(home: Path) -> Catalog:
-    """The catalog this node works with: the one given at init, else the shipped one."""
+def first_catalog(home: Path) -> bytes:
+    """The catalog a new node starts with: the one given at init, else the shipped one."""
     path = home / CATALOG_FILE
     if path.exists():
-        return parse_catalog(json.loads(path.read_text(encoding="utf-8")))
-    return default_catalog()
+        return path.read_bytes()
+    return resources.files("casework").joinpath("data/catalog.json").read_bytes()
+
+
+async def _catalogs(engine: AsyncEngine, home: Path) -> tuple[dict[str, Catalog], str]:
+    """Every catalog version the node keeps, and the newest; a new node keeps its first."""
+    async with engine.begin() as conn:
+        published = await catalogs.newest(conn)
+        if published is None:
+            document = first_catalog(home)
+            published = catalogs.Published(catalogs.parse_document(document).version, document, 0)
+            await catalogs.store(conn, published)
+        return await catalogs.load_all(conn), published.version
 
 
 @asynccontextmanager
@@ -47,6 +59,9 @@ async def open_node(home: Path, config: NodeConfig | None = None) -> AsyncIterat
     engine = open_engine(config.db_url)
     try:
         await create_schema(engine)
-        yield Node(home, config, engine, Ledger(config, load_catalog(home)))
+        kept, newest = await _catalogs(engine, home)
+        ledger = Ledger(config, kept[newest])
+        ledger.adopt(kept, newest)
+        yield Node(home, config, engine, ledger)
     finally:
         await engine.dispose()

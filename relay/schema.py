@@ -110,6 +110,16 @@ state = Table(
     Column("text", String(64)),
 )
 
+# Every catalog version this node has seen (the newest is the one it takes requests under);
+# older ones stay, since a case keeps the version it was taken under.
+catalogs = Table(
+    "catalogs",
+    metadata,
+    Column("version", String(32), primary_key=True),
+    Column("document", LargeBinary, nullable=False),
+    Column("published_at", BigInteger, nullable=False),
+)
+
 # Nodes known to this node: enrolled ones (district) and those that sent a heartbeat.
 nodes = Table(
     "nodes",

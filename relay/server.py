@@ -73,6 +73,14 @@ class RelayServicer(pb_grpc.RelayServicer):
         set_micros(reply.server_time, now)
         return reply
 
+    async def FetchCatalog(
+        self, request: pb.CatalogRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CatalogReply:
+        found = await _guard(context, self.service.fetch_catalog(request.node, request.have_version))
+        reply = pb.CatalogReply(version=found.version, document=found.document)
+        set_micros(reply.published_at, found.published_at)
+        return reply
+
 
 async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
     """Answer the relay's own refusals with the matching status; anything unexpected is

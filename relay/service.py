@@ -9,6 +9,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from relay import catalogs
+from relay.catalogs import Published
 from relay.clock import now_us
 from relay.errors import InvalidBatch, NotPermitted
 from relay.ledger import MAX_INT64, Ledger, feed
@@ -127,6 +129,15 @@ class RelayService:
                 return PullResult(tuple(found), head)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.closing.wait(), _FEED_POLL_SECONDS)
+
+    async def fetch_catalog(self, puller: str, have_version: str) -> Published:
+        """The newest catalog version kept here, or an empty answer if the caller has it."""
+        self.check_peer(puller)
+        async with self.engine.connect() as conn:
+            found = await catalogs.newest(conn)
+        if found is None or found.version == have_version:
+            return Published("", b"", 0)
+        return found
 
     async def heartbeat(self, beat: Heartbeat) -> int:
         """Record that a node is alive and how it is doing; returns this node's clock."""

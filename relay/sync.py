@@ -17,6 +17,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception_type
 
+from casework import CaseworkError, InvalidInput
+from relay.catalogs import parse_document, store
 from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
 from relay.errors import PermanentError, RelayError, TransientError
@@ -184,6 +186,24 @@ class Syncer:
             await write_value(conn, "last_pull", now_us())
         return len(page.events), len(refused)
 
+    async def refresh_catalog(self) -> None:
+        """Take a newer catalog version from the upstream, if it has one; a version that does
+        not validate here is logged and left out, never half-taken."""
+        found = await self.upstream.fetch_catalog(self.config.code, self.ledger.catalog.version)
+        if not found.version:
+            return
+        try:
+            catalog = parse_document(found.document)
+            if catalog.version != found.version:
+                raise InvalidInput(f"the document says version {catalog.version[:32]}")
+            async with self.engine.begin() as conn:
+                await store(conn, found)
+        except CaseworkError as exc:
+            log.error("relay.catalog.invalid", version=found.version[:32], error=str(exc))
+            return
+        self.ledger.adopt({catalog.version: catalog}, catalog.version)
+        log.info("relay.catalog.adopted", version=catalog.version)
+
     async def sync(self, give_up_after: float | None) -> SyncReport:
         """Push everything queued, then pull everything addressed here; retry transient
         failures with backoff until ``give_up_after`` seconds have passed."""
@@ -204,6 +224,7 @@ class Syncer:
                     pulled, rejected = pulled + got, rejected + refused
                     if got == 0:
                         break
+                await self.refresh_catalog()
         async with self.engine.connect() as conn:
             left = await backlog(conn)
         return SyncReport(pushed, pulled, rejected, left)
@@ -234,6 +255,7 @@ class Syncer:
 
         async def step() -> None:
             got, _ = await self.pull_once(wait_ms=PULL_WAIT_MS)
+            await self.refresh_catalog()
             if got == 0:
                 await asyncio.sleep(self.policy.poll_interval_seconds)
 

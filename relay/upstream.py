@@ -8,6 +8,7 @@ import grpc
 
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
+from relay.catalogs import Published
 from relay.errors import TransientError, from_rpc_error
 from relay.records import EventRecord, Heartbeat, PullResult, PushResult, Rejected
 from relay.server import MAX_MESSAGE_BYTES
@@ -37,6 +38,8 @@ class Upstream(Protocol):
     ) -> PullResult: ...
 
     async def heartbeat(self, beat: Heartbeat) -> int: ...
+
+    async def fetch_catalog(self, node: str, have_version: str) -> Published: ...
 
     async def close(self) -> None: ...
 
@@ -83,6 +86,14 @@ class GrpcUpstream:
             raise from_rpc_error(exc, self.target) from exc
         return micros(reply.server_time)
 
+    async def fetch_catalog(self, node: str, have_version: str) -> Published:
+        request = pb.CatalogRequest(node=node, have_version=have_version)
+        try:
+            reply = await self._stub.FetchCatalog(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, self.target) from exc
+        return Published(reply.version, reply.document, micros(reply.published_at))
+
     async def close(self) -> None:
         await self._channel.close()
 
@@ -112,6 +123,10 @@ class LocalUpstream:
     async def heartbeat(self, beat: Heartbeat) -> int:
         self._check()
         return await self.service.heartbeat(beat)
+
+    async def fetch_catalog(self, node: str, have_version: str) -> Published:
+        self._check()
+        return await self.service.fetch_catalog(node, have_version)
 
     async def close(self) -> None:
         return None

@@ -95,13 +95,13 @@ class Network:
     def spawn(self, code: str, *args: str, stdout: Path, stderr: Path) -> subprocess.Popen[bytes]:
         """Start a node's command without waiting for it; its output goes to the two files."""
         role = self.role[code]
-        command = [sys.executable, "-m", TOOLS[role], *args[:1], "--home", str(self.home(code)), *args[1:]]
+        command = [sys.executable, "-m", TOOLS[role], *args, "--home", str(self.home(code))]
         with stdout.open("ab") as out, stderr.open("ab") as err:
             return subprocess.Popen(command, stdout=out, stderr=err, env=_env())
 
     def cli(self, role: str, code: str, *args: str, check: bool = True, timeout: float = 120) -> Any:
         """Run a node's command; returns parsed JSON when --json is given, else the process."""
-        command = [sys.executable, "-m", TOOLS[role], *args[:1], "--home", str(self.home(code)), *args[1:]]
+        command = [sys.executable, "-m", TOOLS[role], *args, "--home", str(self.home(code))]
         done = subprocess.run(command, capture_output=True, timeout=timeout, env=_env())
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr.decode()}")

@@ -1,6 +1,7 @@
 """End to end through the command lines, with real server processes on loopback ports."""
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,3 +185,20 @@ def test_correction_round_trip_then_rating(network: Network, tmp_path: Path) -> 
     network.sync(V)
     events = [e["type"] for e in network.node(T, "show", case_id, "--json")["events"]]
     assert events[-2:] == ["cmd.rate", "case.rated"]
+
+
+def test_catalog_published_at_district_reaches_the_village(network: Network, tmp_path: Path) -> None:
+    """district-node catalog publish: validated, then taken by the township and the village."""
+    catalog = json.loads((Path(__file__).parent.parent / "casework/data/catalog.json").read_text("utf-8"))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(catalog | {"version": "2027.1", "items": [catalog["items"][0] | {"fee": "x"}]}))
+    refused = network.node("500117", "catalog", "publish", str(bad), check=False)
+    assert refused.returncode == 2 and b"fee" in refused.stderr
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(catalog | {"version": "2027.1"}, ensure_ascii=False), encoding="utf-8")
+    assert network.node("500117", "catalog", "publish", str(good), "--json") == {"version": "2027.1"}
+    again = network.node("500117", "catalog", "publish", str(good), check=False)
+    assert again.returncode == 2 and b"published already" in again.stderr
+    network.sync(T)
+    network.sync(V)
+    assert {item["version"] for item in network.node(V, "catalog", "--json")} == {"2027.1"}

@@ -1,8 +1,11 @@
 """The relay's logic across three real SQLite nodes, wired in-process (no network)."""
 
+import json
 from datetime import date
 
-from casework import Request
+import pytest
+
+from casework import InvalidInput, Request, default_catalog
 from casework.lifecycle import (
     ACCEPTED,
     CMD_RATE,
@@ -12,6 +15,7 @@ from casework.lifecycle import (
     DECIDED,
     ESCALATED,
 )
+from relay import catalogs
 from relay.queries import list_cases, show_case
 from relay.service import RelayService
 from relay.staff import act
@@ -171,3 +175,22 @@ async def test_supervision_colours_cases_and_rates_the_service(net):
     assert report["by_owner"][TOWNSHIP] == {"yellow": 1, "done_on_time": 1}
     assert report["on_time_rate"] == 1.0
     assert report["satisfaction"] == {"ratings": 2, "bad_reviews": 1, "rate": 0.5}
+
+
+async def test_published_catalog_reaches_every_tier_and_cases_keep_their_version(net):
+    """A catalog version published at the district is taken by the township and the village at
+    their next sync; a case taken under the old version still flows and keeps its version."""
+    v_sync, t_sync, _ = wire(net)
+    [old_case] = await intake(net.village)
+    items = [i.to_dict() for i in default_catalog().items.values() if i.code != "twp-pension-enroll"]
+    newer = {"version": "2027.1", "items": items}
+    async with net.district.engine.begin() as conn:
+        document = json.dumps(newer, ensure_ascii=False).encode()
+        await catalogs.store(conn, catalogs.Published("2027.1", document, 1))
+    await t_sync.sync(5)
+    await v_sync.sync(5)
+    assert (net.township.ledger.catalog.version, net.village.ledger.catalog.version) == ("2027.1",) * 2
+    [case] = await list_cases(net.township)
+    assert (case["case_id"], case["catalog_version"]) == (old_case, "2026.1")
+    with pytest.raises(InvalidInput, match="unknown item"):  # withdrawn in the new version
+        village.check(net.village, Request("twp-pension-enroll", "张三", ID), {})

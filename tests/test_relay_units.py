@@ -65,6 +65,9 @@ class EdgeSpy:
     async def heartbeat(self, beat: Any) -> int:
         return await self.inner.heartbeat(beat)
 
+    async def fetch_catalog(self, node: str, have_version: str) -> Any:
+        return await self.inner.fetch_catalog(node, have_version)
+
     def data_pushes(self) -> list[list[int]]:
         """The pushes that carried events, leaving out empty probes for the upstream's mark."""
         return [seqs for seqs in self.pushes if seqs]

@@ -50,6 +50,11 @@ class RelayStub:
                 request_serializer=protos_dot_v1_dot_relay__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=protos_dot_v1_dot_relay__pb2.HeartbeatReply.FromString,
                 _registered_method=True)
+        self.FetchCatalog = channel.unary_unary(
+                '/servicenet.v1.Relay/FetchCatalog',
+                request_serializer=protos_dot_v1_dot_relay__pb2.CatalogRequest.SerializeToString,
+                response_deserializer=protos_dot_v1_dot_relay__pb2.CatalogReply.FromString,
+                _registered_method=True)
 
 
 class RelayServicer:
@@ -78,6 +83,14 @@ class RelayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FetchCatalog(self, request, context):
+        """The newest catalog version, if the caller lacks it. Cases stay bound to the version they
+        were taken under (Event.catalog_version); nodes keep every version they have seen.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RelayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +108,11 @@ def add_RelayServicer_to_server(servicer, server):
                     servicer.Heartbeat,
                     request_deserializer=protos_dot_v1_dot_relay__pb2.HeartbeatRequest.FromString,
                     response_serializer=protos_dot_v1_dot_relay__pb2.HeartbeatReply.SerializeToString,
+            ),
+            'FetchCatalog': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchCatalog,
+                    request_deserializer=protos_dot_v1_dot_relay__pb2.CatalogRequest.FromString,
+                    response_serializer=protos_dot_v1_dot_relay__pb2.CatalogReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +197,33 @@ class Relay:
             '/servicenet.v1.Relay/Heartbeat',
             protos_dot_v1_dot_relay__pb2.HeartbeatRequest.SerializeToString,
             protos_dot_v1_dot_relay__pb2.HeartbeatReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchCatalog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servicenet.v1.Relay/FetchCatalog',
+            protos_dot_v1_dot_relay__pb2.CatalogRequest.SerializeToString,
+            protos_dot_v1_dot_relay__pb2.CatalogReply.FromString,
             options,
             channel_credentials,
             insecure,
