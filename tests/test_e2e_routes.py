@@ -202,3 +202,23 @@ def test_catalog_published_at_district_reaches_the_village(network: Network, tmp
     network.sync(T)
     network.sync(V)
     assert {item["version"] for item in network.node(V, "catalog", "--json")} == {"2027.1"}
+
+
+def test_withdrawal_racing_a_decision_ends_the_same_at_every_tier(network: Network) -> None:
+    """The owner's order wins: a withdrawal that arrives after the decision is refused, and the
+    village, township and district all end with the decision."""
+    case_id = intake(network, "twp-pension-enroll")
+    network.sync(V)
+    network.node(V, "withdraw", case_id, "--reason", "不办了")  # queued at the village
+    network.node(T, "accept", case_id)
+    network.node(T, "decide", case_id, "--approve", "--reason", "材料齐全")  # decided first
+    network.sync(V)
+    network.sync(V)
+    for code in (V, T, "500117"):
+        for _ in range(100):  # the district learns through the township's background relay
+            shown = network.node(code, "show", case_id, "--json")
+            if shown["events"][-1]["type"] == "case.command_refused":
+                break
+            time.sleep(0.1)
+        assert shown["status"] == "approved", code
+        assert shown["events"][-1]["type"] == "case.command_refused", code
