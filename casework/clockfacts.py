@@ -14,7 +14,7 @@ from typing import Any
 
 from casework.calendar import WorkCalendar
 from casework.errors import IllegalTransition
-from casework.lifecycle import ACCEPTED, CORRECTION_REQUESTED, DECIDED, SUPPLEMENTED
+from casework.lifecycle import ACCEPTED, CORRECTION_REQUESTED, DECIDED, DEPARTMENT_DECIDED, SUPPLEMENTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ def stamp(
         }
     if event_type == CORRECTION_REQUESTED:
         return payload | {"paused_on": today.isoformat()}
-    if event_type == DECIDED:
+    if event_type in (DECIDED, DEPARTMENT_DECIDED):
         return payload | {"decided_on": today.isoformat()}
     if event_type == SUPPLEMENTED and dates.paused_on and dates.deadline and dates.statutory_deadline:
         stood_still = calendar.working_days_between(dates.paused_on, today)
@@ -69,7 +69,7 @@ def follow(dates: CaseDates, event_type: str, payload: dict[str, Any]) -> CaseDa
         dates = replace(dates, paused_on=_day(payload["paused_on"]))
     if event_type == SUPPLEMENTED:
         dates = replace(dates, paused_on=None)
-    if event_type == DECIDED and "decided_on" in payload:
+    if event_type in (DECIDED, DEPARTMENT_DECIDED) and "decided_on" in payload:
         dates = replace(dates, decided_on=_day(payload["decided_on"]))
     return dates
 

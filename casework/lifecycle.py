@@ -18,6 +18,7 @@ ESCALATED = "case.escalated"
 DECIDED = "case.decided"
 DELIVERED = "case.delivered"
 WITHDRAWN = "case.withdrawn"
+DEPARTMENT_DECIDED = "case.department_decided"
 SUPPLEMENTED = "case.supplemented"
 RATED = "case.rated"
 COMPLAINT_FILED = "case.complaint_filed"
@@ -35,6 +36,7 @@ STATUS_EVENTS = frozenset(
         SUPPLEMENTED,
         ESCALATED,
         DECIDED,
+        DEPARTMENT_DECIDED,
         DELIVERED,
         WITHDRAWN,
         RATED,
@@ -77,6 +79,12 @@ class CaseState:
     village_code: str
     township_code: str
     decide_level: str
+    # Joint items (并联审批): each listed department's verdict, "pending", "approved" or
+    # "rejected"; empty for an item one body decides.
+    departments: tuple[tuple[str, str], ...] = ()
+
+    def pending(self) -> list[str]:
+        return [name for name, verdict in self.departments if verdict == "pending"]
 
 
 def submit(case_id: str, payload: dict[str, Any]) -> CaseState:
@@ -88,7 +96,11 @@ def submit(case_id: str, payload: dict[str, Any]) -> CaseState:
         raise IllegalTransition(f"{SUBMITTED} payload lacks {exc.args[0]!r}") from exc
     if decide_level not in ("township", "district"):
         raise IllegalTransition(f"decide_level {decide_level!r} must be township or district")
-    return CaseState(case_id, item, "submitted", township, village, township, decide_level)
+    joint = payload.get("joint_departments", [])
+    if not isinstance(joint, list) or not all(isinstance(name, str) and name for name in joint):
+        raise IllegalTransition("joint_departments must be a list of department names")
+    departments = tuple((name, "pending") for name in dict.fromkeys(joint))
+    return CaseState(case_id, item, "submitted", township, village, township, decide_level, departments)
 
 
 def evolve(state: CaseState, event_type: str, payload: dict[str, Any], origin: str) -> CaseState:
@@ -101,8 +113,30 @@ def evolve(state: CaseState, event_type: str, payload: dict[str, Any], origin: s
         raise IllegalTransition(f"{event_type} by {origin}, but the case's owner is {state.owner}")
     if event_type == COMMAND_REFUSED:
         return state
+    if event_type == DEPARTMENT_DECIDED:
+        return _department_decides(state, payload)
     status, owner = _next(state, event_type, payload)
     return replace(state, status=status, owner=owner)
+
+
+def _department_decides(state: CaseState, payload: dict[str, Any]) -> CaseState:
+    """One department of a joint item decides; the case is approved once all have approved,
+    rejected as soon as one rejects. Departments decide in parallel, in any order."""
+    department = payload.get("department")
+    if state.status != "accepted" or _decider(state) != state.owner:
+        raise IllegalTransition(
+            f"a case that is {state.status} at {state.owner} cannot take a department's decision"
+        )
+    if department not in state.pending():
+        raise IllegalTransition(
+            f"{department!r} is not a department still to decide: {', '.join(state.pending())}"
+        )
+    verdict = "approved" if payload.get("approved") else "rejected"
+    departments = tuple((n, verdict if n == department else v) for n, v in state.departments)
+    settled = replace(state, departments=departments)
+    if verdict == "rejected":
+        return replace(settled, status="rejected")
+    return replace(settled, status="approved") if not settled.pending() else settled
 
 
 def _next(state: CaseState, event_type: str, payload: dict[str, Any]) -> tuple[str, str]:
@@ -118,6 +152,8 @@ def _next(state: CaseState, event_type: str, payload: dict[str, Any]) -> tuple[s
     if event_type == DECIDED and current == "accepted":
         if _decider(state) != state.owner:
             raise IllegalTransition("this item is decided at the district: escalate it first")
+        if state.departments:
+            raise IllegalTransition(f"a joint item: each department decides ({', '.join(state.pending())})")
         return ("approved" if payload.get("approved") else "rejected"), state.owner
     if event_type == DELIVERED and current in _DECIDED:
         return "delivered", state.owner

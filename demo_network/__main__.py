@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 
 from casework import Request
-from casework.lifecycle import ACCEPTED, CMD_DELIVER, DECIDED, ESCALATED
+from casework.lifecycle import ACCEPTED, CMD_DELIVER, DECIDED, DEPARTMENT_DECIDED, ESCALATED
 from relay.node import open_node
 from relay.queries import list_cases
 from relay.staff import act
@@ -30,7 +30,13 @@ from village_agent import service
 
 DIVISIONS = Path(__file__).resolve().parent.parent / "casework" / "data" / "hechuan-500117.csv"
 TOWNSHIPS = {"500117001": ["500117001005", "500117001008"], "500117101": [], "500117102": []}
-ITEMS = ["twp-pension-enroll", "twp-medins-enroll", "twp-elderly-card", "twp-dibao-apply", "twp-disab-living"]
+ITEMS = [
+    "twp-pension-enroll",
+    "twp-medins-enroll",
+    "twp-elderly-card",
+    "twp-dibao-apply",
+    "twp-elderly-care-subsidy",  # decided jointly by three departments
+]
 NAMES = ["张秀英", "王建国", "李桂兰", "刘德华", "陈玉梅", "杨国强"]
 IDS = ["500117195603124322", "500117197811052166", "500117200108230041", "11010519491231002X"]
 console = Console(width=max(shutil.get_terminal_size().columns, 100))
@@ -147,19 +153,22 @@ async def staff(folder: Path, stop: asyncio.Event) -> None:
                         continue
                     step = next_step.get(case["status"])
                     if case["status"] == "accepted":
-                        must_escalate = code != "500117" and _decided_at_district(node, case)
-                        step = (
-                            (ESCALATED, {"opinion": "初审通过"})
-                            if must_escalate
-                            else (DECIDED, {"approved": random.random() > 0.2, "reason": "按规定办理"})
-                        )
+                        step = _next_step(node, code, case)
                     if step:
                         await act(node, [case["case_id"]], step[0], {**step[1], "staff": "窗口A"})
         await asyncio.sleep(1.0)
 
 
-def _decided_at_district(node: Any, case: dict[str, Any]) -> bool:
-    return bool(node.ledger.catalog.require(case["item_code"]).decide_level == "district")
+def _next_step(node: Any, code: str, case: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Escalate a district item at the township; otherwise decide it (each department of a
+    joint item in turn)."""
+    if code != "500117" and node.ledger.catalog.require(case["item_code"]).decide_level == "district":
+        return ESCALATED, {"opinion": "初审通过"}
+    verdict = {"approved": random.random() > 0.1, "reason": "按规定办理"}
+    pending = [name for name, state in case["departments"].items() if state == "pending"]
+    if pending:
+        return DEPARTMENT_DECIDED, verdict | {"department": pending[0]}
+    return DECIDED, verdict
 
 
 SHOWN = {

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from casework import CaseworkError
-from casework.lifecycle import ACCEPTED, DECIDED, STATUSES
+from casework.lifecycle import ACCEPTED, DECIDED, DEPARTMENT_DECIDED, STATUSES
 from relay import supervision
 from relay.clock import iso, today_in_china
 from relay.config import CONFIG_FILE, NodeConfig
@@ -258,15 +258,24 @@ def add_staff_commands(app: typer.Typer) -> None:
         reason: Annotated[str, typer.Option(help="Why: told to the applicant.")],
         approve: Annotated[bool, typer.Option("--approve")] = False,
         reject: Annotated[bool, typer.Option("--reject")] = False,
+        department: Annotated[
+            str | None, typer.Option(help="For a joint item: the department deciding (each one does).")
+        ] = None,
         staff: Staff = "",
         as_json: AsJson = False,
     ) -> None:
-        """Approve or reject cases this node owns and decides."""
+        """Approve or reject cases this node owns and decides (joint items: per --department)."""
         if approve == reject:
             fail("say either --approve or --reject")
         if not reason.strip():
             fail("--reason must say why")
-        staff_action(home, case_ids, DECIDED, {"approved": approve, "reason": reason.strip()}, staff, as_json)
+        payload: dict[str, Any] = {"approved": approve, "reason": reason.strip()}
+        if department:
+            staff_action(
+                home, case_ids, DEPARTMENT_DECIDED, payload | {"department": department}, staff, as_json
+            )
+        else:
+            staff_action(home, case_ids, DECIDED, payload, staff, as_json)
 
 
 def staff_action(

@@ -34,6 +34,7 @@ from casework.lifecycle import (
     COMMANDS,
     CORRECTION_REQUESTED,
     DECIDED,
+    DEPARTMENT_DECIDED,
     EVENT_TYPES,
     SUBMITTED,
     SUPPLEMENTED,
@@ -236,7 +237,8 @@ class Ledger:
             row.update(status=after.status, owner=after.owner, updated_at=record.recorded_at)
             row["missing_materials"] = missing
             row.update(_date_columns(dates))
-            if record.type in (DECIDED, WITHDRAWN) and "reason" in payload:
+            row["departments"] = json.dumps(after.departments, ensure_ascii=False)
+            if record.type in (DECIDED, DEPARTMENT_DECIDED, WITHDRAWN) and "reason" in payload:
                 row["reason"] = str(payload["reason"])
             if record.case_id not in batch.new_cases:
                 batch.changed.add(record.case_id)
@@ -258,7 +260,7 @@ class Ledger:
         names = _names(missing)
         if self.config.role != "village":
             catalog = self.catalogs.get(record.catalog_version, self.catalog)
-            self._recheck(catalog, start.item_code, start.decide_level, applicant)
+            self._recheck(catalog, start, applicant)
         return {
             "case_id": record.case_id,
             "item_code": start.item_code,
@@ -272,6 +274,7 @@ class Ledger:
             "phone": str(applicant.get("phone", "")),
             "missing_materials": _json_list(names),
             "reason": "",
+            "departments": json.dumps(start.departments, ensure_ascii=False),
             "catalog_version": record.catalog_version,
             "created_at": record.recorded_at,
             "updated_at": record.recorded_at,
@@ -286,20 +289,20 @@ class Ledger:
         self.catalogs.update(catalogs)
         self.catalog = self.catalogs[newest]
 
-    def _recheck(
-        self, catalog: Catalog, item_code: str, decide_level: str, applicant: dict[str, Any]
-    ) -> None:
+    def _recheck(self, catalog: Catalog, start: CaseState, applicant: dict[str, Any]) -> None:
         """Check a village's submission again against the catalog version it was taken under
         and this node's rules: the item, where it is decided, and the applicant's details."""
         request = Request(
-            item_code,
+            start.item_code,
             str(applicant.get("name", "")),
             str(applicant.get("id_number", "")),
             str(applicant.get("phone", "")),
         )
-        checked = check_request(catalog, request)
-        if checked.item.decide_level != decide_level:
-            raise IllegalTransition(f"item {item_code} is decided at the {checked.item.decide_level} level")
+        item = check_request(catalog, request).item
+        if item.decide_level != start.decide_level:
+            raise IllegalTransition(f"item {item.code} is decided at the {item.decide_level} level")
+        if tuple(name for name, _ in start.departments) != item.joint_departments:
+            raise IllegalTransition(f"item {item.code} is decided jointly by other departments")
 
     def _stamp(self, row: dict[str, Any] | None, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Dates this node, as the case's owner, fixes on an event it makes (deadlines)."""
@@ -365,10 +368,19 @@ def _state(row: dict[str, Any]) -> CaseState:
         row["village_code"],
         row["township_code"],
         row["decide_level"],
+        tuple((name, verdict) for name, verdict in json.loads(row["departments"])),
     )
 
 
-_CHANGING = ("status", "owner", "reason", "missing_materials", "updated_at", *CaseDates.__slots__)
+_CHANGING = (
+    "status",
+    "owner",
+    "reason",
+    "missing_materials",
+    "departments",
+    "updated_at",
+    *CaseDates.__slots__,
+)
 
 
 def _changes(row: dict[str, Any]) -> dict[str, Any]:

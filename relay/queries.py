@@ -52,6 +52,7 @@ def case_dict(row: Any) -> dict[str, Any]:
         "applicant_name": row.applicant_name,
         "missing_materials": json.loads(row.missing_materials),
         "reason": row.reason,
+        "departments": dict(json.loads(row.departments)),
         "catalog_version": row.catalog_version,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),

@@ -54,6 +54,7 @@ cases = Table(
     Column("phone", String(15), nullable=False),
     Column("missing_materials", Text, nullable=False),  # JSON list
     Column("reason", Text, nullable=False, default=""),  # last decision / refusal reason
+    Column("departments", Text, nullable=False, default="[]"),  # joint items: [[name, verdict]]
     Column("catalog_version", String(32), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),

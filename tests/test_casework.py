@@ -26,6 +26,7 @@ from casework.lifecycle import (
     COMMAND_REFUSED,
     CORRECTION_REQUESTED,
     DECIDED,
+    DEPARTMENT_DECIDED,
     ESCALATED,
     RATED,
     SUPPLEMENTED,
@@ -148,3 +149,29 @@ def test_rating_needs_a_decision_and_a_score_from_1_to_5() -> None:
     decided = evolve(evolve(case, ACCEPTED, {}, T), DECIDED, {"approved": True}, T)
     assert answer_command(decided, CMD_RATE, {"score": 5})[0] == RATED
     assert answer_command(decided, CMD_RATE, {"score": 6})[0] == COMMAND_REFUSED
+
+
+def test_joint_item_needs_every_department_and_one_rejection_rejects() -> None:
+    """Departments of a joint item decide in parallel; all approvals approve, any rejection rejects."""
+    payload = {
+        "village_code": V,
+        "township_code": T,
+        "item_code": "i",
+        "decide_level": "township",
+        "joint_departments": ["民政", "残联", "财政"],
+    }
+    accepted = evolve(submit("c", payload), ACCEPTED, {}, T)
+    with pytest.raises(IllegalTransition, match="each department decides"):
+        evolve(accepted, DECIDED, {"approved": True}, T)
+    two = evolve(
+        evolve(accepted, DEPARTMENT_DECIDED, {"department": "财政", "approved": True}, T),
+        DEPARTMENT_DECIDED,
+        {"department": "民政", "approved": True},
+        T,
+    )
+    assert (two.status, two.pending()) == ("accepted", ["残联"])
+    assert evolve(two, DEPARTMENT_DECIDED, {"department": "残联", "approved": True}, T).status == "approved"
+    rejected = evolve(accepted, DEPARTMENT_DECIDED, {"department": "残联", "approved": False}, T)
+    assert rejected.status == "rejected"
+    with pytest.raises(IllegalTransition, match="not a department still to decide"):
+        evolve(two, DEPARTMENT_DECIDED, {"department": "财政", "approved": False}, T)

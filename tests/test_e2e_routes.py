@@ -222,3 +222,26 @@ def test_withdrawal_racing_a_decision_ends_the_same_at_every_tier(network: Netwo
             time.sleep(0.1)
         assert shown["status"] == "approved", code
         assert shown["events"][-1]["type"] == "case.command_refused", code
+
+
+def test_joint_item_decided_by_three_departments_in_parallel(network: Network) -> None:
+    """A joint item is approved once each of its three departments has; the district sees who is
+    still pending, and a plain decision is refused."""
+    case_id = intake(network, "twp-elderly-care-subsidy")
+    network.sync(V)
+    network.node(T, "accept", case_id)
+    network.node(T, "escalate", case_id, "--opinion", "初审通过")
+    wait_for(network, "500117", case_id, "escalated")
+    network.node("500117", "accept", case_id)
+    plain = network.node("500117", "decide", case_id, "--approve", "--reason", "x", check=False)
+    assert plain.returncode == 1 and b"each department decides" in plain.stderr
+    departments = list(network.node("500117", "show", case_id, "--json")["departments"])
+    assert departments == ["区残联", "区老龄办", "区财政局"]
+    for done, department in enumerate(reversed(departments), start=1):
+        network.node("500117", "decide", case_id, "--department", department, "--approve", "--reason", "同意")
+        shown = network.node("500117", "show", case_id, "--json")
+        assert sum(v == "pending" for v in shown["departments"].values()) == 3 - done
+    assert shown["status"] == "approved"
+    wait_for(network, T, case_id, "approved")
+    network.sync(V)
+    assert network.cases(V)[0]["status"] == "approved"

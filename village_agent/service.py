@@ -62,6 +62,7 @@ def _payload(node: Node, checked: CheckedRequest, materials: list[dict[str, Any]
         "fields": request.fields,
         "materials": materials,
         "missing_materials": checked.missing_materials,
+        "joint_departments": list(checked.item.joint_departments),
         "village_code": node.config.code,
         "township_code": node.config.upstream_code,
     }
