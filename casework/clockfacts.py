@@ -36,17 +36,19 @@ def stamp(
     """The payload of an event the owner makes, with the dates it fixes. ``limits`` are the
     item's (committed, statutory) working days."""
     committed, statutory = limits
-    if event_type == ACCEPTED and dates.deadline is None:
+    if event_type == CORRECTION_REQUESTED:
+        return payload | {"paused_on": today.isoformat()}
+    if event_type in (DECIDED, DEPARTMENT_DECIDED):
+        return payload | {"decided_on": today.isoformat()}
+    if event_type not in (ACCEPTED, SUPPLEMENTED):
+        return payload
+    if dates.deadline is None:  # the case is accepted now (a supplement accepts it too)
         return payload | {
             "accepted_on": today.isoformat(),
             "deadline": calendar.add_working_days(today, committed).isoformat(),
             "statutory_deadline": calendar.add_working_days(today, statutory).isoformat(),
         }
-    if event_type == CORRECTION_REQUESTED:
-        return payload | {"paused_on": today.isoformat()}
-    if event_type in (DECIDED, DEPARTMENT_DECIDED):
-        return payload | {"decided_on": today.isoformat()}
-    if event_type == SUPPLEMENTED and dates.paused_on and dates.deadline and dates.statutory_deadline:
+    if dates.paused_on and dates.statutory_deadline:  # the clock resumes after a correction
         stood_still = calendar.working_days_between(dates.paused_on, today)
         return payload | {
             "deadline": calendar.add_working_days(dates.deadline, stood_still).isoformat(),
@@ -67,7 +69,7 @@ def follow(dates: CaseDates, event_type: str, payload: dict[str, Any]) -> CaseDa
         )
     if event_type == CORRECTION_REQUESTED and "paused_on" in payload:
         dates = replace(dates, paused_on=_day(payload["paused_on"]))
-    if event_type == SUPPLEMENTED:
+    if event_type in (ACCEPTED, SUPPLEMENTED):
         dates = replace(dates, paused_on=None)
     if event_type in (DECIDED, DEPARTMENT_DECIDED) and "decided_on" in payload:
         dates = replace(dates, decided_on=_day(payload["decided_on"]))

@@ -165,7 +165,8 @@ def _next(state: CaseState, event_type: str, payload: dict[str, Any]) -> tuple[s
             raise IllegalTransition("a supplement lists the materials handed in")
         return "accepted", state.owner  # materials complete: the case is accepted and resumes
     if event_type == RATED and current in (*_DECIDED, "delivered"):
-        if payload.get("score") not in SCORES:
+        score = payload.get("score")
+        if type(score) is not int or score not in SCORES:
             raise IllegalTransition("a rating is a score from 1 to 5")
         return current, state.owner
     if event_type == COMPLAINT_FILED:

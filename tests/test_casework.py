@@ -1,5 +1,6 @@
 """The pure domain: ID checks, catalog and divisions validation, the case state machine."""
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,14 @@ from casework import (
     Request,
     answer_command,
     check_request,
+    default_calendar,
     default_catalog,
     evolve,
     parse_catalog,
     submit,
     validate_resident_id,
 )
+from casework.clockfacts import CaseDates, follow, stamp
 from casework.lifecycle import (
     ACCEPTED,
     CMD_RATE,
@@ -175,3 +178,28 @@ def test_joint_item_needs_every_department_and_one_rejection_rejects() -> None:
     assert rejected.status == "rejected"
     with pytest.raises(IllegalTransition, match="not a department still to decide"):
         evolve(two, DEPARTMENT_DECIDED, {"department": "财政", "approved": False}, T)
+
+
+def test_resuming_after_a_correction_always_leaves_running_deadlines() -> None:
+    """A supplement that answers a notice given before acceptance starts the deadlines; an
+    acceptance straight after a correction pushes them back and ends the pause."""
+    cal, monday = default_calendar(), date(2026, 11, 23)
+    paused = follow(
+        CaseDates(), CORRECTION_REQUESTED, stamp(CORRECTION_REQUESTED, {}, CaseDates(), (1, 5), monday, cal)
+    )
+    resumed = follow(paused, SUPPLEMENTED, stamp(SUPPLEMENTED, {}, paused, (1, 5), date(2026, 11, 25), cal))
+    assert (resumed.deadline, resumed.paused_on) == (date(2026, 11, 26), None)
+    running = follow(CaseDates(), ACCEPTED, stamp(ACCEPTED, {}, CaseDates(), (1, 5), monday, cal))
+    paused = follow(
+        running, CORRECTION_REQUESTED, stamp(CORRECTION_REQUESTED, {}, running, (1, 5), monday, cal)
+    )
+    again = follow(paused, ACCEPTED, stamp(ACCEPTED, {}, paused, (1, 5), date(2026, 11, 25), cal))
+    assert (again.deadline, again.paused_on) == (date(2026, 11, 26), None)
+
+
+def test_a_rating_score_must_be_a_whole_number() -> None:
+    """True or 1.0 is not a score."""
+    case = new_case("township")
+    decided = evolve(evolve(case, ACCEPTED, {}, T), DECIDED, {"approved": True}, T)
+    for score in (True, 1.0):
+        assert answer_command(decided, CMD_RATE, {"score": score})[0] == COMMAND_REFUSED
