@@ -237,7 +237,7 @@ class Ledger:
             row.update(status=after.status, owner=after.owner, updated_at=record.recorded_at)
             row["missing_materials"] = missing
             row.update(_date_columns(dates))
-            row["departments"] = json.dumps(after.departments, ensure_ascii=False)
+            row["departments"] = _json_pairs(after.departments)
             if record.type in (DECIDED, DEPARTMENT_DECIDED, WITHDRAWN) and "reason" in payload:
                 row["reason"] = str(payload["reason"])
             if record.case_id not in batch.new_cases:
@@ -258,7 +258,7 @@ class Ledger:
         if not isinstance(applicant, dict):
             raise IllegalTransition("case.submitted needs an applicant object")
         names = _names(missing)
-        if self.config.role != "village":
+        if self.config.role == "township":  # the first node to see a village's submission
             catalog = self.catalogs.get(record.catalog_version, self.catalog)
             self._recheck(catalog, start, applicant)
         return {
@@ -274,7 +274,7 @@ class Ledger:
             "phone": str(applicant.get("phone", "")),
             "missing_materials": _json_list(names),
             "reason": "",
-            "departments": json.dumps(start.departments, ensure_ascii=False),
+            "departments": _json_pairs(start.departments),
             "catalog_version": record.catalog_version,
             "created_at": record.recorded_at,
             "updated_at": record.recorded_at,
@@ -345,6 +345,12 @@ class Ledger:
 
 
 @lru_cache(maxsize=256)
+def _json_pairs(pairs: tuple[tuple[str, str], ...]) -> str:
+    """Joint departments and their verdicts as JSON; cached, as most cases share them."""
+    return json.dumps(pairs, ensure_ascii=False)
+
+
+@lru_cache(maxsize=256)
 def _json_list(names: tuple[str, ...]) -> str:
     """A list of material names as JSON; cached, as many requests miss the same ones."""
     return json.dumps(list(names), ensure_ascii=False)
@@ -353,10 +359,14 @@ def _json_list(names: tuple[str, ...]) -> str:
 async def _known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
     """Event ids already applied here, or refused here before: neither is judged again."""
     applied = select(events.c.event_id).where(events.c.event_id.in_(ids))
-    refused = select(dead_letters.c.event_id).where(
-        dead_letters.c.direction == "in", dead_letters.c.event_id.in_(ids)
-    )
-    return set((await conn.execute(applied.union(refused))).scalars())
+    known = set((await conn.execute(applied)).scalars())
+    refused_any = select(dead_letters.c.id).where(dead_letters.c.direction == "in").limit(1)
+    if (await conn.execute(refused_any)).first() is not None:  # rare: skip the lookup otherwise
+        refused = select(dead_letters.c.event_id).where(
+            dead_letters.c.direction == "in", dead_letters.c.event_id.in_(ids)
+        )
+        known.update((await conn.execute(refused)).scalars())
+    return known
 
 
 def _state(row: dict[str, Any]) -> CaseState:
