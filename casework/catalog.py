@@ -8,12 +8,14 @@ from typing import Any
 from casework.errors import InvalidInput
 
 _LEVELS = ("village", "township", "district")
+FORMS = ("原件", "复印件", "原件和复印件")
 
 
 @dataclass(frozen=True, slots=True)
 class Material:
     name: str
     required: bool
+    form: str = "原件"  # one of FORMS: what the applicant hands in
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,14 @@ class Item:
     committed_days: int
     fee: float
     joint_departments: tuple[str, ...]
+    # The guide's (办事指南) further elements: optional in a catalog document, so older versions parse.
+    basis: str = ""  # 设定依据
+    conditions: tuple[str, ...] = ()  # 申请条件
+    procedure: tuple[str, ...] = ()  # 办理流程, in order
+    consultation: str = ""  # 咨询方式
+    complaint_channel: str = ""  # 投诉方式 (JSON key "complaint")
+    excluded_steps: tuple[str, ...] = ()  # steps the law keeps out of the time limit, e.g. 公示
+    typical: tuple[str, ...] = ()  # JSON keys whose values are plausible typical values, not sourced
 
     def missing_materials(self, handed_in: set[str]) -> list[str]:
         """Every required material not handed in, in the catalog's order (一次性告知)."""
@@ -42,11 +52,18 @@ class Item:
             "department": self.department,
             "accept_level": self.accept_level,
             "decide_level": self.decide_level,
-            "materials": [{"name": m.name, "required": m.required} for m in self.materials],
+            "basis": self.basis,
+            "conditions": list(self.conditions),
+            "materials": [{"name": m.name, "required": m.required, "form": m.form} for m in self.materials],
+            "procedure": list(self.procedure),
             "statutory_days": self.statutory_days,
             "committed_days": self.committed_days,
+            "excluded_steps": list(self.excluded_steps),
             "fee": self.fee,
             "joint_departments": list(self.joint_departments),
+            "consultation": self.consultation,
+            "complaint": self.complaint_channel,
+            "typical": list(self.typical),
         }
 
 
@@ -128,7 +145,34 @@ def _parse_item(raw: Any, where: str) -> Item:
         committed_days=committed,
         fee=_fee(raw.get("fee", 0), where),
         joint_departments=tuple(str(d) for d in raw.get("joint_departments", [])),
+        basis=_optional_text(raw, "basis", where),
+        conditions=_texts(raw, "conditions", where),
+        procedure=_texts(raw, "procedure", where),
+        consultation=_optional_text(raw, "consultation", where),
+        complaint_channel=_optional_text(raw, "complaint", where),
+        excluded_steps=_texts(raw, "excluded_steps", where, unique=True),
+        typical=_texts(raw, "typical", where, unique=True),
     )
+
+
+def _optional_text(raw: dict[str, Any], key: str, where: str) -> str:
+    """An optional guide element: absent means "" (not given)."""
+    value = raw.get(key, "")
+    if not isinstance(value, str):
+        raise InvalidInput(f"{where}: {key!r} must be a string")
+    return value.strip()
+
+
+def _texts(raw: dict[str, Any], key: str, where: str, unique: bool = False) -> tuple[str, ...]:
+    """An optional list of non-empty strings (in order); absent means ()."""
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise InvalidInput(f"{where}: {key!r} must be a list of non-empty strings")
+    texts = tuple(v.strip() for v in value)
+    if unique and len(set(texts)) < len(texts):
+        twice = next(t for t in texts if texts.count(t) > 1)
+        raise InvalidInput(f"{where}: {key!r} names {twice!r} twice")
+    return texts
 
 
 def _fee(raw: Any, where: str) -> float:
@@ -144,5 +188,10 @@ def _parse_materials(raw: Any, where: str) -> list[Material]:
     for entry in raw:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise InvalidInput(f"{where}: each material needs a 'name'")
-        materials.append(Material(entry["name"], bool(entry.get("required", True))))
+        form = entry.get("form", FORMS[0])
+        if form not in FORMS:
+            raise InvalidInput(
+                f"{where}: material {entry['name']!r} 'form' must be {', '.join(FORMS[:-1])} or {FORMS[-1]}"
+            )
+        materials.append(Material(entry["name"], bool(entry.get("required", True)), form))
     return materials

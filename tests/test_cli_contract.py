@@ -98,3 +98,15 @@ def test_guide_tells_what_to_bring_and_how_long(net: Network) -> None:
     assert found["fee"] == 0 and len(found["materials"]) == 5
     unknown = net.node("500117001005", "guide", "no-such-item", check=False)
     assert unknown.returncode == 2 and b"unknown item" in unknown.stderr
+
+
+def test_guide_text_shows_the_steps_and_where_to_complain(net: Network) -> None:
+    """guide (text): the numbered procedure, the steps not counted, material forms, the channels."""
+    item = net.node("500117001005", "guide", "twp-dibao-apply", "--json")
+    assert item["basis"] and item["excluded_steps"] == ["公示"]
+    text = net.node("500117001005", "guide", "twp-dibao-apply").stdout.decode()
+    for number, step in enumerate(item["procedure"], start=1):
+        assert f"  {number}. {step}\n" in text
+    assert f"complaint: {item['complaint']}\n" in text and f"consultation: {item['consultation']}" in text
+    assert "not counted in the time limit: 公示" in text and "fee: free" in text
+    assert "最低生活保障申请书 (原件, required)" in text and item["basis"] in text

@@ -70,25 +70,11 @@ def catalog(home: Home, as_json: AsJson = False) -> None:
 
 @app.command()
 def guide(home: Home, item: str, as_json: AsJson = False) -> None:
-    """The item's guide (办事指南) to read out or print for the villager: what to bring, how
-    long it takes, what it costs, who decides."""
+    """The item's guide (办事指南) to read out or print for the villager: its legal basis, who may
+    apply, the steps, what to bring, how long it takes, what it costs, who decides, where to ask
+    and where to complain."""
     found = run(with_node(home, lambda node: _guide(node, item)))
-
-    def human() -> None:
-        out.print(f"{found['name']} ({found['code']}, {found['item_type']})", markup=False)
-        out.print(f"handled by: {found['department']}; decided at the {found['decide_level']}", markup=False)
-        out.print("bring:", markup=False)
-        for material in found["materials"]:
-            need = "required" if material["required"] else "if applicable"
-            out.print(f"  - {material['name']} ({need})", markup=False)
-        out.print(
-            f"time limit: {found['committed_days']} working days promised, "
-            f"{found['statutory_days']} by law (0 = on the spot)",
-            markup=False,
-        )
-        out.print(f"fee: {found['fee']:g} yuan; taking the request here is free", markup=False)
-
-    emit(found, as_json, human)
+    emit(found, as_json, lambda: _print_guide(found))
 
 
 @app.command()
@@ -206,6 +192,46 @@ async def _read(path: Path) -> Bundle:
 
 async def _guide(node: Node, code: str) -> dict[str, Any]:
     return node.ledger.catalog.require(code).to_dict() | {"version": node.ledger.catalog.version}
+
+
+def _print_guide(found: dict[str, Any]) -> None:
+    """The guide as text; elements the catalog leaves empty (older versions) are left out."""
+    _say(f"{found['name']} ({found['code']}, {found['item_type']})")
+    _say(f"handled by: {found['department']}; decided at the {found['decide_level']}")
+    _say_element("basis", found["basis"])
+    _say_list("conditions", found["conditions"])
+    _say_list("procedure", found["procedure"], numbered=True)
+    _say_list("bring", [_material_line(m) for m in found["materials"]])
+    _say(
+        f"time limit: {found['committed_days']} working days promised, "
+        f"{found['statutory_days']} by law (0 = on the spot)"
+    )
+    _say_element("not counted in the time limit", "、".join(found["excluded_steps"]))
+    _say("fee: free" if not found["fee"] else f"fee: {found['fee']:g} yuan; taking the request here is free")
+    _say_element("consultation", found["consultation"])
+    _say_element("complaint", found["complaint"])
+
+
+def _material_line(material: dict[str, Any]) -> str:
+    need = "required" if material["required"] else "if applicable"
+    return f"{material['name']} ({material['form']}, {need})"
+
+
+def _say_element(label: str, value: str) -> None:
+    if value:
+        _say(f"{label}: {value}")
+
+
+def _say_list(label: str, lines: list[str], numbered: bool = False) -> None:
+    if not lines:
+        return
+    _say(f"{label}:")
+    for number, line in enumerate(lines, start=1):
+        _say(f"  {number}. {line}" if numbered else f"  - {line}")
+
+
+def _say(text: str) -> None:
+    out.print(text, markup=False)
 
 
 async def _catalog(node: Node) -> tuple[list[dict[str, Any]], str]:
