@@ -8,7 +8,7 @@ import typer
 from sqlalchemy import select
 
 from casework import Divisions, InvalidInput
-from relay import catalogs
+from relay import calendars, catalogs
 from relay.bundle import Bundle
 from relay.clock import now_us
 from relay.config import NodeConfig, default_db_url
@@ -122,12 +122,40 @@ async def _check_catalog(path: Path) -> None:
     catalogs.parse_document(path.read_bytes())
 
 
+calendar_app = typer.Typer(help="The holiday calendar the district publishes to every node.")
+app.add_typer(calendar_app, name="calendar")
+
+
+@calendar_app.command("publish")
+def publish_calendar(home: Home, file: Path, as_json: AsJson = False) -> None:
+    """Publish the holidays and adjusted workdays of further years (the State Council's notice,
+    as JSON: version, years); every node counts deadlines by them after its next sync."""
+    try:
+        document = file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    version, years = run(with_node(home, lambda node: _publish_calendar(node, document)))
+    emit(
+        {"version": version, "years": years},
+        as_json,
+        lambda: out.print(f"calendar {version} published: {', '.join(map(str, years))}", markup=False),
+    )
+
+
 async def _publish(node: Node, document: bytes) -> str:
     catalog = catalogs.parse_document(document)
     async with node.engine.begin() as conn:
         if not await catalogs.store(conn, catalogs.Published(catalog.version, document, now_us())):
             raise InvalidInput(f"catalog {catalog.version} is published already")
     return catalog.version
+
+
+async def _publish_calendar(node: Node, document: bytes) -> tuple[str, list[int]]:
+    version, calendar = calendars.parse_document(document)
+    async with node.engine.begin() as conn:
+        if not await calendars.store(conn, catalogs.Published(version, document, now_us())):
+            raise InvalidInput(f"calendar {version} is published already")
+    return version, sorted(calendar.known_years)
 
 
 async def _enroll(node: Node, code: str) -> Bundle:

@@ -5,6 +5,8 @@ import time
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from casework.errors import InvalidInput
+
 
 def now_us() -> int:
     """Wall-clock time in microseconds since the epoch (UTC)."""
@@ -19,9 +21,22 @@ def iso(us: int) -> str:
 CHINA = timezone(timedelta(hours=8))  # China Standard Time, no daylight saving
 
 
+TODAY_VARIABLE = "SERVICENET_TODAY"
+
+
 def today_in_china() -> date:
-    """The calendar day in China now: deadlines count in the offices' working days."""
-    return datetime.now(CHINA).date()
+    """The calendar day in China now: deadlines count in the offices' working days.
+
+    For drills and tests only, the environment variable SERVICENET_TODAY (YYYY-MM-DD) sets the
+    day instead, e.g. to accept a case "in December 2026". The deploy units never set it.
+    """
+    given = os.environ.get(TODAY_VARIABLE)
+    if given is None:
+        return datetime.now(CHINA).date()
+    try:
+        return date.fromisoformat(given)
+    except ValueError as exc:
+        raise InvalidInput(f"{TODAY_VARIABLE}={given[:40]!r} is not a date (YYYY-MM-DD)") from exc
 
 
 def uuid7() -> str:

@@ -169,6 +169,8 @@ async def node_status(node: Node) -> dict[str, Any]:
             "last_push": iso(last_push) if last_push else None,
             "last_pull": iso(last_pull) if last_pull else None,
             "catalog_version": node.ledger.catalog.version,
+            "calendar_version": node.ledger.calendar_version or None,  # None: only the shipped years
+            "calendar_years": sorted(node.ledger.calendar.known_years),
             "cases": (await conn.execute(select(func.count()).select_from(cases_table))).scalar(),
             "rejected": (await conn.execute(select(func.count()).select_from(dead_letters))).scalar(),
         }
@@ -317,7 +319,7 @@ async def serve_node(home: Path, listen: str | None) -> None:
             service = RelayService(node.engine, node.ledger)
             server, port = await start_server(service, listen)
             log.info("node.serving", code=node.config.code, role=node.config.role, port=port)
-        jobs: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        jobs: list[Callable[[], Coroutine[Any, Any, None]]] = [node.reload_published_forever]
         if node.config.upstream:
             syncer = node.syncer()
             jobs = [syncer.forward_forever, syncer.pull_forever, syncer.heartbeat_forever]
@@ -385,5 +387,9 @@ def add_supervise_command(app: typer.Typer) -> None:
                 f"on-time rate: {report['on_time_rate']}  satisfaction: {report['satisfaction']}",
                 markup=False,
             )
+            assumed = report["calendar"]["assumed_monday_to_friday"]
+            if assumed:
+                years = ", ".join(map(str, assumed))
+                out.print(f"no published holidays for {years}: counted Monday to Friday", markup=False)
 
         emit(report, as_json, human)

@@ -86,6 +86,7 @@ class Ledger:
         self.catalog = catalog  # the newest version: requests are taken under it
         self.catalogs = {catalog.version: catalog}  # every version this node has seen
         self.calendar = calendar or default_calendar()
+        self.calendar_version = ""  # the newest published calendar taken ("": the shipped one)
         self.today = today  # the owner's clock for deadlines (injectable)
         self.has_upstream = bool(config.upstream_code)
 
@@ -288,6 +289,11 @@ class Ledger:
         """Take the catalog versions this node keeps; requests are taken under the newest."""
         self.catalogs.update(catalogs)
         self.catalog = self.catalogs[newest]
+
+    def adopt_calendar(self, calendar: WorkCalendar, version: str) -> None:
+        """Count deadlines from now on by this calendar (the newest published version kept)."""
+        self.calendar = calendar
+        self.calendar_version = version
 
     def _recheck(self, catalog: Catalog, start: CaseState, applicant: dict[str, Any]) -> None:
         """Check a village's submission again against the catalog version it was taken under

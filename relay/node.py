@@ -1,15 +1,17 @@
 """A node opened from its home folder: config, database, ledger, and its link upward."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from casework import Catalog
-from relay import catalogs
+from relay import calendars, catalogs
 from relay.config import NodeConfig
 from relay.db import create_schema, open_engine
 from relay.ledger import Ledger
@@ -24,6 +26,24 @@ class Node:
     engine: AsyncEngine
     ledger: Ledger
 
+    async def reload_published(self) -> None:
+        """Take the catalog and calendar versions kept in the database now: the district's
+        server learns what `catalog publish` and `calendar publish` stored while it ran."""
+        kept, newest = await _catalogs(self.engine, self.home)
+        self.ledger.adopt(kept, newest)
+        async with self.engine.connect() as conn:
+            version, calendar = await calendars.load(conn)
+        self.ledger.adopt_calendar(calendar, version)
+
+    async def reload_published_forever(self, every_seconds: float = 30.0) -> None:
+        """What a node without an upstream runs beside its server (the district hub)."""
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                await self.reload_published()
+            except Exception:  # a bad row or a busy database: keep what was taken, try again
+                log.exception("node.reload.failed")
+
     def syncer(self) -> Syncer:
         """A syncer talking to this node's configured upstream over gRPC."""
         upstream = GrpcUpstream(self.config.upstream, self.config.relay.push_timeout_seconds)
@@ -31,6 +51,7 @@ class Node:
 
 
 CATALOG_FILE = "catalog.json"
+log = structlog.get_logger()
 
 
 def first_catalog(home: Path) -> bytes:
@@ -60,8 +81,8 @@ async def open_node(home: Path, config: NodeConfig | None = None) -> AsyncIterat
     try:
         await create_schema(engine)
         kept, newest = await _catalogs(engine, home)
-        ledger = Ledger(config, kept[newest])
-        ledger.adopt(kept, newest)
-        yield Node(home, config, engine, ledger)
+        node = Node(home, config, engine, Ledger(config, kept[newest]))
+        await node.reload_published()
+        yield node
     finally:
         await engine.dispose()

@@ -121,6 +121,16 @@ catalogs = Table(
     Column("published_at", BigInteger, nullable=False),
 )
 
+# Every holiday calendar version this node has seen (relay/calendars.py): the district
+# publishes years the software does not ship; deadlines count by all of them, oldest first.
+calendars = Table(
+    "calendars",
+    metadata,
+    Column("version", String(32), primary_key=True),
+    Column("document", LargeBinary, nullable=False),
+    Column("published_at", BigInteger, nullable=False),
+)
+
 # Nodes known to this node: enrolled ones (district) and those that sent a heartbeat.
 nodes = Table(
     "nodes",

@@ -81,6 +81,14 @@ class RelayServicer(pb_grpc.RelayServicer):
         set_micros(reply.published_at, found.published_at)
         return reply
 
+    async def FetchCalendar(
+        self, request: pb.CalendarRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CalendarReply:
+        found = await _guard(context, self.service.fetch_calendar(request.node, request.have_version))
+        reply = pb.CalendarReply(version=found.version, document=found.document)
+        set_micros(reply.published_at, found.published_at)
+        return reply
+
 
 async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
     """Answer the relay's own refusals with the matching status; anything unexpected is

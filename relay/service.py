@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from relay import catalogs
+from relay import calendars, catalogs
 from relay.catalogs import Published
 from relay.clock import now_us
 from relay.errors import InvalidBatch, NotPermitted
@@ -138,6 +138,14 @@ class RelayService:
         if found is None or found.version == have_version:
             return Published("", b"", 0)
         return found
+
+    async def fetch_calendar(self, puller: str, have_version: str) -> Published:
+        """The calendar version published after the caller's, or an empty answer if it has
+        the newest (see relay.calendars.next_after)."""
+        self.check_peer(puller)
+        async with self.engine.connect() as conn:
+            found = await calendars.next_after(conn, have_version)
+        return found or Published("", b"", 0)
 
     async def heartbeat(self, beat: Heartbeat) -> int:
         """Record that a node is alive and how it is doing; returns this node's clock."""

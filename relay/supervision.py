@@ -3,6 +3,7 @@ satisfaction rates, for the district's management office and each township's own
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -28,6 +29,7 @@ async def supervise(node: Node, today: date) -> dict[str, Any]:
     lights = [(row, _light(node, row, today)) for row in rows]
     return {
         "today": today.isoformat(),
+        "calendar": _calendar(node, rows, today),
         "by_owner": _counts(lights, "owner"),
         "by_item": _counts(lights, "item_code"),
         "warnings": [_warning(row, light) for row, light in lights if light in WARNINGS],
@@ -56,6 +58,24 @@ def _light(node: Node, row: Any, today: date) -> str:
     committed_days = item.committed_days if item else 0
     statutory = date.fromisoformat(row.statutory_deadline or row.deadline)
     return running_light(today, deadline, statutory, committed_days, node.ledger.calendar)
+
+
+def _calendar(node: Node, rows: Sequence[Any], today: date) -> dict[str, Any]:
+    """The calendar deadlines count by, and the years the open cases reach (today to their
+    latest deadline) that it does not know: there it assumed Monday to Friday."""
+    calendar = node.ledger.calendar
+    open_ends = [
+        date.fromisoformat(day)
+        for row in rows
+        if row.status not in FINISHED
+        for day in (row.deadline, row.statutory_deadline)
+        if day
+    ]
+    return {
+        "version": node.ledger.calendar_version or None,
+        "years": sorted(calendar.known_years),
+        "assumed_monday_to_friday": calendar.unknown_years(today, max(open_ends)) if open_ends else [],
+    }
 
 
 def _counts(lights: list[tuple[Any, str]], key: str) -> dict[str, dict[str, int]]:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception_type
 
 from casework import CaseworkError, InvalidInput
+from relay import calendars
 from relay.catalogs import parse_document, store
 from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
@@ -34,6 +35,7 @@ HEARTBEAT_SECONDS = 60.0
 PROBE_SECONDS = 30.0  # an idle forwarder asks the upstream for its mark this often
 PUSH_WINDOW = 2  # batches in flight at once
 PRUNE_SECONDS = 600.0
+MAX_CALENDAR_STEPS = 100  # calendar versions taken in one refresh (one a year is usual)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,31 @@ class Syncer:
         self.ledger.adopt({catalog.version: catalog}, catalog.version)
         log.info("relay.catalog.adopted", version=catalog.version)
 
+    async def refresh_calendar(self) -> None:
+        """Take the holiday calendar versions the upstream published after the newest kept
+        here, oldest first, and count deadlines by them; a version that does not validate here
+        is logged and left out, never half-taken (and the ones after it wait behind it)."""
+        have = self.ledger.calendar_version
+        for _ in range(MAX_CALENDAR_STEPS):
+            found = await self.upstream.fetch_calendar(self.config.code, have)
+            if not found.version:
+                return
+            try:
+                version, given = calendars.parse_document(found.document)
+                if version != found.version:
+                    raise InvalidInput(f"the document says version {version}")
+                async with self.engine.begin() as conn:
+                    await calendars.store(conn, found)
+                    newest, calendar = await calendars.load(conn)
+            except CaseworkError as exc:
+                log.error("relay.calendar.invalid", version=found.version[:32], error=str(exc))
+                return
+            self.ledger.adopt_calendar(calendar, newest)
+            log.info("relay.calendar.adopted", version=newest, years=sorted(given.known_years))
+            if newest == have:  # what came is not newer than what is kept here: stop
+                return
+            have = newest
+
     async def sync(self, give_up_after: float | None) -> SyncReport:
         """Push everything queued, then pull everything addressed here; retry transient
         failures with backoff until ``give_up_after`` seconds have passed."""
@@ -225,6 +252,7 @@ class Syncer:
                     if got == 0:
                         break
                 await self.refresh_catalog()
+                await self.refresh_calendar()
         async with self.engine.connect() as conn:
             left = await backlog(conn)
         return SyncReport(pushed, pulled, rejected, left)
@@ -256,6 +284,7 @@ class Syncer:
         async def step() -> None:
             got, _ = await self.pull_once(wait_ms=PULL_WAIT_MS)
             await self.refresh_catalog()
+            await self.refresh_calendar()
             if got == 0:
                 await asyncio.sleep(self.policy.poll_interval_seconds)
 

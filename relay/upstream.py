@@ -41,6 +41,8 @@ class Upstream(Protocol):
 
     async def fetch_catalog(self, node: str, have_version: str) -> Published: ...
 
+    async def fetch_calendar(self, node: str, have_version: str) -> Published: ...
+
     async def close(self) -> None: ...
 
 
@@ -94,6 +96,14 @@ class GrpcUpstream:
             raise from_rpc_error(exc, self.target) from exc
         return Published(reply.version, reply.document, micros(reply.published_at))
 
+    async def fetch_calendar(self, node: str, have_version: str) -> Published:
+        request = pb.CalendarRequest(node=node, have_version=have_version)
+        try:
+            reply = await self._stub.FetchCalendar(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, self.target) from exc
+        return Published(reply.version, reply.document, micros(reply.published_at))
+
     async def close(self) -> None:
         await self._channel.close()
 
@@ -127,6 +137,10 @@ class LocalUpstream:
     async def fetch_catalog(self, node: str, have_version: str) -> Published:
         self._check()
         return await self.service.fetch_catalog(node, have_version)
+
+    async def fetch_calendar(self, node: str, have_version: str) -> Published:
+        self._check()
+        return await self.service.fetch_calendar(node, have_version)
 
     async def close(self) -> None:
         return None

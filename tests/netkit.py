@@ -99,10 +99,19 @@ class Network:
         with stdout.open("ab") as out, stderr.open("ab") as err:
             return subprocess.Popen(command, stdout=out, stderr=err, env=_env())
 
-    def cli(self, role: str, code: str, *args: str, check: bool = True, timeout: float = 120) -> Any:
-        """Run a node's command; returns parsed JSON when --json is given, else the process."""
+    def cli(
+        self,
+        role: str,
+        code: str,
+        *args: str,
+        check: bool = True,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+    ) -> Any:
+        """Run a node's command; returns parsed JSON when --json is given, else the process.
+        ``env`` adds environment variables, e.g. {"SERVICENET_TODAY": "2026-12-21"}."""
         command = [sys.executable, "-m", TOOLS[role], *args, "--home", str(self.home(code))]
-        done = subprocess.run(command, capture_output=True, timeout=timeout, env=_env())
+        done = subprocess.run(command, capture_output=True, timeout=timeout, env=_env() | (env or {}))
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr.decode()}")
         if "--json" in args and done.returncode == 0:

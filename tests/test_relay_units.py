@@ -68,6 +68,9 @@ class EdgeSpy:
     async def fetch_catalog(self, node: str, have_version: str) -> Any:
         return await self.inner.fetch_catalog(node, have_version)
 
+    async def fetch_calendar(self, node: str, have_version: str) -> Any:
+        return await self.inner.fetch_calendar(node, have_version)
+
     def data_pushes(self) -> list[list[int]]:
         """The pushes that carried events, leaving out empty probes for the upstream's mark."""
         return [seqs for seqs in self.pushes if seqs]

@@ -146,3 +146,21 @@ class CatalogReply(_message.Message):
     document: bytes
     published_at: _timestamp_pb2.Timestamp
     def __init__(self, version: _Optional[str] = ..., document: _Optional[bytes] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CalendarRequest(_message.Message):
+    __slots__ = ("node", "have_version")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    HAVE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    have_version: str
+    def __init__(self, node: _Optional[str] = ..., have_version: _Optional[str] = ...) -> None: ...
+
+class CalendarReply(_message.Message):
+    __slots__ = ("version", "document", "published_at")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    document: bytes
+    published_at: _timestamp_pb2.Timestamp
+    def __init__(self, version: _Optional[str] = ..., document: _Optional[bytes] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -55,6 +55,11 @@ class RelayStub:
                 request_serializer=protos_dot_v1_dot_relay__pb2.CatalogRequest.SerializeToString,
                 response_deserializer=protos_dot_v1_dot_relay__pb2.CatalogReply.FromString,
                 _registered_method=True)
+        self.FetchCalendar = channel.unary_unary(
+                '/servicenet.v1.Relay/FetchCalendar',
+                request_serializer=protos_dot_v1_dot_relay__pb2.CalendarRequest.SerializeToString,
+                response_deserializer=protos_dot_v1_dot_relay__pb2.CalendarReply.FromString,
+                _registered_method=True)
 
 
 class RelayServicer:
@@ -91,6 +96,14 @@ class RelayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FetchCalendar(self, request, context):
+        """The calendar version published after the caller's, if any: one per call, oldest first, so
+        the caller asks again until the reply is empty. A version never changes its content.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RelayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +126,11 @@ def add_RelayServicer_to_server(servicer, server):
                     servicer.FetchCatalog,
                     request_deserializer=protos_dot_v1_dot_relay__pb2.CatalogRequest.FromString,
                     response_serializer=protos_dot_v1_dot_relay__pb2.CatalogReply.SerializeToString,
+            ),
+            'FetchCalendar': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchCalendar,
+                    request_deserializer=protos_dot_v1_dot_relay__pb2.CalendarRequest.FromString,
+                    response_serializer=protos_dot_v1_dot_relay__pb2.CalendarReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +242,33 @@ class Relay:
             '/servicenet.v1.Relay/FetchCatalog',
             protos_dot_v1_dot_relay__pb2.CatalogRequest.SerializeToString,
             protos_dot_v1_dot_relay__pb2.CatalogReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchCalendar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servicenet.v1.Relay/FetchCalendar',
+            protos_dot_v1_dot_relay__pb2.CalendarRequest.SerializeToString,
+            protos_dot_v1_dot_relay__pb2.CalendarReply.FromString,
             options,
             channel_credentials,
             insecure,
