@@ -9,7 +9,7 @@ from casework.deadlines import Pause, Status, deadline, status
 from casework.divisions import Division, Divisions, district_of, level_of_code, township_of
 from casework.errors import CaseworkError, IllegalTransition, InvalidInput
 from casework.ids import mask_resident_id, validate_resident_id
-from casework.intake import CheckedRequest, Request, check_request
+from casework.intake import CheckedRequest, Mandate, Request, check_request
 from casework.lifecycle import CaseState, answer_command, evolve, submit
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "IllegalTransition",
     "InvalidInput",
     "Item",
+    "Mandate",
     "Material",
     "Pause",
     "Request",

@@ -1,10 +1,30 @@
 """Checks made when a village agent takes a request, before anything is recorded."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from casework.catalog import Catalog, Item
 from casework.errors import InvalidInput
 from casework.ids import validate_resident_id
+
+MANDATE_FORMS = ("in_person", "written")  # 当面授权 (the applicant present) or a signed 授权委托书
+
+
+@dataclass(frozen=True, slots=True)
+class Mandate:
+    """The applicant's authorisation of the agent to act for them (代办授权)."""
+
+    agent: str  # the village agent who takes and follows the request
+    form: str = "in_person"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"agent": self.agent, "form": self.form}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "Mandate | None":
+        if not isinstance(raw, dict):
+            return None
+        return cls(str(raw.get("agent", "")), str(raw.get("form", "")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +35,7 @@ class Request:
     phone: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     materials: tuple[str, ...] = ()
+    mandate: Mandate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +56,13 @@ def check_request(catalog: Catalog, request: Request, level: str = "village") ->
     if len(name) > 64:
         raise InvalidInput("applicant name is longer than 64 characters")
     number = validate_resident_id(request.applicant_id)
+    mandate = request.mandate
+    if mandate is None or not mandate.agent.strip():
+        raise InvalidInput("the applicant's authorisation of the agent (代办授权) is not recorded")
+    if mandate.form not in MANDATE_FORMS:
+        raise InvalidInput(f"mandate form {mandate.form[:16]!r} must be one of {', '.join(MANDATE_FORMS)}")
     phone = request.phone.strip()
     if phone and not (phone.isdigit() and 7 <= len(phone) <= 15):
         raise InvalidInput("phone number must be 7 to 15 digits")
-    cleaned = Request(item.code, name, number, phone, dict(request.fields), request.materials)
+    cleaned = Request(item.code, name, number, phone, dict(request.fields), request.materials, mandate)
     return CheckedRequest(cleaned, item, item.missing_materials(set(request.materials)))

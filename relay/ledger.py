@@ -21,6 +21,7 @@ from casework import (
     CaseworkError,
     Catalog,
     IllegalTransition,
+    Mandate,
     Request,
     WorkCalendar,
     answer_command,
@@ -261,7 +262,7 @@ class Ledger:
         names = _names(missing)
         if self.config.role == "township":  # the first node to see a village's submission
             catalog = self.catalogs.get(record.catalog_version, self.catalog)
-            self._recheck(catalog, start, applicant)
+            self._recheck(catalog, start, applicant, payload.get("mandate"))
         return {
             "case_id": record.case_id,
             "item_code": start.item_code,
@@ -295,14 +296,16 @@ class Ledger:
         self.calendar = calendar
         self.calendar_version = version
 
-    def _recheck(self, catalog: Catalog, start: CaseState, applicant: dict[str, Any]) -> None:
+    def _recheck(self, catalog: Catalog, start: CaseState, applicant: dict[str, Any], mandate: Any) -> None:
         """Check a village's submission again against the catalog version it was taken under
-        and this node's rules: the item, where it is decided, and the applicant's details."""
+        and this node's rules: the item, where it is decided, the applicant's details and
+        their authorisation of the agent."""
         request = Request(
             start.item_code,
             str(applicant.get("name", "")),
             str(applicant.get("id_number", "")),
             str(applicant.get("phone", "")),
+            mandate=Mandate.from_dict(mandate),
         )
         item = check_request(catalog, request).item
         if item.decide_level != start.decide_level:

@@ -10,6 +10,7 @@ from casework import (
     Divisions,
     IllegalTransition,
     InvalidInput,
+    Mandate,
     Request,
     answer_command,
     check_request,
@@ -72,9 +73,13 @@ def test_bad_catalog_field_is_named(change: dict[str, object], message: str) -> 
         parse_catalog({"version": "x", "items": [item]})
 
 
+AGENT = Mandate("李四")
+
+
 def test_intake_lists_every_missing_material_at_once() -> None:
     """All required materials not handed in are listed together, in catalog order."""
-    checked = check_request(default_catalog(), Request("twp-dibao-apply", "张三", "11010519491231002X"))
+    request = Request("twp-dibao-apply", "张三", "11010519491231002X", mandate=AGENT)
+    checked = check_request(default_catalog(), request)
     assert checked.missing_materials == [
         m.name for m in default_catalog().items["twp-dibao-apply"].materials if m.required
     ]
@@ -84,7 +89,17 @@ def test_intake_lists_every_missing_material_at_once() -> None:
 def test_intake_refuses_item_taken_only_at_township_window() -> None:
     """An item accepted at the township window cannot be taken at a village."""
     with pytest.raises(InvalidInput, match="township window"):
-        check_request(default_catalog(), Request("twp-sscard-apply", "张三", "11010519491231002X"))
+        request = Request("twp-sscard-apply", "张三", "11010519491231002X", mandate=AGENT)
+        check_request(default_catalog(), request)
+
+
+@pytest.mark.parametrize("mandate", [None, Mandate(""), Mandate("李四", "by phone")])
+def test_intake_refuses_a_request_without_the_applicants_authorisation(mandate: Mandate | None) -> None:
+    """The agent acts for the villager only with their authorisation (代办授权), recorded at
+    intake: in person or by a signed form, and naming the agent."""
+    request = Request("twp-pension-enroll", "张三", "11010519491231002X", mandate=mandate)
+    with pytest.raises(InvalidInput, match=r"authorisation|mandate form"):
+        check_request(default_catalog(), request)
 
 
 def test_divisions_refuse_unknown_codes_and_wrong_levels() -> None:

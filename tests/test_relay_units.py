@@ -638,8 +638,9 @@ async def test_restored_upstream_is_replayed_even_without_new_events(net):
         ({}, {"decide_level": "district"}),
         ({}, {"applicant": {"name": "张三", "id_number": "110105194912310021"}}),
         ({}, {"fields": {"note": "a\u0000b"}}),
+        ({}, {"mandate": None}),
     ],
-    ids=["long-catalog-version", "wrong-decide-level", "bad-id-number", "nul-in-payload"],
+    ids=["long-catalog-version", "wrong-decide-level", "bad-id-number", "nul-in-payload", "no-mandate"],
 )
 async def test_submission_a_stricter_upstream_would_refuse_is_rejected_here(net, fields, payload):
     """What the district's PostgreSQL or rules would refuse is rejected at the township already."""

@@ -86,13 +86,18 @@ def intake(
     phone: Annotated[str, typer.Option(help="The applicant's phone.")] = "",
     field: Annotated[list[str] | None, typer.Option(help="A form field KEY=VALUE.")] = None,
     material: Annotated[list[str] | None, typer.Option(help="A material handed in, NAME=PATH.")] = None,
+    mandate: Annotated[
+        Path | None,
+        typer.Option(help="Scan of the signed authorisation (代办授权委托书); default: given in person."),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Take one request; lists at once every material still missing."""
+    """Take one request; lists at once every material still missing. Records that the
+    applicant authorised the agent (in person, or by the signed form given with --mandate)."""
     fields = _pairs(field or [], "--field", "KEY=VALUE")
     files = {name: Path(path) for name, path in _pairs(material or [], "--material", "NAME=PATH").items()}
     request = Request(item, applicant_name, applicant_id, phone, fields, tuple(files))
-    taken = run(with_node(home, lambda node: _take_one(node, request, files)))
+    taken = run(with_node(home, lambda node: _take_one(node, request, files, mandate)))
     data = {"case_id": taken.case_id, "status": "submitted", "missing_materials": taken.missing_materials}
 
     def human() -> None:
@@ -239,8 +244,10 @@ async def _catalog(node: Node) -> tuple[list[dict[str, Any]], str]:
     return [item.to_dict() for item in items], node.ledger.catalog.version
 
 
-async def _take_one(node: Node, request: Request, files: dict[str, Path]) -> service.Taken:
-    [taken] = await service.take(node, [service.check(node, request, files)])
+async def _take_one(
+    node: Node, request: Request, files: dict[str, Path], mandate: Path | None
+) -> service.Taken:
+    [taken] = await service.take(node, [service.check(node, request, files, mandate)])
     return taken
 
 
@@ -250,15 +257,15 @@ async def _import(node: Node, lines: list[str]) -> tuple[int, list[dict[str, Any
         if not line.strip():
             continue
         try:
-            request, files = _request_from_json(line)
-            checked.append(service.check(node, request, files))
+            request, files, mandate = _request_from_json(line)
+            checked.append(service.check(node, request, files, mandate))
         except CaseworkError as exc:
             refused.append({"line": number, "error": str(exc)})
     await service.take(node, checked)
     return len(checked), refused
 
 
-def _request_from_json(line: str) -> tuple[Request, dict[str, Path]]:
+def _request_from_json(line: str) -> tuple[Request, dict[str, Path], Path | None]:
     try:
         data = json.loads(line)
     except ValueError as exc:
@@ -270,6 +277,7 @@ def _request_from_json(line: str) -> tuple[Request, dict[str, Path]]:
         raise InvalidInput("'materials' and 'fields' must be objects ({name: value})")
     files = {str(k): Path(str(v)) for k, v in materials.items()}
     fields = {str(k): str(v) for k, v in fields.items()}
+    mandate = Path(str(data["mandate"])) if data.get("mandate") else None
     return Request(
         str(data.get("item", "")),
         str(data.get("applicant_name", "")),
@@ -277,7 +285,7 @@ def _request_from_json(line: str) -> tuple[Request, dict[str, Path]]:
         str(data.get("phone") or ""),
         fields,
         tuple(files),
-    ), files
+    ), files, mandate
 
 
 def _pairs(values: list[str], option: str, shape: str) -> dict[str, str]:

@@ -1,13 +1,13 @@
 """The village agent's own use cases: taking requests and sending commands upward."""
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from casework import CheckedRequest, IllegalTransition, InvalidInput, Request, check_request
+from casework import CheckedRequest, IllegalTransition, InvalidInput, Mandate, Request, check_request
 from casework.lifecycle import SUBMITTED
 from relay.clock import uuid7
 from relay.node import Node
@@ -20,10 +20,18 @@ class Taken:
     missing_materials: list[str]
 
 
+MANDATE_DOCUMENT = "代办授权委托书"  # the signed authorisation, when the applicant gives one
+
+
 def check(
-    node: Node, request: Request, files: dict[str, Path]
+    node: Node, request: Request, files: dict[str, Path], mandate: Path | None = None
 ) -> tuple[CheckedRequest, list[dict[str, Any]]]:
-    """Everything intake refuses, refused before anything is written."""
+    """Everything intake refuses, refused before anything is written. The applicant
+    authorises this node's agent in person, or by the signed form ``mandate`` (a scan)."""
+    if mandate is not None:
+        files = files | {MANDATE_DOCUMENT: mandate}
+    form = "written" if mandate is not None else "in_person"
+    request = replace(request, mandate=Mandate(node.config.operator, form))
     return check_request(node.ledger.catalog, request), describe_materials(files)
 
 
@@ -62,6 +70,7 @@ def _payload(node: Node, checked: CheckedRequest, materials: list[dict[str, Any]
         "fields": request.fields,
         "materials": materials,
         "missing_materials": checked.missing_materials,
+        "mandate": request.mandate.to_dict() if request.mandate else None,
         "joint_departments": list(checked.item.joint_departments),
         "village_code": node.config.code,
         "township_code": node.config.upstream_code,
