@@ -14,14 +14,27 @@ from typing import Any
 
 from casework.calendar import WorkCalendar
 from casework.errors import IllegalTransition
-from casework.lifecycle import ACCEPTED, CORRECTION_REQUESTED, DECIDED, DEPARTMENT_DECIDED, SUPPLEMENTED
+from casework.lifecycle import (
+    ACCEPTED,
+    COMPLAINT_FILED,
+    CORRECTION_REQUESTED,
+    DECIDED,
+    DEPARTMENT_DECIDED,
+    PAUSED,
+    RATED,
+    RESUMED,
+    SUPPLEMENTED,
+)
+
+BAD_REVIEW = 2  # 不满意 (2) and 非常不满意 (1) are bad reviews: each opens a rectification record
+RECTIFY_DAYS = 15  # working days to rectify, unless the node is configured otherwise
 
 
 @dataclass(frozen=True, slots=True)
 class CaseDates:
     deadline: date | None = None  # the committed limit (承诺时限)
     statutory_deadline: date | None = None  # the legal limit (法定时限)
-    paused_on: date | None = None  # set while a correction is outstanding
+    paused_on: date | None = None  # set while a correction or a law-excluded step is outstanding
     decided_on: date | None = None  # judged against the committed deadline
 
 
@@ -32,15 +45,18 @@ def stamp(
     limits: tuple[int, int],
     today: date,
     calendar: WorkCalendar,
+    rectify_days: int = RECTIFY_DAYS,
 ) -> dict[str, Any]:
     """The payload of an event the owner makes, with the dates it fixes. ``limits`` are the
     item's (committed, statutory) working days."""
     committed, statutory = limits
-    if event_type == CORRECTION_REQUESTED:
+    if event_type in (CORRECTION_REQUESTED, PAUSED):
         return payload | {"paused_on": today.isoformat()}
     if event_type in (DECIDED, DEPARTMENT_DECIDED):
         return payload | {"decided_on": today.isoformat()}
-    if event_type not in (ACCEPTED, SUPPLEMENTED):
+    if opens_rectification(event_type, payload):
+        return payload | {"rectify_by": calendar.add_working_days(today, rectify_days).isoformat()}
+    if event_type not in (ACCEPTED, SUPPLEMENTED, RESUMED):
         return payload
     if dates.deadline is None:  # the case is accepted now (a supplement accepts it too)
         return payload | {
@@ -48,7 +64,7 @@ def stamp(
             "deadline": calendar.add_working_days(today, committed).isoformat(),
             "statutory_deadline": calendar.add_working_days(today, statutory).isoformat(),
         }
-    if dates.paused_on and dates.statutory_deadline:  # the clock resumes after a correction
+    if dates.paused_on and dates.statutory_deadline:  # the clock resumes after a pause
         stood_still = calendar.working_days_between(dates.paused_on, today)
         return payload | {
             "deadline": calendar.add_working_days(dates.deadline, stood_still).isoformat(),
@@ -61,19 +77,27 @@ def stamp(
 
 def follow(dates: CaseDates, event_type: str, payload: dict[str, Any]) -> CaseDates:
     """The case's dates after an event, as its owner stamped them."""
-    if event_type in (ACCEPTED, SUPPLEMENTED) and "deadline" in payload:
+    if event_type in (ACCEPTED, SUPPLEMENTED, RESUMED) and "deadline" in payload:
         dates = replace(
             dates,
             deadline=_day(payload["deadline"]),
             statutory_deadline=_day(payload.get("statutory_deadline")),
         )
-    if event_type == CORRECTION_REQUESTED and "paused_on" in payload:
+    if event_type in (CORRECTION_REQUESTED, PAUSED) and "paused_on" in payload:
         dates = replace(dates, paused_on=_day(payload["paused_on"]))
-    if event_type in (ACCEPTED, SUPPLEMENTED):
+    if event_type in (ACCEPTED, SUPPLEMENTED, RESUMED):
         dates = replace(dates, paused_on=None)
     if event_type in (DECIDED, DEPARTMENT_DECIDED) and "decided_on" in payload:
         dates = replace(dates, decided_on=_day(payload["decided_on"]))
     return dates
+
+
+def opens_rectification(event_type: str, payload: dict[str, Any]) -> bool:
+    """A bad review or a complaint: the owner must answer it with a rectification (整改)."""
+    if event_type == COMPLAINT_FILED:
+        return True
+    score = payload.get("score")
+    return event_type == RATED and type(score) is int and score <= BAD_REVIEW
 
 
 def _day(value: Any) -> date:

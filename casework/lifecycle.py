@@ -23,6 +23,11 @@ SUPPLEMENTED = "case.supplemented"
 RATED = "case.rated"
 COMPLAINT_FILED = "case.complaint_filed"
 COMMAND_REFUSED = "case.command_refused"
+REFUSED = "case.refused"  # not accepted (不予受理), with the reason
+RETURNED = "case.returned"  # the district sends a case back to its township for rework
+PAUSED = "case.paused"  # a step the law keeps off the clock begins (公示, 鉴定, 专家评审)
+RESUMED = "case.resumed"
+RECTIFIED = "case.rectified"  # the outcome of a rectification record (bad review, complaint)
 CMD_DELIVER = "cmd.deliver"
 CMD_WITHDRAW = "cmd.withdraw"
 CMD_SUPPLEMENT = "cmd.supplement"
@@ -42,6 +47,11 @@ STATUS_EVENTS = frozenset(
         RATED,
         COMPLAINT_FILED,
         COMMAND_REFUSED,
+        REFUSED,
+        RETURNED,
+        PAUSED,
+        RESUMED,
+        RECTIFIED,
     }
 )
 # What the owner makes of each command when the case's state allows it.
@@ -82,6 +92,8 @@ class CaseState:
     # Joint items (并联审批): each listed department's verdict, "pending", "approved" or
     # "rejected"; empty for an item one body decides.
     departments: tuple[tuple[str, str], ...] = ()
+    # The law-excluded step the case is paused for (公示 …); empty while the clock runs.
+    paused_step: str = ""
 
     def pending(self) -> list[str]:
         return [name for name, verdict in self.departments if verdict == "pending"]
@@ -113,10 +125,40 @@ def evolve(state: CaseState, event_type: str, payload: dict[str, Any], origin: s
         raise IllegalTransition(f"{event_type} by {origin}, but the case's owner is {state.owner}")
     if event_type == COMMAND_REFUSED:
         return state
+    if event_type == RECTIFIED:
+        if not str(payload.get("outcome", "")).strip() or not payload.get("of"):
+            raise IllegalTransition("a rectification names the record it closes and its outcome")
+        return state
+    if event_type in (PAUSED, RESUMED):
+        return _pause_or_resume(state, event_type, payload)
+    if state.paused_step and event_type in _WAITS_FOR_RESUME:
+        raise IllegalTransition(f"the case is paused for {state.paused_step}: resume it first")
     if event_type == DEPARTMENT_DECIDED:
         return _department_decides(state, payload)
     status, owner = _next(state, event_type, payload)
-    return replace(state, status=status, owner=owner)
+    paused_step = "" if status == "withdrawn" else state.paused_step
+    return replace(state, status=status, owner=owner, paused_step=paused_step)
+
+
+# What cannot happen while a law-excluded step runs; withdrawal and comments still can.
+_WAITS_FOR_RESUME = frozenset(
+    {ACCEPTED, CORRECTION_REQUESTED, ESCALATED, DECIDED, DEPARTMENT_DECIDED, RETURNED, REFUSED}
+)
+
+
+def _pause_or_resume(state: CaseState, event_type: str, payload: dict[str, Any]) -> CaseState:
+    if event_type == PAUSED:
+        step = str(payload.get("step", "")).strip()
+        if state.status != "accepted":
+            raise IllegalTransition(f"only an accepted case can pause; this one is {state.status}")
+        if state.paused_step:
+            raise IllegalTransition(f"the case is paused for {state.paused_step} already")
+        if not step:
+            raise IllegalTransition("a pause names the step the law keeps off the clock")
+        return replace(state, paused_step=step[:64])
+    if not state.paused_step:
+        raise IllegalTransition("the case is not paused")
+    return replace(state, paused_step="")
 
 
 def _department_decides(state: CaseState, payload: dict[str, Any]) -> CaseState:
@@ -159,6 +201,14 @@ def _next(state: CaseState, event_type: str, payload: dict[str, Any]) -> tuple[s
         return "delivered", state.owner
     if event_type == WITHDRAWN and current in _OPEN:
         return "withdrawn", state.owner
+    if event_type == REFUSED and current in ("submitted", "correction_requested"):
+        if not str(payload.get("reason", "")).strip():
+            raise IllegalTransition("a refusal says why the request cannot be accepted (--reason)")
+        return "rejected", state.owner
+    if event_type == RETURNED and current in ("escalated", "accepted") and state.owner != state.township_code:
+        if not str(payload.get("reason", "")).strip():
+            raise IllegalTransition("a return for rework says what to rework (--reason)")
+        return "accepted", state.township_code  # back at the township, which reworks it
     if event_type == SUPPLEMENTED and current == "correction_requested":
         materials = payload.get("materials")
         if not isinstance(materials, list) or not all(isinstance(m, dict) for m in materials):

@@ -155,7 +155,7 @@ async def staff(folder: Path, stop: asyncio.Event) -> None:
                     if case["status"] == "accepted":
                         step = _next_step(node, code, case)
                     if step:
-                        await act(node, [case["case_id"]], step[0], {**step[1], "staff": "窗口A"})
+                        await act(node, [case["case_id"]], step[0], step[1], "窗口A")
         await asyncio.sleep(1.0)
 
 

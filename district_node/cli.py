@@ -8,6 +8,7 @@ import typer
 from sqlalchemy import select
 
 from casework import Divisions, InvalidInput
+from casework.lifecycle import RETURNED
 from relay import calendars, catalogs
 from relay.bundle import Bundle
 from relay.clock import now_us
@@ -16,7 +17,6 @@ from relay.console import (
     AsJson,
     Home,
     add_common_commands,
-    add_staff_commands,
     add_supervise_command,
     create_node,
     emit,
@@ -28,6 +28,7 @@ from relay.console import (
     serve_node,
     with_node,
 )
+from relay.deskcli import Reason, add_staff_commands, staff_action
 from relay.node import CATALOG_FILE, Node
 from relay.schema import nodes
 
@@ -40,6 +41,18 @@ app = typer.Typer(
 add_common_commands(app)
 add_staff_commands(app)
 add_supervise_command(app)
+
+
+@app.command("return")
+def return_for_rework(
+    home: Home,
+    case_ids: Annotated[list[str], typer.Argument(help="One or more case ids.")],
+    reason: Reason,
+    staff: Annotated[str, typer.Option("--staff", help="Who acts (default: the node's operator).")] = "",
+    as_json: AsJson = False,
+) -> None:
+    """Send escalated cases back to their township for rework, saying what to rework."""
+    staff_action(home, case_ids, RETURNED, {"reason": reason.strip()}, staff, as_json)
 
 
 @app.command()
@@ -105,23 +118,6 @@ def publish(home: Home, file: Path, as_json: AsJson = False) -> None:
     emit({"version": version}, as_json, lambda: out.print(f"catalog {version} published", markup=False))
 
 
-@app.command()
-def serve(home: Home, listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")]) -> None:
-    """Serve the townships (runs until SIGTERM or Ctrl+C)."""
-    run_service(serve_node(home, listen))
-
-
-async def _check_divisions(path: Path, code: str) -> Divisions:
-    known = Divisions.from_csv(path)
-    if known.district.code != code:
-        raise InvalidInput(f"{path} describes district {known.district.code}, not {code}")
-    return known
-
-
-async def _check_catalog(path: Path) -> None:
-    catalogs.parse_document(path.read_bytes())
-
-
 calendar_app = typer.Typer(help="The holiday calendar the district publishes to every node.")
 app.add_typer(calendar_app, name="calendar")
 
@@ -140,6 +136,23 @@ def publish_calendar(home: Home, file: Path, as_json: AsJson = False) -> None:
         as_json,
         lambda: out.print(f"calendar {version} published: {', '.join(map(str, years))}", markup=False),
     )
+
+
+@app.command()
+def serve(home: Home, listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")]) -> None:
+    """Serve the townships (runs until SIGTERM or Ctrl+C)."""
+    run_service(serve_node(home, listen))
+
+
+async def _check_divisions(path: Path, code: str) -> Divisions:
+    known = Divisions.from_csv(path)
+    if known.district.code != code:
+        raise InvalidInput(f"{path} describes district {known.district.code}, not {code}")
+    return known
+
+
+async def _check_catalog(path: Path) -> None:
+    catalogs.parse_document(path.read_bytes())
 
 
 async def _publish(node: Node, document: bytes) -> str:

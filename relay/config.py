@@ -49,6 +49,7 @@ class NodeConfig:
     operator: str = ""  # staff member recorded when a staff command names nobody
     upstream: str = ""  # HOST:PORT of the upstream's server; empty on the district
     upstream_code: str = ""
+    rectify_days: int = 15  # working days the owner has to rectify a bad review or complaint
     relay: RelayPolicy = field(default_factory=RelayPolicy)
 
     def save(self, home: Path) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from casework import CaseworkError
-from casework.lifecycle import ACCEPTED, DECIDED, DEPARTMENT_DECIDED, STATUSES
+from casework.lifecycle import STATUSES
 from relay import supervision
 from relay.clock import iso, today_in_china
 from relay.config import CONFIG_FILE, NodeConfig
@@ -31,7 +31,7 @@ from relay.schema import cases as cases_table
 from relay.schema import dead_letters
 from relay.server import run_until_stopped, start_server
 from relay.service import RelayService
-from relay.staff import Outcome, act
+from relay.staff import Outcome
 from relay.sync import backlog
 
 T = TypeVar("T")
@@ -245,50 +245,6 @@ def add_common_commands(app: typer.Typer) -> None:
         emit(rows, as_json, human)
 
 
-def add_staff_commands(app: typer.Typer) -> None:
-    """accept and decide: window staff of the township and the district."""
-
-    @app.command()
-    def accept(home: Home, case_ids: CaseIds, staff: Staff = "", as_json: AsJson = False) -> None:
-        """Accept cases this node owns."""
-        staff_action(home, case_ids, ACCEPTED, {}, staff, as_json)
-
-    @app.command()
-    def decide(
-        home: Home,
-        case_ids: CaseIds,
-        reason: Annotated[str, typer.Option(help="Why: told to the applicant.")],
-        approve: Annotated[bool, typer.Option("--approve")] = False,
-        reject: Annotated[bool, typer.Option("--reject")] = False,
-        department: Annotated[
-            str | None, typer.Option(help="For a joint item: the department deciding (each one does).")
-        ] = None,
-        staff: Staff = "",
-        as_json: AsJson = False,
-    ) -> None:
-        """Approve or reject cases this node owns and decides (joint items: per --department)."""
-        if approve == reject:
-            fail("say either --approve or --reject")
-        if not reason.strip():
-            fail("--reason must say why")
-        payload: dict[str, Any] = {"approved": approve, "reason": reason.strip()}
-        if department:
-            staff_action(
-                home, case_ids, DEPARTMENT_DECIDED, payload | {"department": department}, staff, as_json
-            )
-        else:
-            staff_action(home, case_ids, DECIDED, payload, staff, as_json)
-
-
-def staff_action(
-    home: Path, case_ids: list[str], event_type: str, payload: dict[str, Any], staff: str, as_json: bool
-) -> None:
-    async def go(node: Node) -> list[Outcome]:
-        return await act(node, case_ids, event_type, {**payload, "staff": staff or node.config.operator})
-
-    print_outcomes(run(with_node(home, go)), as_json)
-
-
 async def with_node(home: Path, use: Callable[[Node], Coroutine[Any, Any, T]]) -> T:
     async with open_node(home) as node:
         return await use(node)
@@ -373,18 +329,20 @@ def add_supervise_command(app: typer.Typer) -> None:
         report = run(with_node(home, lambda node: supervision.supervise(node, today_in_china())))
 
         def human() -> None:
-            table = Table("case", "item", "owner", "status", "deadline", "light")
+            table = Table("case", "item", "owner", "window", "status", "deadline", "light")
             for w in report["warnings"]:
-                table.add_row(
-                    w["case_id"], w["item_code"], w["owner"], w["status"], w["deadline"], w["light"]
-                )
+                columns = ("case_id", "item_code", "owner", "window", "status", "deadline", "light")
+                table.add_row(*(w[c] for c in columns))
             out.print(table)
-            for owner, counts in report["by_owner"].items():
-                out.print(
-                    f"{owner}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), markup=False
-                )
+            for group in ("by_owner", "by_window"):
+                for name, counts in report[group].items():
+                    listed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                    out.print(f"{group[3:]} {name or '-'}: {listed}", markup=False)
+            satisfaction, records = report["satisfaction"], report["rectifications"]
             out.print(
-                f"on-time rate: {report['on_time_rate']}  satisfaction: {report['satisfaction']}",
+                f"on-time rate: {report['on_time_rate']}  satisfaction rate: {satisfaction['rate']} "
+                f"({satisfaction['ratings']} ratings, {satisfaction['bad_reviews']} bad)  "
+                f"rectifications: {records['open']} open, {records['overdue']} overdue",
                 markup=False,
             )
             assumed = report["calendar"]["assumed_monday_to_friday"]

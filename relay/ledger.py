@@ -32,11 +32,17 @@ from casework import (
 )
 from casework.clockfacts import CaseDates, follow, stamp
 from casework.lifecycle import (
+    ACCEPTED,
     COMMANDS,
     CORRECTION_REQUESTED,
     DECIDED,
     DEPARTMENT_DECIDED,
+    ESCALATED,
     EVENT_TYPES,
+    PAUSED,
+    REFUSED,
+    RESUMED,
+    RETURNED,
     SUBMITTED,
     SUPPLEMENTED,
     WITHDRAWN,
@@ -153,6 +159,9 @@ class Ledger:
                 batch.relay_ids.append(record.event_id)
             if record.type in COMMANDS:
                 self._answer(batch, record)
+            elif record.type == RETURNED and batch.known[record.case_id]["owner"] == self.config.code:
+                for command in await _unanswered_commands(conn, batch, record.case_id):
+                    self._answer(batch, command)
         await self._write(conn, batch)
         if refusals:
             await dead_letter(
@@ -240,7 +249,10 @@ class Ledger:
             row["missing_materials"] = missing
             row.update(_date_columns(dates))
             row["departments"] = _json_pairs(after.departments)
-            if record.type in (DECIDED, DEPARTMENT_DECIDED, WITHDRAWN) and "reason" in payload:
+            row["paused_step"] = after.paused_step
+            if "window" in payload and record.type in _HANDLING:
+                row["window"] = str(payload["window"])[:32]
+            if record.type in _REASONED and "reason" in payload:
                 row["reason"] = str(payload["reason"])
             if record.case_id not in batch.new_cases:
                 batch.changed.add(record.case_id)
@@ -284,6 +296,8 @@ class Ledger:
             "statutory_deadline": None,
             "paused_on": None,
             "decided_on": None,
+            "paused_step": "",
+            "window": "",
         }
 
     def adopt(self, catalogs: dict[str, Catalog], newest: str) -> None:
@@ -314,12 +328,16 @@ class Ledger:
             raise IllegalTransition(f"item {item.code} is decided jointly by other departments")
 
     def _stamp(self, row: dict[str, Any] | None, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Dates this node, as the case's owner, fixes on an event it makes (deadlines)."""
-        item = self.catalog.items.get(row["item_code"]) if row else None
-        if row is None or item is None:
+        """Dates this node, as the case's owner, fixes on an event it makes (deadlines, by the
+        limits of the catalog version the case was taken under)."""
+        if row is None:
+            return payload
+        item = self.catalogs.get(row["catalog_version"], self.catalog).items.get(row["item_code"])
+        if item is None:
             return payload
         limits = (item.committed_days, item.statutory_days)
-        return stamp(event_type, payload, _dates(row), limits, self.today(), self.calendar)
+        dates, today = _dates(row), self.today()
+        return stamp(event_type, payload, dates, limits, today, self.calendar, self.config.rectify_days)
 
     def _answer(self, batch: _Batch, command: EventRecord) -> None:
         """The owner turns a command into a status event (or a refusal) made here."""
@@ -378,6 +396,22 @@ async def _known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
     return known
 
 
+async def _unanswered_commands(conn: AsyncConnection, batch: _Batch, case_id: str) -> list[EventRecord]:
+    """Commands of a case that no owner has answered yet: those that went up to the district
+    while it owned the case, before it returned the case here for rework."""
+    stored = (
+        await conn.execute(select(events).where(events.c.case_id == case_id).order_by(events.c.position))
+    ).all()
+    rows = [dict(row._mapping) for row in stored] + [r for r in batch.event_rows if r["case_id"] == case_id]
+    answered = {json.loads(r["payload"]).get("command_event_id") for r in rows if r["type"] not in COMMANDS}
+    fields = EventRecord.__slots__
+    return [
+        EventRecord(**{name: r[name] for name in fields})
+        for r in rows
+        if r["type"] in COMMANDS and r["event_id"] not in answered
+    ]
+
+
 def _state(row: dict[str, Any]) -> CaseState:
     return CaseState(
         row["case_id"],
@@ -388,8 +422,17 @@ def _state(row: dict[str, Any]) -> CaseState:
         row["township_code"],
         row["decide_level"],
         tuple((name, verdict) for name, verdict in json.loads(row["departments"])),
+        row["paused_step"],
     )
 
+
+# Events by which a window handles a case: the case is then that window's (supervision).
+_HANDLING = frozenset(
+    {ACCEPTED, CORRECTION_REQUESTED, ESCALATED, DECIDED, DEPARTMENT_DECIDED, RETURNED, PAUSED, RESUMED}
+)
+
+# Events whose reason the case shows (decision, refusal, withdrawal, return for rework).
+_REASONED = frozenset({DECIDED, DEPARTMENT_DECIDED, WITHDRAWN, RETURNED, REFUSED})
 
 _CHANGING = (
     "status",
@@ -397,6 +440,8 @@ _CHANGING = (
     "reason",
     "missing_materials",
     "departments",
+    "paused_step",
+    "window",
     "updated_at",
     *CaseDates.__slots__,
 )

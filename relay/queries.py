@@ -59,7 +59,9 @@ def case_dict(row: Any) -> dict[str, Any]:
         "deadline": row.deadline,
         "statutory_deadline": row.statutory_deadline,
         "paused_on": row.paused_on,
+        "paused_step": row.paused_step or None,
         "decided_on": row.decided_on,
+        "window": row.window or None,
     }
 
 

@@ -60,8 +60,10 @@ cases = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("deadline", String(10)),  # ISO date; NULL until accepted
     Column("statutory_deadline", String(10)),
-    Column("paused_on", String(10)),  # set while a correction is outstanding
+    Column("paused_on", String(10)),  # set while a correction or a law-excluded step runs
     Column("decided_on", String(10)),
+    Column("paused_step", String(64), nullable=False, default=""),  # 公示 … while paused
+    Column("window", String(32), nullable=False, default=""),  # the owner's window last acting
 )
 Index("ix_cases_status", cases.c.status)
 
@@ -129,6 +131,25 @@ calendars = Table(
     Column("version", String(32), primary_key=True),
     Column("document", LargeBinary, nullable=False),
     Column("published_at", BigInteger, nullable=False),
+)
+
+# The staff roster of a township or district service center (AB岗 and 首席代表): who may act,
+# at which window, in which role. An empty roster means staff are not checked (demos, tests).
+staff = Table(
+    "staff",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("window", String(32), nullable=False),
+    Column("role", String(8), nullable=False),  # "A", "B" or "chief"
+    Column("department", Text, nullable=False, default=""),  # the chief's department
+)
+
+# The items each window serves (JSON list of item codes; empty: every item, 综合窗口).
+windows = Table(
+    "windows",
+    metadata,
+    Column("window", String(32), primary_key=True),
+    Column("item_codes", Text, nullable=False),
 )
 
 # Nodes known to this node: enrolled ones (district) and those that sent a heartbeat.

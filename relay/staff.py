@@ -1,13 +1,37 @@
-"""Staff actions on cases this node owns (township and district windows)."""
+"""Staff actions on cases (township and district windows), each recorded against the staff
+member who acted, their window and their role.
 
+A service center keeps a roster (AB岗): every window has an A and a B staff member and either
+may act on the window's items; a department's chief representative (首席代表) acts on that
+department's items and may decide a request on the spot (当场办结: accept and decide at once).
+With an empty roster nobody is checked (demos and tests); the name given is still recorded.
+"""
+
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from casework import CaseworkError, IllegalTransition
+from casework import CaseworkError, IllegalTransition, InvalidInput, Item
+from casework.clockfacts import opens_rectification
+from casework.lifecycle import (
+    ACCEPTED,
+    ANSWERS,
+    COMMANDS,
+    COMPLAINT_FILED,
+    DECIDED,
+    DEPARTMENT_DECIDED,
+    PAUSED,
+    RATED,
+    RECTIFIED,
+)
 from relay.node import Node
-from relay.schema import cases
+from relay.schema import cases, events, staff, windows
+
+ROLES = ("A", "B", "chief")
+_DECISIONS = (DECIDED, DEPARTMENT_DECIDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,21 +44,205 @@ class Outcome:
     error: str = ""
 
 
-async def act(node: Node, case_ids: list[str], event_type: str, payload: dict[str, Any]) -> list[Outcome]:
-    """Apply one staff action to each case on its own: each commits or fails alone."""
-    return [await _act_one(node, case_id, event_type, payload) for case_id in case_ids]
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: a roster entry, or only a name where the node keeps no roster."""
+
+    name: str
+    window: str = ""
+    role: str = ""
+    department: str = ""
+    items: tuple[str, ...] = ()  # the items the window serves; empty: every item
+
+    def stamp(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return payload | {"staff": self.name, "window": self.window, "role": self.role}
+
+    def check(self, item: Item | None, event_type: str, payload: dict[str, Any]) -> None:
+        """Refuse what this staff member may not do to a case of ``item``."""
+        if not self.role or item is None:
+            return
+        if self.role == "chief":
+            if self.department not in (item.department, *item.joint_departments):
+                raise IllegalTransition(
+                    f"{self.name} is chief representative of {self.department}, not of {item.department}"
+                )
+            if event_type == DEPARTMENT_DECIDED and payload.get("department") != self.department:
+                raise IllegalTransition(f"{self.name} decides for {self.department} only")
+        elif self.items and item.code not in self.items:
+            raise IllegalTransition(
+                f"window {self.window} does not serve item {item.code}: ask the window that does"
+            )
 
 
-async def _act_one(node: Node, case_id: str, event_type: str, payload: dict[str, Any]) -> Outcome:
+async def act(
+    node: Node, case_ids: list[str], event_type: str, payload: dict[str, Any], staff_name: str = ""
+) -> list[Outcome]:
+    """Apply one staff action to each case on its own: each commits or fails alone. The
+    action is recorded against ``staff_name`` (default: the node's operator)."""
+    name = staff_name or node.config.operator
+    return [await _act_one(node, case_id, event_type, payload, name) for case_id in case_ids]
+
+
+async def _act_one(node: Node, case_id: str, event_type: str, payload: dict[str, Any], name: str) -> Outcome:
     try:
         async with node.engine.begin() as conn:
+            actor = await identify(conn, name)
             row = (await conn.execute(select(cases).where(cases.c.case_id == case_id))).first()
             if row is None:
                 raise IllegalTransition(f"no case {case_id} here")
-            if row.owner != node.config.code:
-                raise IllegalTransition(f"case {case_id} is owned by {row.owner}, not this node")
-            await node.ledger.record(conn, case_id, event_type, payload, row.village_code, row.township_code)
+            catalog = node.ledger.catalogs.get(row.catalog_version, node.ledger.catalog)
+            item = catalog.items.get(row.item_code)
+            actor.check(item, event_type, payload)
+            changes = await _changes(node, conn, row, item, actor, event_type, payload)
+            await node.ledger.record_many(
+                conn,
+                [
+                    (case_id, kind, actor.stamp(body), row.village_code, row.township_code)
+                    for kind, body in changes
+                ],
+            )
             status = (await conn.execute(select(cases.c.status).where(cases.c.case_id == case_id))).scalar()
     except CaseworkError as exc:
         return Outcome(case_id, False, error=str(exc))
     return Outcome(case_id, True, status=status or "")
+
+
+async def _changes(
+    node: Node,
+    conn: AsyncConnection,
+    row: Any,
+    item: Item | None,
+    actor: Actor,
+    event_type: str,
+    payload: dict[str, Any],
+) -> list[tuple[str, dict[str, Any]]]:
+    """The events a staff action makes here: one as a rule; a command where the case's owner
+    is the upstream; accept-and-decide for a chief representative deciding on the spot."""
+    own = row.owner == node.config.code
+    if event_type in COMMANDS:  # handed in at the window: delivery, rating, complaint
+        if own:
+            return [(ANSWERS[event_type], payload)]
+        if row.owner != node.config.upstream_code:
+            raise IllegalTransition(f"case {row.case_id} is owned by {row.owner}: it is handled there")
+        return [(event_type, payload)]  # travels up to the owner, who answers it
+    if not own:
+        raise IllegalTransition(f"case {row.case_id} is owned by {row.owner}, not this node")
+    if event_type == PAUSED:
+        steps = item.excluded_steps if item else ()
+        if payload.get("step") not in steps:
+            allowed = "、".join(steps) or "none"
+            raise IllegalTransition(f"item {row.item_code}: the steps kept off the clock are {allowed}")
+    if event_type == RECTIFIED:
+        return [(event_type, payload | {"of": await _open_record(conn, row.case_id, payload.get("of"))})]
+    if event_type in _DECISIONS and row.status == "submitted" and actor.role == "chief":
+        return [(ACCEPTED, {}), (event_type, payload)]  # 当场办结
+    return [(event_type, payload)]
+
+
+async def identify(conn: AsyncConnection, name: str) -> Actor:
+    """The staff member acting; refused if the node keeps a roster without them."""
+    if (await conn.execute(select(staff.c.name).limit(1))).first() is None:
+        return Actor(name)
+    member = (await conn.execute(select(staff).where(staff.c.name == name))).first()
+    if member is None:
+        raise IllegalTransition(f"{name!r} is not on this center's staff roster: see 'staff list'")
+    window = windows.c.window == member.window
+    served = (await conn.execute(select(windows.c.item_codes).where(window))).scalar()
+    items = tuple(json.loads(served or "[]"))
+    return Actor(member.name, member.window, member.role, member.department, items)
+
+
+async def open_records(conn: AsyncConnection, case_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Rectification records (bad reviews, complaints), each with its deadline and, once
+    closed, its outcome; of the given cases, or of all."""
+    query = select(events).where(events.c.type.in_([RATED, COMPLAINT_FILED, RECTIFIED]))
+    if case_ids is not None:
+        query = query.where(events.c.case_id.in_(case_ids))
+    records: dict[str, dict[str, Any]] = {}
+    closing = []
+    for event in (await conn.execute(query.order_by(events.c.position))).all():
+        payload = json.loads(event.payload)
+        if event.type == RECTIFIED:
+            closing.append(payload)
+        elif opens_rectification(event.type, payload) and "rectify_by" in payload:
+            records[event.event_id] = {
+                "record": event.event_id,
+                "case_id": event.case_id,
+                "kind": "complaint" if event.type == COMPLAINT_FILED else "bad_review",
+                "rectify_by": payload["rectify_by"],
+                "outcome": None,
+            }
+    for payload in closing:
+        if payload.get("of") in records:
+            records[payload["of"]]["outcome"] = str(payload.get("outcome", ""))
+    handled_by = select(cases.c.case_id, cases.c.window).where(
+        cases.c.case_id.in_({r["case_id"] for r in records.values()})
+    )
+    window = {case_id: name for case_id, name in await conn.execute(handled_by)}
+    return [r | {"window": window.get(r["case_id"], "")} for r in records.values()]
+
+
+async def _open_record(conn: AsyncConnection, case_id: str, wanted: Any) -> str:
+    still_open = [r["record"] for r in await open_records(conn, [case_id]) if r["outcome"] is None]
+    if not still_open:
+        raise IllegalTransition(f"case {case_id} has no open rectification record")
+    if wanted is None:
+        return str(still_open[0])
+    if wanted not in still_open:
+        raise IllegalTransition(f"{wanted} is not an open rectification record of case {case_id}")
+    return str(wanted)
+
+
+async def add_member(node: Node, name: str, window: str, role: str, department: str) -> None:
+    """Put a staff member on the roster (or change their window or role)."""
+    if not name.strip() or not window.strip():
+        raise InvalidInput("a staff member needs a name and a window")
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if role == "chief" and not department.strip():
+        raise InvalidInput("a chief representative represents a department: give --department")
+    async with node.engine.begin() as conn:
+        if role in ("A", "B"):
+            taken = (
+                await conn.execute(
+                    select(staff.c.name).where(
+                        staff.c.window == window, staff.c.role == role, staff.c.name != name
+                    )
+                )
+            ).scalar()
+            if taken:
+                raise InvalidInput(f"window {window} has {taken} as its {role} already: remove them first")
+        await conn.execute(delete(staff).where(staff.c.name == name))
+        await conn.execute(staff.insert().values(name=name, window=window, role=role, department=department))
+
+
+async def remove_member(node: Node, name: str) -> None:
+    async with node.engine.begin() as conn:
+        if (await conn.execute(delete(staff).where(staff.c.name == name))).rowcount == 0:
+            raise InvalidInput(f"{name!r} is not on the roster")
+
+
+async def serve_items(node: Node, window: str, items: list[str]) -> None:
+    """Say which items a window serves (none: every item)."""
+    unknown = [code for code in items if code not in node.ledger.catalog.items]
+    if unknown:
+        raise InvalidInput(f"unknown item(s) {', '.join(unknown)}: see the catalog")
+    async with node.engine.begin() as conn:
+        await conn.execute(delete(windows).where(windows.c.window == window))
+        await conn.execute(windows.insert().values(window=window, item_codes=json.dumps(items)))
+
+
+async def roster(node: Node) -> list[dict[str, Any]]:
+    async with node.engine.connect() as conn:
+        served = {w.window: json.loads(w.item_codes) for w in (await conn.execute(select(windows))).all()}
+        members = (await conn.execute(select(staff).order_by(staff.c.window, staff.c.role))).all()
+    return [
+        {
+            "name": m.name,
+            "window": m.window,
+            "role": m.role,
+            "department": m.department,
+            "items": served.get(m.window, []),
+        }
+        for m in members
+    ]

@@ -245,3 +245,59 @@ def test_joint_item_decided_by_three_departments_in_parallel(network: Network) -
     wait_for(network, T, case_id, "approved")
     network.sync(V)
     assert network.cases(V)[0]["status"] == "approved"
+
+
+def test_window_work_through_the_command_lines(network: Network, tmp_path: Path) -> None:
+    """The roster, a signed mandate, a 公示 pause, a return for rework, delivery and a bad
+    rating at the township window, and the rectification that answers it."""
+    form = tmp_path / "mandate.pdf"
+    form.write_bytes(b"signed")
+    taken = network.node(
+        V,
+        "intake",
+        "--item",
+        "twp-dibao-apply",
+        "--applicant-name",
+        "李四",
+        "--applicant-id",
+        IDS[0],
+        "--mandate",
+        str(form),
+        "--json",
+    )
+    case_id = taken["case_id"]
+    network.sync(V)
+    submitted = network.node(T, "show", case_id, "--json")["events"][0]["payload"]
+    assert submitted["mandate"] == {"agent": "agent", "form": "written"}
+    network.node(T, "staff", "add", "--name", "赵一", "--window", "1", "--role", "A")
+    assert [m["name"] for m in network.node(T, "staff", "list", "--json")] == ["赵一"]
+    stranger = network.node(T, "accept", case_id, "--staff", "路人", check=False)
+    assert stranger.returncode == 1 and "staff roster".encode() in stranger.stderr
+    network.node(T, "accept", case_id, "--staff", "赵一")
+    network.node(T, "pause", case_id, "--step", "公示", "--staff", "赵一")
+    assert network.node(T, "show", case_id, "--json")["paused_step"] == "公示"
+    network.node(T, "resume", case_id, "--staff", "赵一")
+    network.node(T, "escalate", case_id, "--opinion", "初审通过", "--staff", "赵一")
+    wait_for(network, "500117", case_id, "escalated")
+    network.node("500117", "accept", case_id)
+    network.node("500117", "return", case_id, "--reason", "补充入户调查")
+    wait_for(network, T, case_id, "accepted")
+    assert network.node(T, "show", case_id, "--json")["reason"] == "补充入户调查"
+    network.node(T, "escalate", case_id, "--opinion", "已补充", "--staff", "赵一")
+    wait_for(network, "500117", case_id, "escalated")
+    network.node("500117", "accept", case_id)
+    network.node("500117", "decide", case_id, "--approve", "--reason", "符合低保条件")
+    wait_for(network, T, case_id, "approved")
+    network.node(T, "deliver", case_id, "--staff", "赵一")
+    network.node(T, "rate", case_id, "--score", "1", "--staff", "赵一")
+    wait_for(network, "500117", case_id, "delivered")
+    for _ in range(100):
+        [record] = network.node("500117", "rectifications", "--json") or [None]
+        if record:
+            break
+        time.sleep(0.1)
+    assert record["case_id"] == case_id and record["kind"] == "bad_review"
+    network.node("500117", "rectify", case_id, "--outcome", "已回访并改进")
+    assert network.node("500117", "rectifications", "--json") == []
+    report = network.node("500117", "supervise", "--json")
+    assert report["rectifications"]["closed"] == 1 and report["satisfaction"]["bad_reviews"] == 1

@@ -21,7 +21,11 @@ from casework.lifecycle import (
     DECIDED,
     DELIVERED,
     ESCALATED,
+    PAUSED,
     RATED,
+    RECTIFIED,
+    REFUSED,
+    RETURNED,
     STATUS_EVENTS,
     STATUSES,
     SUPPLEMENTED,
@@ -41,6 +45,10 @@ PAYLOADS: dict[str, list[dict[str, Any]]] = {
     RATED: [{"score": score} for score in range(7)],
     COMPLAINT_FILED: [{"text": "办理太慢"}, {"text": "  "}, {}],
     SUPPLEMENTED: [{"materials": []}, {"materials": [{"name": "身份证"}]}, {"materials": "x"}],
+    PAUSED: [{"step": "公示"}, {"step": " "}, {}],
+    REFUSED: [{"reason": "不符合申请条件"}, {"reason": ""}],
+    RETURNED: [{"reason": "请补充入户调查"}, {}],
+    RECTIFIED: [{"of": "500117:1", "outcome": "已电话回访并整改"}, {"of": "500117:1"}],
 }
 
 
@@ -125,7 +133,13 @@ def test_no_action_sequence_reaches_an_illegal_state(decide_level: str, steps: l
         if before.status in FINAL:
             assert state.status == before.status, f"a {before.status} case became {state.status}"
         if state.status in ("approved", "rejected") and state.status != before.status:
-            assert before.status == "accepted", f"{state.status} followed {before.status}"
+            refused = event_type == REFUSED and before.status in ("submitted", "correction_requested")
+            assert before.status == "accepted" or refused, f"{state.status} followed {before.status}"
+        if state.paused_step:
+            assert state.status == "accepted", f"a {state.status} case is paused"
+            assert not before.paused_step or state.status == before.status, "a paused case moved on"
+        if event_type == RETURNED:
+            assert (before.owner, state.owner, state.status) == (DISTRICT, TOWNSHIP, "accepted")
         assert (state.case_id, state.village_code, state.township_code, state.decide_level) == (
             before.case_id,
             before.village_code,

@@ -17,6 +17,7 @@ from casework.lifecycle import (
 )
 from relay import catalogs
 from relay.queries import list_cases, show_case
+from relay.schema import staff
 from relay.service import RelayService
 from relay.staff import act
 from relay.supervision import supervise
@@ -162,7 +163,9 @@ async def test_supervision_colours_cases_and_rates_the_service(net):
     await v_sync.sync(5)
     net.township.ledger.today = lambda: date(2026, 11, 23)
     await act(net.township, [waiting, decided], ACCEPTED, {})
-    await act(net.township, [decided], DECIDED, {"approved": True, "reason": "ok"})
+    async with net.township.engine.begin() as conn:  # a roster: the decision is window 2's
+        await conn.execute(staff.insert().values(name="王五", window="2", role="A", department=""))
+    await act(net.township, [decided], DECIDED, {"approved": True, "reason": "ok"}, "王五")
     await v_sync.sync(5)
     for score in (5, 1):
         await village.command(net.village, decided, CMD_RATE, {"score": score})
@@ -174,7 +177,14 @@ async def test_supervision_colours_cases_and_rates_the_service(net):
     report = await supervise(net.township, date(2026, 11, 24))
     assert report["by_owner"][TOWNSHIP] == {"yellow": 1, "done_on_time": 1}
     assert report["on_time_rate"] == 1.0
-    assert report["satisfaction"] == {"ratings": 2, "bad_reviews": 1, "rate": 0.5}
+    rated = {"ratings": 2, "bad_reviews": 1, "rate": 0.5}
+    assert {k: report["satisfaction"][k] for k in rated} == rated
+    assert report["satisfaction"]["by_window"] == {"2": rated}
+    assert report["by_window"] == {"": {"yellow": 1}, "2": {"done_on_time": 1}}
+    # The bad review opened a rectification record due 15 working days after it arrived.
+    [record] = report["rectifications"]["records"]
+    assert (record["case_id"], record["kind"], record["window"]) == (decided, "bad_review", "2")
+    assert record["rectify_by"] == "2026-12-14" and not record["overdue"]
 
 
 async def test_published_catalog_reaches_every_tier_and_cases_keep_their_version(net):

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from casework.lifecycle import CORRECTION_REQUESTED, ESCALATED
+from casework.lifecycle import ESCALATED
 from relay.bundle import Bundle
 from relay.console import (
     AsJson,
@@ -13,18 +13,16 @@ from relay.console import (
     Home,
     Staff,
     add_common_commands,
-    add_staff_commands,
     add_supervise_command,
     add_sync_command,
     create_node,
-    fail,
     new_home,
     out,
     run,
     run_service,
     serve_node,
-    staff_action,
 )
+from relay.deskcli import add_staff_commands, staff_action
 from relay.joining import config_from_bundle
 
 app = typer.Typer(
@@ -57,21 +55,6 @@ def init(
 def serve(home: Home, listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")]) -> None:
     """Serve the villages and sync with the district (runs until SIGTERM or Ctrl+C)."""
     run_service(serve_node(home, listen))
-
-
-@app.command("request-correction")
-def request_correction(
-    home: Home,
-    case_id: str,
-    missing: Annotated[list[str], typer.Option("--missing", help="A missing or faulty material.")],
-    note: Annotated[str, typer.Option(help="One note for the applicant.")] = "",
-    staff: Staff = "",
-    as_json: AsJson = False,
-) -> None:
-    """Send one correction notice listing every missing material (一次性告知)."""
-    if not missing:
-        fail("name at least one --missing material")
-    staff_action(home, [case_id], CORRECTION_REQUESTED, {"missing": missing, "note": note}, staff, as_json)
 
 
 @app.command()

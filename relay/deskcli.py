@@ -1,0 +1,234 @@
+"""The window staff's commands, the same at a township center and at the district: acting on
+cases, the roster of windows (AB岗, 首席代表), and rectification records."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from casework.lifecycle import (
+    ACCEPTED,
+    CMD_COMPLAIN,
+    CMD_DELIVER,
+    CMD_RATE,
+    CORRECTION_REQUESTED,
+    DECIDED,
+    DEPARTMENT_DECIDED,
+    PAUSED,
+    RECTIFIED,
+    REFUSED,
+    RESUMED,
+    SCORES,
+)
+from relay import staff as roster
+from relay.console import AsJson, CaseIds, Home, Staff, emit, fail, out, print_outcomes, run, with_node
+from relay.node import Node
+from relay.staff import Outcome, act
+
+Reason = Annotated[str, typer.Option(help="Why: told to the applicant.")]
+
+
+def staff_action(
+    home: Path, case_ids: list[str], event_type: str, payload: dict[str, Any], staff: str, as_json: bool
+) -> None:
+    async def go(node: Node) -> list[Outcome]:
+        return await act(node, case_ids, event_type, payload, staff)
+
+    print_outcomes(run(with_node(home, go)), as_json)
+
+
+def _said(text: str, option: str) -> str:
+    if not text.strip():
+        fail(f"{option} must not be empty")
+    return text.strip()
+
+
+def add_staff_commands(app: typer.Typer) -> None:
+    """What window staff do to the cases their node owns, and at the window for others."""
+
+    @app.command()
+    def accept(home: Home, case_ids: CaseIds, staff: Staff = "", as_json: AsJson = False) -> None:
+        """Accept cases this node owns."""
+        staff_action(home, case_ids, ACCEPTED, {}, staff, as_json)
+
+    @app.command()
+    def refuse(
+        home: Home, case_ids: CaseIds, reason: Reason, staff: Staff = "", as_json: AsJson = False
+    ) -> None:
+        """Refuse to accept requests (不予受理), saying why."""
+        staff_action(home, case_ids, REFUSED, {"reason": _said(reason, "--reason")}, staff, as_json)
+
+    @app.command("request-correction")
+    def request_correction(
+        home: Home,
+        case_id: str,
+        missing: Annotated[list[str], typer.Option("--missing", help="A missing or faulty material.")],
+        note: Annotated[str, typer.Option(help="One note for the applicant.")] = "",
+        staff: Staff = "",
+        as_json: AsJson = False,
+    ) -> None:
+        """Send one correction notice listing every missing material (一次性告知)."""
+        if not missing:
+            fail("name at least one --missing material")
+        payload = {"missing": missing, "note": note}
+        staff_action(home, [case_id], CORRECTION_REQUESTED, payload, staff, as_json)
+
+    @app.command()
+    def decide(
+        home: Home,
+        case_ids: CaseIds,
+        reason: Reason,
+        approve: Annotated[bool, typer.Option("--approve")] = False,
+        reject: Annotated[bool, typer.Option("--reject")] = False,
+        department: Annotated[
+            str | None, typer.Option(help="For a joint item: the department deciding (each one does).")
+        ] = None,
+        staff: Staff = "",
+        as_json: AsJson = False,
+    ) -> None:
+        """Approve or reject cases this node owns and decides (joint items: per --department).
+        A chief representative may decide a request that is not yet accepted, on the spot."""
+        if approve == reject:
+            fail("say either --approve or --reject")
+        payload: dict[str, Any] = {"approved": approve, "reason": _said(reason, "--reason")}
+        if department:
+            payload["department"] = department
+        staff_action(home, case_ids, DEPARTMENT_DECIDED if department else DECIDED, payload, staff, as_json)
+
+    @app.command()
+    def pause(
+        home: Home,
+        case_ids: CaseIds,
+        step: Annotated[str, typer.Option(help="The step the law keeps off the clock (e.g. 公示).")],
+        note: Annotated[str, typer.Option(help="A note for the record.")] = "",
+        staff: Staff = "",
+        as_json: AsJson = False,
+    ) -> None:
+        """Stop the clock for a step the law excludes from the time limit (公示, 鉴定 …)."""
+        staff_action(home, case_ids, PAUSED, {"step": step.strip(), "note": note}, staff, as_json)
+
+    @app.command()
+    def resume(home: Home, case_ids: CaseIds, staff: Staff = "", as_json: AsJson = False) -> None:
+        """Restart the clock once the excluded step is over; deadlines move by the days it took."""
+        staff_action(home, case_ids, RESUMED, {}, staff, as_json)
+
+    @app.command()
+    def deliver(home: Home, case_ids: CaseIds, staff: Staff = "", as_json: AsJson = False) -> None:
+        """The result was handed to the applicant at this window (送达)."""
+        staff_action(home, case_ids, CMD_DELIVER, {}, staff, as_json)
+
+    @app.command()
+    def rate(
+        home: Home,
+        case_id: str,
+        score: Annotated[int, typer.Option(help="5 非常满意 … 1 非常不满意.")],
+        comment: Annotated[str, typer.Option(help="The applicant's words.")] = "",
+        staff: Staff = "",
+        as_json: AsJson = False,
+    ) -> None:
+        """Record the applicant's rating given at this window."""
+        if score not in SCORES:
+            fail("--score must be 1 to 5 (5 非常满意 … 1 非常不满意)")
+        staff_action(home, [case_id], CMD_RATE, {"score": score, "comment": comment}, staff, as_json)
+
+    @app.command()
+    def complain(
+        home: Home,
+        case_id: str,
+        text: Annotated[str, typer.Option(help="The complaint, in the applicant's words.")],
+        staff: Staff = "",
+        as_json: AsJson = False,
+    ) -> None:
+        """Record a complaint about a case made at this window."""
+        staff_action(home, [case_id], CMD_COMPLAIN, {"text": _said(text, "--text")}, staff, as_json)
+
+    @app.command()
+    def rectify(
+        home: Home,
+        case_id: str,
+        outcome: Annotated[str, typer.Option(help="What was done about it (整改结果).")],
+        record: Annotated[
+            str | None, typer.Option(help="The record it closes (default: the oldest open one).")
+        ] = None,
+        staff: Staff = "",
+        as_json: AsJson = False,
+    ) -> None:
+        """Close a rectification record opened by a bad review or a complaint."""
+        payload: dict[str, Any] = {"outcome": _said(outcome, "--outcome")}
+        if record:
+            payload["of"] = record
+        staff_action(home, [case_id], RECTIFIED, payload, staff, as_json)
+
+    @app.command()
+    def rectifications(
+        home: Home,
+        all_records: Annotated[bool, typer.Option("--all", help="Closed records too.")] = False,
+        as_json: AsJson = False,
+    ) -> None:
+        """Rectification records (bad reviews, complaints): open ones with their deadline."""
+
+        async def load(node: Node) -> list[dict[str, Any]]:
+            async with node.engine.connect() as conn:
+                return await roster.open_records(conn)
+
+        records = [r for r in run(with_node(home, load)) if all_records or r["outcome"] is None]
+
+        def human() -> None:
+            table = Table("case", "kind", "window", "rectify by", "outcome")
+            for r in records:
+                table.add_row(r["case_id"], r["kind"], r["window"], r["rectify_by"], r["outcome"] or "")
+            out.print(table)
+
+        emit(records, as_json, human)
+
+    app.add_typer(_roster_app(), name="staff")
+
+
+def _roster_app() -> typer.Typer:
+    app = typer.Typer(help="The center's windows and staff (AB岗, 首席代表).", no_args_is_help=True)
+
+    @app.command("add")
+    def add(
+        home: Home,
+        name: Annotated[str, typer.Option(help="The staff member's name.")],
+        window: Annotated[str, typer.Option(help="Their window (e.g. 3).")],
+        role: Annotated[str, typer.Option(help="A, B, or chief (首席代表).")],
+        department: Annotated[str, typer.Option(help="The department a chief represents.")] = "",
+    ) -> None:
+        """Put a staff member on the roster, or change their window or role."""
+        name, window = name.strip(), window.strip()
+        run(with_node(home, lambda node: roster.add_member(node, name, window, role, department)))
+        out.print(f"{name} at window {window} as {role}", markup=False)
+
+    @app.command("remove")
+    def remove(home: Home, name: Annotated[str, typer.Option(help="The staff member's name.")]) -> None:
+        """Take a staff member off the roster."""
+        run(with_node(home, lambda node: roster.remove_member(node, name)))
+        out.print(f"{name} removed", markup=False)
+
+    @app.command("window")
+    def window(
+        home: Home,
+        window: Annotated[str, typer.Option(help="The window.")],
+        item: Annotated[list[str] | None, typer.Option(help="An item it serves (none: every item).")] = None,
+    ) -> None:
+        """Say which items a window serves."""
+        run(with_node(home, lambda node: roster.serve_items(node, window, item or [])))
+        out.print(f"window {window} serves {', '.join(item or []) or 'every item'}", markup=False)
+
+    @app.command("list")
+    def listing(home: Home, as_json: AsJson = False) -> None:
+        """The roster: each staff member's window, role and the items the window serves."""
+        members = run(with_node(home, roster.roster))
+
+        def human() -> None:
+            table = Table("name", "window", "role", "department", "items")
+            for m in members:
+                items = ", ".join(m["items"]) or "*"
+                table.add_row(m["name"], m["window"], m["role"], m["department"], items)
+            out.print(table)
+
+        emit(members, as_json, human)
+
+    return app
