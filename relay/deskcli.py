@@ -135,27 +135,51 @@ def add_staff_commands(app: typer.Typer) -> None:
     @app.command()
     def complain(
         home: Home,
-        case_id: str,
         text: Annotated[str, typer.Option(help="The complaint, in the applicant's words.")],
+        case_id: Annotated[str | None, typer.Argument(help="The case complained about.")] = None,
+        window: Annotated[str | None, typer.Option(help="Or: the window complained about.")] = None,
         staff: Staff = "",
         as_json: AsJson = False,
     ) -> None:
-        """Record a complaint about a case made at this window."""
-        staff_action(home, [case_id], CMD_COMPLAIN, {"text": _said(text, "--text")}, staff, as_json)
+        """Record a complaint made at this window, about a case or about a window."""
+        said = _said(text, "--text")
+        if (case_id is None) == (window is None):
+            fail("name either the CASE_ID or the --window complained about")
+        if case_id is not None:
+            staff_action(home, [case_id], CMD_COMPLAIN, {"text": said}, staff, as_json)
+            return
+        window_name = str(window).strip()
+        record = run(
+            with_node(home, lambda node: roster.complain_about_window(node, window_name, said, staff))
+        )
+        emit({"record": record}, as_json, lambda: out.print(f"complaint recorded as {record}", markup=False))
 
     @app.command()
     def rectify(
         home: Home,
-        case_id: str,
         outcome: Annotated[str, typer.Option(help="What was done about it (整改结果).")],
+        case_id: Annotated[str | None, typer.Argument(help="The case the record belongs to.")] = None,
         record: Annotated[
-            str | None, typer.Option(help="The record it closes (default: the oldest open one).")
+            str | None,
+            typer.Option(help="The record it closes (default: the case's oldest open one; window:N)."),
         ] = None,
         staff: Staff = "",
         as_json: AsJson = False,
     ) -> None:
         """Close a rectification record opened by a bad review or a complaint."""
-        payload: dict[str, Any] = {"outcome": _said(outcome, "--outcome")}
+        said = _said(outcome, "--outcome")
+        if case_id is None:
+            if not record or not record.startswith(roster.WINDOW_RECORD):
+                fail("name the CASE_ID, or a window complaint's --record window:N")
+            window_record = record
+            run(with_node(home, lambda node: roster.rectify_window(node, window_record, said, staff)))
+            emit(
+                {"record": record, "ok": True},
+                as_json,
+                lambda: out.print(f"{record}: rectified", markup=False),
+            )
+            return
+        payload: dict[str, Any] = {"outcome": said}
         if record:
             payload["of"] = record
         staff_action(home, [case_id], RECTIFIED, payload, staff, as_json)
@@ -175,9 +199,17 @@ def add_staff_commands(app: typer.Typer) -> None:
         records = [r for r in run(with_node(home, load)) if all_records or r["outcome"] is None]
 
         def human() -> None:
-            table = Table("case", "kind", "window", "rectify by", "outcome")
+            table = Table("record", "case", "kind", "window", "rectify by", "outcome")
             for r in records:
-                table.add_row(r["case_id"], r["kind"], r["window"], r["rectify_by"], r["outcome"] or "")
+                row = (
+                    r["record"],
+                    r["case_id"] or "",
+                    r["kind"],
+                    r["window"],
+                    r["rectify_by"],
+                    r["outcome"] or "",
+                )
+                table.add_row(*row)
             out.print(table)
 
         emit(records, as_json, human)

@@ -152,6 +152,21 @@ windows = Table(
     Column("item_codes", Text, nullable=False),
 )
 
+# Complaints against a window rather than a case (窗口投诉), filed at the center that runs the
+# window; each is a rectification record like a bad review, closed with its outcome.
+window_complaints = Table(
+    "window_complaints",
+    metadata,
+    Column("id", Position, primary_key=True, autoincrement=True),
+    Column("window", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("staff", String(64), nullable=False),  # who recorded it
+    Column("filed_on", String(10), nullable=False),
+    Column("rectify_by", String(10), nullable=False),
+    Column("outcome", Text),  # NULL while open
+    Column("closed_by", String(64)),
+)
+
 # Nodes known to this node: enrolled ones (district) and those that sent a heartbeat.
 nodes = Table(
     "nodes",

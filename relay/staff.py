@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from casework import CaseworkError, IllegalTransition, InvalidInput, Item
@@ -28,7 +28,7 @@ from casework.lifecycle import (
     RECTIFIED,
 )
 from relay.node import Node
-from relay.schema import cases, events, staff, windows
+from relay.schema import cases, events, staff, window_complaints, windows
 
 ROLES = ("A", "B", "chief")
 _DECISIONS = (DECIDED, DEPARTMENT_DECIDED)
@@ -179,7 +179,62 @@ async def open_records(conn: AsyncConnection, case_ids: list[str] | None = None)
         cases.c.case_id.in_({r["case_id"] for r in records.values()})
     )
     window = {case_id: name for case_id, name in await conn.execute(handled_by)}
-    return [r | {"window": window.get(r["case_id"], "")} for r in records.values()]
+    found = [r | {"window": window.get(r["case_id"], "")} for r in records.values()]
+    if case_ids is None:
+        found += [_window_record(row) for row in (await conn.execute(select(window_complaints))).all()]
+    return found
+
+
+WINDOW_RECORD = "window:"  # the prefix of a window complaint's record id
+
+
+def _window_record(row: Any) -> dict[str, Any]:
+    return {
+        "record": f"{WINDOW_RECORD}{row.id}",
+        "case_id": None,
+        "kind": "window_complaint",
+        "window": row.window,
+        "rectify_by": row.rectify_by,
+        "outcome": row.outcome,
+    }
+
+
+async def complain_about_window(node: Node, window: str, text: str, staff_name: str = "") -> str:
+    """File a complaint against one of this center's windows; returns its record id."""
+    async with node.engine.begin() as conn:
+        actor = await identify(conn, staff_name or node.config.operator)
+        if actor.role and not await _is_window(conn, window):
+            raise InvalidInput(f"there is no window {window!r} here: see 'staff list'")
+        today = node.ledger.today()
+        due = node.ledger.calendar.add_working_days(today, node.config.rectify_days)
+        row = {"window": window, "text": text, "staff": actor.name, "filed_on": today.isoformat()}
+        insert = window_complaints.insert().values(row | {"rectify_by": due.isoformat()})
+        made = (await conn.execute(insert.returning(window_complaints.c.id))).scalar_one()
+        return f"{WINDOW_RECORD}{made}"
+
+
+async def rectify_window(node: Node, record: str, outcome: str, staff_name: str = "") -> None:
+    """Close a window complaint's rectification record with its outcome (once)."""
+    number = record.removeprefix(WINDOW_RECORD)
+    if not number.isdigit():
+        raise InvalidInput(f"{record!r} is not a window complaint's record (window:N)")
+    async with node.engine.begin() as conn:
+        actor = await identify(conn, staff_name or node.config.operator)
+        closed = await conn.execute(
+            update(window_complaints)
+            .where(window_complaints.c.id == int(number), window_complaints.c.outcome.is_(None))
+            .values(outcome=outcome, closed_by=actor.name)
+        )
+        if closed.rowcount != 1:
+            raise InvalidInput(f"{record} is not an open rectification record here")
+
+
+async def _is_window(conn: AsyncConnection, window: str) -> bool:
+    staffed = select(staff.c.name).where(staff.c.window == window).limit(1)
+    served = select(windows.c.window).where(windows.c.window == window)
+    return (await conn.execute(staffed)).first() is not None or (
+        await conn.execute(served)
+    ).first() is not None
 
 
 async def _open_record(conn: AsyncConnection, case_id: str, wanted: Any) -> str:

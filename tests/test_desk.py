@@ -3,6 +3,9 @@ delivery and ratings at the window, the roster (AB岗, 首席代表), refusals a
 
 from datetime import date
 
+import pytest
+
+from casework import InvalidInput
 from casework.lifecycle import (
     ACCEPTED,
     CMD_DELIVER,
@@ -17,7 +20,7 @@ from casework.lifecycle import (
     RETURNED,
 )
 from relay.queries import list_cases, show_case
-from relay.staff import act, add_member, serve_items
+from relay.staff import act, add_member, complain_about_window, rectify_window, serve_items
 from relay.supervision import supervise
 from tests.test_relay_inprocess import intake, wire
 from village_agent import service as village
@@ -181,3 +184,29 @@ async def test_refusing_a_request_says_why_and_ends_it(net):
     await v_sync.sync(5)
     case = await show_case(net.village, case_id)
     assert (case["status"], case["reason"]) == ("rejected", "不属于本镇受理范围")
+
+
+async def test_a_complaint_against_a_window_is_a_rectification_record_of_its_own(net):
+    """窗口投诉: a complaint about a window, not a case, opens a record due in 15 working days at
+    the center running the window; supervision counts it until its outcome is recorded, once."""
+    await add_member(net.township, "赵一", "1", "A", "")
+    with pytest.raises(InvalidInput, match="no window '7'"):
+        await complain_about_window(net.township, "7", "态度差", "赵一")
+    net.township.ledger.today = lambda: date(2026, 11, 23)
+    record = await complain_about_window(net.township, "1", "窗口无人", "赵一")
+    report = await supervise(net.township, date(2026, 12, 15))
+    assert report["rectifications"]["records"] == [
+        {
+            "record": record,
+            "case_id": None,
+            "kind": "window_complaint",
+            "window": "1",
+            "rectify_by": "2026-12-14",
+            "outcome": None,
+            "overdue": True,
+        }
+    ]
+    await rectify_window(net.township, record, "已调整午间值班", "赵一")
+    with pytest.raises(InvalidInput, match="not an open rectification record"):
+        await rectify_window(net.township, record, "再次", "赵一")
+    assert (await supervise(net.township, date(2026, 12, 15)))["rectifications"]["closed"] == 1

@@ -272,7 +272,7 @@ def test_window_work_through_the_command_lines(network: Network, tmp_path: Path)
     network.node(T, "staff", "add", "--name", "赵一", "--window", "1", "--role", "A")
     assert [m["name"] for m in network.node(T, "staff", "list", "--json")] == ["赵一"]
     stranger = network.node(T, "accept", case_id, "--staff", "路人", check=False)
-    assert stranger.returncode == 1 and "staff roster".encode() in stranger.stderr
+    assert stranger.returncode == 1 and b"staff roster" in stranger.stderr
     network.node(T, "accept", case_id, "--staff", "赵一")
     network.node(T, "pause", case_id, "--step", "公示", "--staff", "赵一")
     assert network.node(T, "show", case_id, "--json")["paused_step"] == "公示"
@@ -301,3 +301,9 @@ def test_window_work_through_the_command_lines(network: Network, tmp_path: Path)
     assert network.node("500117", "rectifications", "--json") == []
     report = network.node("500117", "supervise", "--json")
     assert report["rectifications"]["closed"] == 1 and report["satisfaction"]["bad_reviews"] == 1
+    neither = network.node(T, "complain", "--text", "太慢", check=False)
+    assert neither.returncode == 2 and b"CASE_ID or the --window" in neither.stderr
+    filed = network.node(T, "complain", "--window", "1", "--text", "窗口无人", "--staff", "赵一", "--json")
+    assert [r["record"] for r in network.node(T, "rectifications", "--json")] == [filed["record"]]
+    network.node(T, "rectify", "--record", filed["record"], "--outcome", "已调整值班", "--staff", "赵一")
+    assert network.node(T, "rectifications", "--json") == []
