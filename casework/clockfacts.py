@@ -59,11 +59,14 @@ def stamp(
     if event_type not in (ACCEPTED, SUPPLEMENTED, RESUMED):
         return payload
     if dates.deadline is None:  # the case is accepted now (a supplement accepts it too)
-        return payload | {
+        legal = calendar.add_working_days(today, statutory)
+        stamped = payload | {
             "accepted_on": today.isoformat(),
             "deadline": calendar.add_working_days(today, committed).isoformat(),
-            "statutory_deadline": calendar.add_working_days(today, statutory).isoformat(),
+            "statutory_deadline": legal.isoformat(),
         }
+        assumed = calendar.unknown_years(today, legal)
+        return stamped | {"assumed_monday_to_friday": assumed} if assumed else stamped
     if dates.paused_on and dates.statutory_deadline:  # the clock resumes after a pause
         stood_still = calendar.working_days_between(dates.paused_on, today)
         return payload | {

@@ -137,6 +137,8 @@ def test_township_without_the_publication_assumes_monday_to_friday_and_says_so(n
         "years": [2024, 2025, 2026],
         "assumed_monday_to_friday": [2027],
     }
+    accepted = network.node(CUT_T, "show", case_id, "--json")["events"][1]
+    assert accepted["payload"]["assumed_monday_to_friday"] == [2027]  # the case says so too
 
 
 @e2e
