@@ -92,6 +92,8 @@ def follow(dates: CaseDates, event_type: str, payload: dict[str, Any]) -> CaseDa
         dates = replace(dates, paused_on=None)
     if event_type in (DECIDED, DEPARTMENT_DECIDED) and "decided_on" in payload:
         dates = replace(dates, decided_on=_day(payload["decided_on"]))
+    if "rectify_by" in payload:
+        _day(payload["rectify_by"])  # a record's due date must be a date wherever it is read
     return dates
 
 

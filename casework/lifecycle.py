@@ -55,6 +55,14 @@ STATUS_EVENTS = frozenset(
     }
 )
 # What the owner makes of each command when the case's state allows it.
+# The fields of a command its answer carries over (nothing else: who acted is the owner).
+_ANSWER_FIELDS: dict[str, tuple[str, ...]] = {
+    CMD_DELIVER: (),
+    CMD_WITHDRAW: ("reason",),
+    CMD_SUPPLEMENT: ("materials",),
+    CMD_RATE: ("score", "comment"),
+    CMD_COMPLAIN: ("text",),
+}
 ANSWERS = {
     CMD_DELIVER: DELIVERED,
     CMD_WITHDRAW: WITHDRAWN,
@@ -126,7 +134,9 @@ def evolve(state: CaseState, event_type: str, payload: dict[str, Any], origin: s
     if event_type == COMMAND_REFUSED:
         return state
     if event_type == RECTIFIED:
-        if not str(payload.get("outcome", "")).strip() or not payload.get("of"):
+        record, outcome = payload.get("of"), payload.get("outcome")
+        named = isinstance(record, str) and 0 < len(record) <= 64
+        if not (named and isinstance(outcome, str) and outcome.strip()):
             raise IllegalTransition("a rectification names the record it closes and its outcome")
         return state
     if event_type in (PAUSED, RESUMED):
@@ -137,7 +147,10 @@ def evolve(state: CaseState, event_type: str, payload: dict[str, Any], origin: s
         return _department_decides(state, payload)
     status, owner = _next(state, event_type, payload)
     paused_step = "" if status == "withdrawn" else state.paused_step
-    return replace(state, status=status, owner=owner, paused_step=paused_step)
+    after = replace(state, status=status, owner=owner, paused_step=paused_step)
+    if event_type == RETURNED:  # the reworked file goes to every department afresh
+        return replace(after, departments=tuple((name, "pending") for name, _ in state.departments))
+    return after
 
 
 # What cannot happen while a law-excluded step runs; withdrawal and comments still can.
@@ -239,4 +252,4 @@ def answer_command(state: CaseState, command: str, payload: dict[str, Any]) -> t
         _next(state, wanted, payload)
     except IllegalTransition as exc:
         return COMMAND_REFUSED, {"command": command, "reason": str(exc)}
-    return wanted, dict(payload)
+    return wanted, {key: payload[key] for key in _ANSWER_FIELDS[command] if key in payload}

@@ -33,6 +33,7 @@ from casework import (
 from casework.clockfacts import CaseDates, follow, stamp
 from casework.lifecycle import (
     ACCEPTED,
+    COMMAND_REFUSED,
     COMMANDS,
     CORRECTION_REQUESTED,
     DECIDED,
@@ -242,6 +243,8 @@ class Ledger:
         elif row is None:
             raise IllegalTransition(f"case {record.case_id} is unknown here")
         else:
+            if record.type == PAUSED:
+                self._check_step(row, payload.get("step"))
             after = evolve(_state(row), record.type, payload, record.origin_node)
             missing = _missing_after(row, record.type, payload)
             dates = follow(_dates(row), record.type, payload)
@@ -250,8 +253,8 @@ class Ledger:
             row.update(_date_columns(dates))
             row["departments"] = _json_pairs(after.departments)
             row["paused_step"] = after.paused_step
-            if "window" in payload and record.type in _HANDLING:
-                row["window"] = str(payload["window"])[:32]
+            if payload.get("window") and record.type in _HANDLING:  # windows are named per center
+                row["window"] = f"{record.origin_node}:{str(payload['window'])[:19]}"  # fits 32
             if record.type in _REASONED and "reason" in payload:
                 row["reason"] = str(payload["reason"])
             if record.case_id not in batch.new_cases:
@@ -300,6 +303,14 @@ class Ledger:
             "window": "",
         }
 
+    def _check_step(self, row: dict[str, Any], step: Any) -> None:
+        """A pause names a step the case's catalog entry keeps off the clock."""
+        item = self.catalogs.get(row["catalog_version"], self.catalog).items.get(row["item_code"])
+        steps = item.excluded_steps if item else ()
+        if step not in steps:
+            allowed = "、".join(steps) or "none"
+            raise IllegalTransition(f"item {row['item_code']}: the steps kept off the clock are {allowed}")
+
     def adopt(self, catalogs: dict[str, Catalog], newest: str) -> None:
         """Take the catalog versions this node keeps; requests are taken under the newest."""
         self.catalogs.update(catalogs)
@@ -344,12 +355,18 @@ class Ledger:
         row = batch.known[command.case_id]
         if row["owner"] != self.config.code:
             return  # the owner is upstream: the command travels on to it
-        event_type, payload = answer_command(_state(row), command.type, command.payload_dict())
-        payload = self._stamp(row, event_type, payload | {"command_event_id": command.event_id})
-        answer = self._make(
-            batch, command.case_id, event_type, payload, command.village_code, command.township_code
-        )
-        self._apply(batch, answer, via=None)
+        where = (command.village_code, command.township_code)
+        try:
+            event_type, payload = answer_command(_state(row), command.type, command.payload_dict())
+            payload = self._stamp(row, event_type, payload | {"command_event_id": command.event_id})
+            answer = self._make(batch, command.case_id, event_type, payload, *where)
+            self._apply(batch, answer, via=None)
+        except (CaseworkError, ValueError, TypeError, RecursionError) as exc:
+            # A command whose payload cannot be answered (too deep, wrong types) is refused; it
+            # must never stop the events behind it.
+            reason = f"the command cannot be answered: {str(exc)[:200] or type(exc).__name__}"
+            payload = {"command": command.type, "reason": reason, "command_event_id": command.event_id}
+            self._apply(batch, self._make(batch, command.case_id, COMMAND_REFUSED, payload, *where), via=None)
 
     async def _write(self, conn: AsyncConnection, batch: _Batch) -> None:
         own = [row["event_id"] for row in batch.event_rows if row["via"] is None]

@@ -101,6 +101,8 @@ class GrpcUpstream:
         try:
             reply = await self._stub.FetchCalendar(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an upstream not yet upgraded
+                return Published("", b"", 0)
             raise from_rpc_error(exc, self.target) from exc
         return Published(reply.version, reply.document, micros(reply.published_at))
 

@@ -33,6 +33,7 @@ from casework.lifecycle import (
     DEPARTMENT_DECIDED,
     ESCALATED,
     RATED,
+    RETURNED,
     SUPPLEMENTED,
     WITHDRAWN,
 )
@@ -193,6 +194,25 @@ def test_joint_item_needs_every_department_and_one_rejection_rejects() -> None:
     assert rejected.status == "rejected"
     with pytest.raises(IllegalTransition, match="not a department still to decide"):
         evolve(two, DEPARTMENT_DECIDED, {"department": "财政", "approved": False}, T)
+
+
+def test_a_joint_item_returned_for_rework_goes_to_every_department_afresh() -> None:
+    """After a return for rework no earlier verdict stands: the reworked file is decided anew."""
+    payload = {
+        "village_code": V,
+        "township_code": T,
+        "item_code": "i",
+        "decide_level": "district",
+        "joint_departments": ["民政", "残联"],
+    }
+    at_district = evolve(
+        evolve(evolve(submit("c", payload), ACCEPTED, {}, T), ESCALATED, {}, T), ACCEPTED, {}, "500117"
+    )
+    one = evolve(at_district, DEPARTMENT_DECIDED, {"department": "残联", "approved": True}, "500117")
+    returned = evolve(one, RETURNED, {"reason": "补充调查"}, "500117")
+    assert (returned.status, returned.owner, returned.pending()) == ("accepted", T, ["民政", "残联"])
+    with pytest.raises(IllegalTransition, match="says what to rework"):
+        evolve(one, RETURNED, {"reason": " "}, "500117")
 
 
 def test_resuming_after_a_correction_always_leaves_running_deadlines() -> None:

@@ -12,6 +12,7 @@ from casework.lifecycle import (
     CMD_RATE,
     CMD_WITHDRAW,
     DECIDED,
+    DEPARTMENT_DECIDED,
     ESCALATED,
     PAUSED,
     RECTIFIED,
@@ -20,7 +21,14 @@ from casework.lifecycle import (
     RETURNED,
 )
 from relay.queries import list_cases, show_case
-from relay.staff import act, add_member, complain_about_window, rectify_window, serve_items
+from relay.staff import (
+    act,
+    add_member,
+    complain_about_window,
+    rectify_window,
+    remove_member,
+    serve_items,
+)
 from relay.supervision import supervise
 from tests.test_relay_inprocess import intake, wire
 from village_agent import service as village
@@ -169,7 +177,7 @@ async def test_roster_lets_a_and_b_act_and_the_chief_representative_decide_on_th
     ]
     assert history[1:] == [("case.accepted", "周四", "9"), ("case.decided", "周四", "9")]
     by_case = {c["case_id"]: c["window"] for c in await list_cases(net.township)}
-    assert by_case == {first: "1", second: "9", third: None}
+    assert by_case == {first: "500117001:1", second: "500117001:9", third: None}
 
 
 async def test_refusing_a_request_says_why_and_ends_it(net):
@@ -200,7 +208,7 @@ async def test_a_complaint_against_a_window_is_a_rectification_record_of_its_own
             "record": record,
             "case_id": None,
             "kind": "window_complaint",
-            "window": "1",
+            "window": "500117001:1",
             "rectify_by": "2026-12-14",
             "outcome": None,
             "overdue": True,
@@ -210,3 +218,40 @@ async def test_a_complaint_against_a_window_is_a_rectification_record_of_its_own
     with pytest.raises(InvalidInput, match="not an open rectification record"):
         await rectify_window(net.township, record, "再次", "赵一")
     assert (await supervise(net.township, date(2026, 12, 15)))["rectifications"]["closed"] == 1
+
+
+async def test_a_joint_items_departments_decide_through_their_own_staff(net):
+    """With a roster, a department's verdict on a joint item comes from that department's
+    chief representative only; a chief of a co-approving department decides nothing else."""
+    syncers = wire(net)
+    v_sync, t_sync, _ = syncers
+    [case_id] = await intake(net.village, "twp-elderly-care-subsidy")  # 民政 leads; three co-approve
+    await v_sync.sync(5)
+    await act(net.township, [case_id], ACCEPTED, {})
+    await act(net.township, [case_id], ESCALATED, {"opinion": "初审通过"})
+    await t_sync.sync(5)
+    item = net.district.ledger.catalog.items["twp-elderly-care-subsidy"]
+    co_approver = item.joint_departments[0]
+    await add_member(net.district, "吴A", "1", "A", "")
+    await add_member(net.district, "郑首", "5", "chief", co_approver)
+    [co_chief_accepts] = await act(net.district, [case_id], ACCEPTED, {}, "郑首")
+    assert f"not of {item.department}" in co_chief_accepts.error
+    assert (await act(net.district, [case_id], ACCEPTED, {}, "吴A"))[0].ok
+    verdict = {"approved": True, "reason": "同意", "department": co_approver}
+    [window_staff] = await act(net.district, [case_id], DEPARTMENT_DECIDED, verdict, "吴A")
+    assert f"does not decide for {co_approver}" in window_staff.error
+    assert (await act(net.district, [case_id], DEPARTMENT_DECIDED, verdict, "郑首"))[0].ok
+    other = verdict | {"department": item.joint_departments[1]}
+    [elsewhere] = await act(net.district, [case_id], DEPARTMENT_DECIDED, other, "郑首")
+    assert "does not decide for" in elsewhere.error
+
+
+async def test_once_a_roster_exists_emptying_it_lets_nobody_act(net):
+    """Taking the last staff member off the roster does not switch the checks off (review)."""
+    v_sync, _, _ = wire(net)
+    [case_id] = await intake(net.village)
+    await v_sync.sync(5)
+    await add_member(net.township, "赵一", "1", "A", "")
+    await remove_member(net.township, "赵一")
+    [nobody] = await act(net.township, [case_id], ACCEPTED, {}, "赵一")
+    assert "roster is empty" in nobody.error

@@ -179,11 +179,11 @@ async def test_supervision_colours_cases_and_rates_the_service(net):
     assert report["on_time_rate"] == 1.0
     rated = {"ratings": 2, "bad_reviews": 1, "rate": 0.5}
     assert {k: report["satisfaction"][k] for k in rated} == rated
-    assert report["satisfaction"]["by_window"] == {"2": rated}
-    assert report["by_window"] == {"": {"yellow": 1}, "2": {"done_on_time": 1}}
+    assert report["satisfaction"]["by_window"] == {"500117001:2": rated}
+    assert report["by_window"] == {"": {"yellow": 1}, "500117001:2": {"done_on_time": 1}}
     # The bad review opened a rectification record due 15 working days after it arrived.
     [record] = report["rectifications"]["records"]
-    assert (record["case_id"], record["kind"], record["window"]) == (decided, "bad_review", "2")
+    assert (record["case_id"], record["kind"], record["window"]) == (decided, "bad_review", "500117001:2")
     assert record["rectify_by"] == "2026-12-14" and not record["overdue"]
 
 

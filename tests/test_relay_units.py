@@ -16,7 +16,16 @@ from sqlalchemy import delete, func, select, update
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from casework import Request
-from casework.lifecycle import ACCEPTED, CMD_SUPPLEMENT, CORRECTION_REQUESTED, DECIDED, SUBMITTED
+from casework.lifecycle import (
+    ACCEPTED,
+    CMD_COMPLAIN,
+    CMD_SUPPLEMENT,
+    CMD_WITHDRAW,
+    CORRECTION_REQUESTED,
+    DECIDED,
+    PAUSED,
+    SUBMITTED,
+)
 from relay.config import RelayPolicy
 from relay.counters import read_text, read_value, take_range, write_value
 from relay.errors import PermanentError, TransientError
@@ -501,7 +510,7 @@ async def township_status_events(net, case_id: str) -> list[Any]:
     async with net.township.engine.connect() as conn:
         return (
             await conn.execute(
-                select(events.c.position, events.c.event_id, events.c.type)
+                select(events.c.position, events.c.event_id, events.c.type, events.c.payload)
                 .where(events.c.case_id == case_id, events.c.type != SUBMITTED)
                 .order_by(events.c.position)
             )
@@ -721,3 +730,44 @@ async def test_probe_answer_never_acknowledges_rows_it_did_not_carry(net):
     await take_cases(net.village, 2)
     report = await fresh.sync(5)
     assert (report.backlog, len(await case_ids(net.township))) == (0, 5)
+
+
+async def test_command_that_cannot_be_answered_is_refused_and_the_link_keeps_flowing(net):
+    """A complaint whose text cannot be written back out is answered with a refusal; the events
+    behind it apply (review finding: answering used to raise and wedge the link)."""
+    syncer, _, _ = village_syncer(net)
+    [case_id, other] = await take_cases(net.village, 2)
+    await syncer.sync(5)
+    await village.command(net.village, case_id, CMD_COMPLAIN, {"text": "慢"})
+    honest = (await outbox_records(net.village))[-1][1]  # the complaint, not yet pushed
+    # A lone surrogate parses, but cannot be written back out as UTF-8 in the answer.
+    poison = dataclasses.replace(forged(honest, 1), payload=rb'{"text": "\ud800"}')
+    behind = forged(honest, 2, case_id=other)
+    ack = await township_service(net).push(VILLAGE, 31, [(1, poison), (2, behind)])
+    assert ack.applied_upto == 2 and not ack.rejected
+    refused = [e for e in await township_status_events(net, case_id) if e.type == "case.command_refused"]
+    assert json.loads(refused[0].payload)["reason"].startswith("the command cannot be answered")
+    assert [e.type for e in await township_status_events(net, other)][-1] == "case.complaint_filed"
+
+
+async def test_a_village_cannot_pass_itself_off_as_staff_in_a_command(net):
+    """The owner's answer carries only the command's own fields, never who acted (review)."""
+    syncer, _, _ = village_syncer(net)
+    [case_id] = await take_cases(net.village)
+    await syncer.sync(5)
+    forged_staff = {"reason": "不办了", "staff": "镇长", "role": "chief", "window": "9"}
+    await village.command(net.village, case_id, CMD_WITHDRAW, forged_staff)
+    await syncer.sync(5)
+    answer = (await township_status_events(net, case_id))[-1]
+    assert answer.type == "case.withdrawn"
+    assert set(json.loads(answer.payload)) == {"reason", "command_event_id"}
+
+
+async def test_a_pause_for_a_step_the_item_does_not_exclude_is_refused(net):
+    """A pause names a step the case's catalog entry keeps off the clock; the ledger checks it
+    wherever the event is applied, so a node receiving another is refusing it too (review)."""
+    [case_id] = await take_cases(net.village)  # twp-pension-enroll: no excluded steps
+    await village_syncer(net)[0].sync(5)
+    await act(net.township, [case_id], ACCEPTED, {})
+    [refused] = await act(net.township, [case_id], PAUSED, {"step": "公示"})
+    assert "steps kept off the clock are none" in refused.error
