@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import Table, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from relay.schema import metadata
+from relay import migrations
 
 _WRITE_LOCK = 0x5E7E1  # any constant: one lock per database
 
@@ -46,8 +46,14 @@ async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, 
 
 
 async def create_schema(engine: AsyncEngine) -> None:
+    """Bring the database to the current schema (relay/migrations): a new one gets every
+    revision, an older one those it lacks; a current one costs two small queries. The write
+    lock is held from the check to the commit, so when a server and a command open the node
+    at once, one migrates and the other finds it done."""
     async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
+        await serialize_writers(conn)
+        if await conn.run_sync(migrations.current_revision) != migrations.HEAD:
+            await conn.run_sync(migrations.upgrade)
 
 
 def _make_sqlite_durable(engine: AsyncEngine) -> None:

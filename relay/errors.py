@@ -25,6 +25,10 @@ class NotPermitted(PermanentError):
     """A peer acting outside its jurisdiction."""
 
 
+class SchemaError(PermanentError):
+    """A node's database this software cannot bring up to date (relay/migrations)."""
+
+
 _TRANSIENT = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from casework import Catalog
 from relay import calendars, catalogs
 from relay.config import NodeConfig
-from relay.db import create_schema, open_engine
+from relay.db import create_schema, open_engine, serialize_writers
 from relay.ledger import Ledger
 from relay.sync import Syncer
 from relay.upstream import GrpcUpstream
@@ -65,6 +65,7 @@ def first_catalog(home: Path) -> bytes:
 async def _catalogs(engine: AsyncEngine, home: Path) -> tuple[dict[str, Catalog], str]:
     """Every catalog version the node keeps, and the newest; a new node keeps its first."""
     async with engine.begin() as conn:
+        await serialize_writers(conn)  # two first opens must not both store the first catalog
         published = await catalogs.newest(conn)
         if published is None:
             document = first_catalog(home)

@@ -62,8 +62,8 @@ cases = Table(
     Column("statutory_deadline", String(10)),
     Column("paused_on", String(10)),  # set while a correction or a law-excluded step runs
     Column("decided_on", String(10)),
-    Column("paused_step", String(64), nullable=False, default=""),  # 公示 … while paused
-    Column("window", String(32), nullable=False, default=""),  # the owner's window last acting
+    Column("paused_step", String(64), nullable=False, default="", server_default=""),  # 公示 … while paused
+    Column("window", String(32), nullable=False, default="", server_default=""),  # owner's window last acting
 )
 Index("ix_cases_status", cases.c.status)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from relay.config import NodeConfig, RelayPolicy, default_db_url
@@ -48,6 +49,7 @@ async def fresh_postgres(url: str) -> str:
     try:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.drop_all)
+            await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     except (OSError, SQLAlchemyError) as exc:
         if os.environ.get("CI"):
             raise
