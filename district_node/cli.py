@@ -1,6 +1,7 @@
 """district-node: the district hub's command line."""
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -9,10 +10,11 @@ from sqlalchemy import select
 
 from casework import Divisions, InvalidInput
 from casework.lifecycle import RETURNED
+from district_node.dashboard import add_user, dashboard, list_users, remove_user
 from relay import calendars, catalogs
 from relay.bundle import Bundle
 from relay.clock import now_us
-from relay.config import NodeConfig, default_db_url
+from relay.config import CONFIG_FILE, NodeConfig, default_db_url
 from relay.console import (
     AsJson,
     Home,
@@ -139,9 +141,71 @@ def publish_calendar(home: Home, file: Path, as_json: AsJson = False) -> None:
 
 
 @app.command()
-def serve(home: Home, listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")]) -> None:
+def serve(
+    home: Home,
+    listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")],
+    http: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT for the web dashboard (staff login: see web-user) and /metrics (no login: "
+            "bind it to an internal address)."
+        ),
+    ] = None,
+) -> None:
     """Serve the townships (runs until SIGTERM or Ctrl+C)."""
-    run_service(serve_node(home, listen))
+    pages = (lambda node: dashboard(node, node.home / DIVISIONS_FILE)) if http else None
+    run_service(serve_node(home, listen, http, pages))
+
+
+web_user_app = typer.Typer(help="Staff who may log in to the web dashboard (serve --http).")
+app.add_typer(web_user_app, name="web-user")
+
+
+@web_user_app.command("add")
+def web_user_add(
+    home: Home,
+    name: Annotated[str, typer.Option(help="The login name.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+) -> None:
+    """Add a dashboard user, or set a new password for one (which ends their sessions)."""
+    if not (home / CONFIG_FILE).exists():
+        fail(f"no node in {home}: run 'init' first (or pass --home)")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        new = add_user(home, name, password)
+    except InvalidInput as exc:
+        fail(str(exc))
+    out.print(f"web user {name.strip()} {'added' if new else 'has a new password'}", markup=False)
+
+
+@web_user_app.command("remove")
+def web_user_remove(home: Home, name: Annotated[str, typer.Option(help="The login name.")]) -> None:
+    """Remove a dashboard user; their sessions end at once."""
+    try:
+        remove_user(home, name)
+    except InvalidInput as exc:
+        fail(str(exc))
+    out.print(f"web user {name} removed", markup=False)
+
+
+@web_user_app.command("list")
+def web_user_list(home: Home, as_json: AsJson = False) -> None:
+    """The dashboard's users and when each password was set."""
+    try:
+        users = list_users(home)
+    except InvalidInput as exc:
+        fail(str(exc))
+
+    def human() -> None:
+        for user in users:
+            out.print(f"{user['name']}  {user['set_at']}", markup=False)
+
+    emit(users, as_json, human)
 
 
 async def _check_divisions(path: Path, code: str) -> Divisions:

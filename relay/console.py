@@ -25,6 +25,7 @@ from relay.clock import iso, today_in_china
 from relay.config import CONFIG_FILE, NodeConfig
 from relay.counters import read_value
 from relay.errors import TransientError
+from relay.httpd import Handler, node_routes, start_http
 from relay.node import Node, open_node
 from relay.queries import list_cases, show_case
 from relay.schema import cases as cases_table
@@ -264,13 +265,22 @@ async def create_node(home: Path, config: NodeConfig) -> None:
     config.save(home)
 
 
-async def serve_node(home: Path, listen: str | None) -> None:
+async def serve_node(
+    home: Path,
+    listen: str | None,
+    http: str | None = None,
+    pages: Callable[[Node], Handler] | None = None,
+) -> None:
     """Serve the relay to the nodes below (unless listen is None), and keep syncing with the
-    upstream where the node has one."""
+    upstream where the node has one. With ``http`` (HOST:PORT), also serve /metrics there and
+    the tier's ``pages`` (the district's dashboard), if it has any."""
     configure_logging()
     log = structlog.get_logger()
     async with open_node(home) as node:
-        service = server = None
+        service = server = web = None
+        if http is not None:
+            web, http_port = await start_http(http, node_routes(node, pages(node) if pages else None))
+            log.info("node.http", code=node.config.code, port=http_port, pages=pages is not None)
         if listen is not None:
             service = RelayService(node.engine, node.ledger)
             server, port = await start_server(service, listen)
@@ -279,7 +289,11 @@ async def serve_node(home: Path, listen: str | None) -> None:
         if node.config.upstream:
             syncer = node.syncer()
             jobs = [syncer.forward_forever, syncer.pull_forever, syncer.heartbeat_forever]
-        await run_until_stopped(jobs, server, service)
+        try:
+            await run_until_stopped(jobs, server, service)
+        finally:
+            if web is not None:
+                web.close()
     log.info("node.closed")
 
 

@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from relay import calendars, catalogs
+from relay import calendars, catalogs, metrics
 from relay.catalogs import Published
 from relay.clock import now_us
 from relay.errors import InvalidBatch, NotPermitted
@@ -92,6 +92,9 @@ class RelayService:
             self._marks[sender] = last
             self._moved.notify_all()
         rejected = tuple(Rejected(fresh[r.index][0], fresh[r.index][1].event_id, r.reason) for r in refusals)
+        metrics.BATCHES.inc(direction="received")
+        metrics.EVENTS.inc(len(fresh), direction="received")
+        metrics.REJECTS.inc(len(rejected), direction="in")
         log.info(
             "relay.push.applied",
             sender=sender,

@@ -15,10 +15,10 @@ from importlib.metadata import version
 import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from tenacity import AsyncRetrying, retry_if_exception_type
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from casework import CaseworkError, InvalidInput
-from relay import calendars
+from relay import calendars, metrics
 from relay.catalogs import parse_document, store
 from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
@@ -44,6 +44,15 @@ class SyncReport:
     pulled: int
     rejected: int
     backlog: int
+
+
+def _count_retry(loop: str) -> Callable[[RetryCallState], None]:
+    """A tenacity ``before_sleep`` hook: count each transient failure that will be retried."""
+
+    def count(_: RetryCallState) -> None:
+        metrics.RETRIES.inc(loop=loop)
+
+    return count
 
 
 async def backlog(conn: AsyncConnection) -> int:
@@ -147,7 +156,11 @@ class Syncer:
         if not envelopes:
             return 0, 0
         log.info("relay.batch.acked", upto=mark, rejected=len(result.rejected))
-        return max(0, mark - first + 1), len(result.rejected)
+        acked = max(0, mark - first + 1)
+        metrics.BATCHES.inc(direction="sent")
+        metrics.EVENTS.inc(acked, direction="pushed")
+        metrics.REJECTS.inc(len(result.rejected), direction="out")
+        return acked, len(result.rejected)
 
     async def _prune(self, conn: AsyncConnection, acked: int) -> None:
         """Forget acknowledged rows older than the retention period (kept for replay). The
@@ -186,6 +199,9 @@ class Syncer:
                 if last_position > await read_value(conn, "pull_cursor"):
                     await write_value(conn, "pull_cursor", last_position, last.event_id)
             await write_value(conn, "last_pull", now_us())
+        metrics.EVENTS.inc(len(page.events), direction="pulled")
+        metrics.PULL_POSITION.set(page.head, what="head")
+        metrics.PULL_POSITION.set(page.events[-1][0] if page.events else cursor, what="cursor")
         return len(page.events), len(refused)
 
     async def refresh_catalog(self) -> None:
@@ -236,7 +252,9 @@ class Syncer:
         failures with backoff until ``give_up_after`` seconds have passed."""
         pushed = pulled = rejected = 0
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(TransientError), **self.policy.tenacity_kwargs(give_up_after)
+            retry=retry_if_exception_type(TransientError),
+            before_sleep=_count_retry("sync"),
+            **self.policy.tenacity_kwargs(give_up_after),
         ):
             with attempt:
                 while True:
@@ -297,7 +315,9 @@ class Syncer:
         while True:
             try:
                 async for attempt in AsyncRetrying(
-                    retry=retry_if_exception_type(TransientError), **self.policy.tenacity_kwargs()
+                    retry=retry_if_exception_type(TransientError),
+                    before_sleep=_count_retry(what),
+                    **self.policy.tenacity_kwargs(),
                 ):
                     with attempt:
                         await step()

@@ -107,11 +107,15 @@ class Network:
         check: bool = True,
         timeout: float = 120,
         env: dict[str, str] | None = None,
+        input: bytes | None = None,
     ) -> Any:
         """Run a node's command; returns parsed JSON when --json is given, else the process.
-        ``env`` adds environment variables, e.g. {"SERVICENET_TODAY": "2026-12-21"}."""
+        ``env`` adds environment variables, e.g. {"SERVICENET_TODAY": "2026-12-21"}; ``input``
+        is its standard input."""
         command = [sys.executable, "-m", TOOLS[role], *args, "--home", str(self.home(code))]
-        done = subprocess.run(command, capture_output=True, timeout=timeout, env=_env() | (env or {}))
+        done = subprocess.run(
+            command, capture_output=True, timeout=timeout, env=_env() | (env or {}), input=input
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr.decode()}")
         if "--json" in args and done.returncode == 0:
@@ -121,12 +125,16 @@ class Network:
     def node(self, code: str, *args: str, **kwargs: Any) -> Any:
         return self.cli(self.role[code], code, *args, **kwargs)
 
-    def start(self, code: str) -> None:
-        """Start a district or township server and wait until it is serving."""
+    def start(self, code: str, *extra: str, env: dict[str, str] | None = None) -> None:
+        """Start a district or township server and wait until it is serving. ``extra`` adds
+        options (e.g. "--http", "127.0.0.1:8080"), ``env`` environment variables."""
         command = [sys.executable, "-m", TOOLS[self.role[code]], "serve", "--home", str(self.home(code))]
         with (self.root / f"{code}.log").open("ab") as log:
             self.servers[code] = subprocess.Popen(
-                [*command, "--listen", self.address(code)], stdout=log, stderr=log, env=_env()
+                [*command, "--listen", self.address(code), *extra],
+                stdout=log,
+                stderr=log,
+                env=_env() | (env or {}),
             )
         wait_serving(self.address(code))
 

@@ -52,9 +52,16 @@ def init(
 
 
 @app.command()
-def serve(home: Home, listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")]) -> None:
+def serve(
+    home: Home,
+    listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")],
+    http: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT for /metrics (no login: bind it to an internal address)."),
+    ] = None,
+) -> None:
     """Serve the villages and sync with the district (runs until SIGTERM or Ctrl+C)."""
-    run_service(serve_node(home, listen))
+    run_service(serve_node(home, listen, http))
 
 
 @app.command()
