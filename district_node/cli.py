@@ -3,13 +3,15 @@
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 from sqlalchemy import select
 
 from casework import Divisions, InvalidInput
 from casework.lifecycle import RETURNED
+from district_node import coverage
 from district_node.dashboard import add_user, dashboard, list_users, remove_user
 from relay import calendars, catalogs
 from relay.bundle import Bundle
@@ -155,6 +157,30 @@ def serve(
     """Serve the townships (runs until SIGTERM or Ctrl+C)."""
     pages = (lambda node: dashboard(node, node.home / DIVISIONS_FILE)) if http else None
     run_service(serve_node(home, listen, http, pages))
+
+
+@app.command("coverage")
+def coverage_report(home: Home, as_json: AsJson = False) -> None:
+    """Per township: villages enrolled, active in the last day or week, silent, never seen,
+    backlog and last push; and the district's coverage (villages active in the last week)."""
+
+    async def load(node: Node) -> dict[str, Any]:
+        divisions = Divisions.from_csv(home / DIVISIONS_FILE)
+        return coverage.summary(await coverage.coverage(node, divisions, now_us()))
+
+    report = run(with_node(home, load))
+
+    def human() -> None:
+        table = Table("township", "", "villages", "enrolled", "day", "week", "silent", "never", "backlog")
+        for row in report["townships"]:
+            counts = ("villages", "enrolled", "active_day", "active_week", "silent", "never")
+            backlog = "-" if row["backlog"] is None else str(row["backlog"])
+            table.add_row(row["code"], row["name"], *(str(row[c]) for c in counts), backlog)
+        out.print(table)
+        share = "-" if report["coverage"] is None else f"{report['coverage']:.1%}"
+        out.print(f"coverage: {share} of {report['villages']} villages active in the last week", markup=False)
+
+    emit(report, as_json, human)
 
 
 web_user_app = typer.Typer(help="Staff who may log in to the web dashboard (serve --http).")

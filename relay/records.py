@@ -70,9 +70,15 @@ class PullResult:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
+    """How a node is doing (times in microseconds since the epoch; 0: never)."""
+
     node: str
     role: str
     software_version: str
     catalog_version: str
     backlog: int
     sent_at: int
+    last_push: int = 0  # its last batch the upstream acknowledged
+    last_pull: int = 0  # its last pull that reached the upstream
+    last_seen: int = 0  # in ``below`` only: when the sender last heard from it
+    below: tuple["Heartbeat", ...] = ()  # a township's villages, as it last heard from them

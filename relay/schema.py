@@ -180,4 +180,6 @@ nodes = Table(
     Column("software_version", String(32)),
     Column("catalog_version", String(32)),
     Column("clock_offset_ms", BigInteger),
+    Column("last_push", BigInteger),  # its last batch its upstream acknowledged, as it reported
+    Column("last_pull", BigInteger),
 )

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -151,24 +152,44 @@ class RelayService:
         return found or Published("", b"", 0)
 
     async def heartbeat(self, beat: Heartbeat) -> int:
-        """Record that a node is alive and how it is doing; returns this node's clock."""
+        """Record that a node is alive and how it is doing, and how the nodes below it were
+        when it last heard from them (a township's villages); returns this node's clock."""
         self.check_peer(beat.node)
         now = now_us()
-        values = {
-            "role": beat.role,
-            "last_seen": now,
-            "backlog": beat.backlog,
-            "software_version": beat.software_version[:32],
-            "catalog_version": beat.catalog_version[:32],
-            "clock_offset_ms": (beat.sent_at - now) // 1000,
-        }
+        below = [seen for seen in beat.below if _serves(beat.node, seen.node)][:MAX_BELOW]
         async with self.engine.begin() as conn:
-            known = (await conn.execute(select(nodes.c.code).where(nodes.c.code == beat.node))).scalar()
-            if known is None:
-                await conn.execute(nodes.insert().values(code=beat.node, name="", **values))
-            else:
-                await conn.execute(nodes.update().where(nodes.c.code == beat.node).values(**values))
+            await _note(conn, beat, now, (beat.sent_at - now) // 1000)
+            for seen in below:
+                await _note(conn, seen, min(seen.last_seen, now), None)
         return now
+
+
+MAX_BELOW = 2000  # villages one township passes on in a heartbeat (Hechuan's largest has ~40)
+
+
+def _serves(upper: str, lower: str) -> bool:
+    return len(lower) == 12 and lower.isdigit() and lower.startswith(upper) and len(upper) == 9
+
+
+async def _note(conn: AsyncConnection, beat: Heartbeat, seen_at: int, offset_ms: int | None) -> None:
+    """Upsert a node's row from its heartbeat: the caller's own (with its clock offset), or
+    one passed on from below unless what is kept is newer already."""
+    values: dict[str, Any] = {
+        "role": beat.role[:10],
+        "last_seen": seen_at,
+        "backlog": beat.backlog,
+        "software_version": beat.software_version[:32],
+        "catalog_version": beat.catalog_version[:32],
+        "last_push": beat.last_push or None,
+        "last_pull": beat.last_pull or None,
+    }
+    if offset_ms is not None:
+        values["clock_offset_ms"] = offset_ms
+    kept = (await conn.execute(select(nodes.c.last_seen).where(nodes.c.code == beat.node))).first()
+    if kept is None:
+        await conn.execute(nodes.insert().values(code=beat.node, name="", **values))
+    elif offset_ms is not None or (kept.last_seen or 0) < seen_at:
+        await conn.execute(nodes.update().where(nodes.c.code == beat.node).values(**values))
 
 
 async def _holds(conn: AsyncConnection, position: int, event_id: str) -> bool:

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import version
+from typing import Any
 
 import structlog
 from sqlalchemy import delete, func, select
@@ -25,7 +26,7 @@ from relay.counters import read_text, read_value, write_value
 from relay.errors import PermanentError, RelayError, TransientError
 from relay.ledger import Ledger, Refusal, dead_letter, record_from_row
 from relay.records import EventRecord, Heartbeat, PushResult
-from relay.schema import events, outbox
+from relay.schema import events, nodes, outbox
 from relay.upstream import Upstream
 
 log = structlog.get_logger()
@@ -271,6 +272,7 @@ class Syncer:
                         break
                 await self.refresh_catalog()
                 await self.refresh_calendar()
+        await self.beat_once()  # a laptop that only ever runs 'sync' shows up in coverage too
         async with self.engine.connect() as conn:
             left = await backlog(conn)
         return SyncReport(pushed, pulled, rejected, left)
@@ -328,23 +330,49 @@ class Syncer:
                 log.error(f"relay.{what}.failed", error=type(exc).__name__)
                 await asyncio.sleep(self.policy.backoff_max_seconds)
 
+    async def heartbeat(self) -> Heartbeat:
+        """This node's heartbeat; a township's carries its villages' latest ones too."""
+        async with self.engine.connect() as conn:
+            queued = await backlog(conn)
+            last_push, last_pull = await read_value(conn, "last_push"), await read_value(conn, "last_pull")
+            below = [] if self.config.role != "township" else (await conn.execute(select(nodes))).all()
+        return Heartbeat(
+            self.config.code,
+            self.config.role,
+            SOFTWARE_VERSION,
+            self.ledger.catalog.version,
+            queued,
+            now_us(),
+            last_push,
+            last_pull,
+            below=tuple(_seen(row) for row in below if row.last_seen and row.code != self.config.code),
+        )
+
+    async def beat_once(self) -> None:
+        """Send one heartbeat; best effort: a failure is logged, never raised."""
+        try:
+            await self.upstream.heartbeat(await self.heartbeat())
+        except TransientError:
+            pass
+        except Exception as exc:  # never let the heartbeat end a sync or the node
+            log.warning("relay.heartbeat.failed", error=type(exc).__name__)
+
     async def heartbeat_forever(self) -> None:
         while True:
-            try:
-                async with self.engine.connect() as conn:
-                    queued = await backlog(conn)
-                await self.upstream.heartbeat(
-                    Heartbeat(
-                        self.config.code,
-                        self.config.role,
-                        SOFTWARE_VERSION,
-                        self.ledger.catalog.version,
-                        queued,
-                        now_us(),
-                    )
-                )
-            except TransientError:
-                pass
-            except Exception as exc:  # the heartbeat is best effort; never let it end the node
-                log.warning("relay.heartbeat.failed", error=type(exc).__name__)
+            await self.beat_once()
             await asyncio.sleep(HEARTBEAT_SECONDS)
+
+
+def _seen(row: Any) -> Heartbeat:
+    """A lower node's latest heartbeat as this node recorded it (passed on upward)."""
+    return Heartbeat(
+        row.code,
+        row.role,
+        row.software_version or "",
+        row.catalog_version or "",
+        row.backlog or 0,
+        0,
+        row.last_push or 0,
+        row.last_pull or 0,
+        last_seen=row.last_seen,
+    )

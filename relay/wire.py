@@ -55,12 +55,21 @@ def heartbeat_to_wire(beat: Heartbeat) -> pb.HeartbeatRequest:
         software_version=beat.software_version,
         catalog_version=beat.catalog_version,
         backlog=beat.backlog,
+        below=[heartbeat_to_wire(seen) for seen in beat.below],
     )
-    set_micros(request.sent_at, beat.sent_at)
+    for field, value in (
+        (request.sent_at, beat.sent_at),
+        (request.last_push, beat.last_push),
+        (request.last_pull, beat.last_pull),
+        (request.last_seen, beat.last_seen),
+    ):
+        if value:
+            set_micros(field, value)
     return request
 
 
-def heartbeat_from_wire(request: pb.HeartbeatRequest) -> Heartbeat:
+def heartbeat_from_wire(request: pb.HeartbeatRequest, depth: int = 0) -> Heartbeat:
+    """A heartbeat as received; entries of ``below`` have no ``below`` of their own."""
     return Heartbeat(
         node=request.node,
         role=request.role,
@@ -68,4 +77,8 @@ def heartbeat_from_wire(request: pb.HeartbeatRequest) -> Heartbeat:
         catalog_version=request.catalog_version,
         backlog=request.backlog,
         sent_at=micros(request.sent_at),
+        last_push=micros(request.last_push),
+        last_pull=micros(request.last_pull),
+        last_seen=micros(request.last_seen),
+        below=tuple(heartbeat_from_wire(seen, depth + 1) for seen in request.below) if depth == 0 else (),
     )

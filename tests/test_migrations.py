@@ -244,16 +244,14 @@ async def test_two_processes_opening_an_old_node_migrate_it_once(node_config: No
     assert await run_on(node_config.db_url, migrations.current_revision) == migrations.HEAD
 
 
-@pytest.mark.parametrize("start", ["new", "6e8a5c3", "create_all"])
+@pytest.mark.parametrize("start", ["new", "6e8a5c3"])
 async def test_the_migrated_schema_is_the_schema_module(
     node_config: NodeConfig, tmp_path: Path, start: str
 ) -> None:
-    """Whatever a node started from (nothing, release 6e8a5c3, or a build that made its tables
-    with create_all before migrations), after opening its database equals relay/schema.py."""
+    """Whatever a node started from (nothing, or release 6e8a5c3), after opening its database
+    equals relay/schema.py."""
     if start == "6e8a5c3":
         await make_6e8a5c3_node(node_config.db_url)
-    elif start == "create_all":
-        await run_on(node_config.db_url, metadata.create_all)
     async with open_node(tmp_path, node_config):
         pass
     assert await run_on(node_config.db_url, differences(metadata)) == []

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 import structlog
 
 from casework import Divisions
+from district_node import coverage
 from district_node.dashboard import _data, _users, _views
 from district_node.dashboard._html import esc, page
 from district_node.dashboard._text import t
@@ -99,7 +100,7 @@ class Dashboard:
 
     async def overview(self) -> tuple[str, str]:
         report = await self.report()
-        cover = await _data.coverage(self.node, self.divisions, now_us())
+        cover = await coverage.coverage(self.node, self.divisions, now_us())
         return t("overview.title"), _views.overview(cover, report, now_us(), self.names())
 
     async def township(self, code: str, request: Request) -> tuple[str, str]:
@@ -107,7 +108,7 @@ class Dashboard:
         if division is None or division.level != "township":
             return _not_found()
         report = await self.report()
-        cover = await _data.coverage(self.node, self.divisions, now_us())
+        cover = await coverage.coverage(self.node, self.divisions, now_us())
         [mine] = [c for c in cover if c.center.code == code]
         cases = await _data.case_rows(self.node, township_code=code)
         body = _views.township(mine, report, cases, now_us(), self.names())

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from casework import Catalog, mask_resident_id
-from district_node.dashboard._data import TownshipCoverage, on_time, totals, warnings_by
+from district_node.coverage import TownshipCoverage
+from district_node.dashboard._data import on_time, totals, warnings_by
 from district_node.dashboard._html import (
     Cell,
     ago,

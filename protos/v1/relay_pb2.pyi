@@ -104,7 +104,7 @@ class PullReply(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[FeedEvent, _Mapping]]] = ..., head: _Optional[int] = ..., reset: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("node", "role", "software_version", "catalog_version", "backlog", "last_push", "last_pull", "sent_at")
+    __slots__ = ("node", "role", "software_version", "catalog_version", "backlog", "last_push", "last_pull", "sent_at", "last_seen", "below")
     NODE_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,8 @@ class HeartbeatRequest(_message.Message):
     LAST_PUSH_FIELD_NUMBER: _ClassVar[int]
     LAST_PULL_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    BELOW_FIELD_NUMBER: _ClassVar[int]
     node: str
     role: str
     software_version: str
@@ -121,7 +123,9 @@ class HeartbeatRequest(_message.Message):
     last_push: _timestamp_pb2.Timestamp
     last_pull: _timestamp_pb2.Timestamp
     sent_at: _timestamp_pb2.Timestamp
-    def __init__(self, node: _Optional[str] = ..., role: _Optional[str] = ..., software_version: _Optional[str] = ..., catalog_version: _Optional[str] = ..., backlog: _Optional[int] = ..., last_push: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_pull: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    last_seen: _timestamp_pb2.Timestamp
+    below: _containers.RepeatedCompositeFieldContainer[HeartbeatRequest]
+    def __init__(self, node: _Optional[str] = ..., role: _Optional[str] = ..., software_version: _Optional[str] = ..., catalog_version: _Optional[str] = ..., backlog: _Optional[int] = ..., last_push: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_pull: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., below: _Optional[_Iterable[_Union[HeartbeatRequest, _Mapping]]] = ...) -> None: ...
 
 class HeartbeatReply(_message.Message):
     __slots__ = ("server_time",)

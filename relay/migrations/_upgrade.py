@@ -12,9 +12,8 @@ from relay.errors import SchemaError
 from relay.migrations import HEAD
 
 BASELINE = "0001"  # the schema of release 6e8a5c3
-WINDOW_CASEWORK = "0002"  # also what create_all made in the builds after 6e8a5c3, before migrations
-# What 0002 added: an unstamped database has none of it (release 6e8a5c3) or all of it (a build
-# before migrations). Builds that made only part of it were never released.
+# What 0002 added: an unstamped database made by a release has none of it (6e8a5c3). Builds
+# between that release and migrations made some of it and were never released.
 _ADDED_TABLES = frozenset({"calendars", "staff", "windows", "window_complaints"})
 _ADDED_CASE_COLUMNS = frozenset({"paused_step", "window"})
 
@@ -56,8 +55,6 @@ def unstamped_revision(conn: Connection) -> str | None:
     added = (tables & _ADDED_TABLES) | (case_columns & _ADDED_CASE_COLUMNS)
     if not added:
         return BASELINE
-    if added == _ADDED_TABLES | _ADDED_CASE_COLUMNS:
-        return WINDOW_CASEWORK
     raise SchemaError(
         "the node's database was made by an unreleased build (it has "
         f"{', '.join(sorted(added))} but not all of what came with them); restore a backup "
