@@ -9,7 +9,7 @@ still. Other tiers copy the dates from the events (``follow``) and never compute
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from casework.calendar import WorkCalendar
@@ -36,6 +36,7 @@ class CaseDates:
     statutory_deadline: date | None = None  # the legal limit (法定时限)
     paused_on: date | None = None  # set while a correction or a law-excluded step is outstanding
     decided_on: date | None = None  # judged against the committed deadline
+    yellow_on: date | None = None  # from this day a running case shows yellow (with its deadline)
 
 
 def stamp(
@@ -60,17 +61,21 @@ def stamp(
         return payload
     if dates.deadline is None:  # the case is accepted now (a supplement accepts it too)
         legal = calendar.add_working_days(today, statutory)
+        promised = calendar.add_working_days(today, committed)
         stamped = payload | {
             "accepted_on": today.isoformat(),
-            "deadline": calendar.add_working_days(today, committed).isoformat(),
+            "deadline": promised.isoformat(),
             "statutory_deadline": legal.isoformat(),
+            "yellow_on": yellow_from(promised, committed, calendar).isoformat(),
         }
         assumed = calendar.unknown_years(today, legal)
         return stamped | {"assumed_monday_to_friday": assumed} if assumed else stamped
     if dates.paused_on and dates.statutory_deadline:  # the clock resumes after a pause
         stood_still = calendar.working_days_between(dates.paused_on, today)
+        promised = calendar.add_working_days(dates.deadline, stood_still)
         return payload | {
-            "deadline": calendar.add_working_days(dates.deadline, stood_still).isoformat(),
+            "deadline": promised.isoformat(),
+            "yellow_on": yellow_from(promised, committed, calendar).isoformat(),
             "statutory_deadline": calendar.add_working_days(
                 dates.statutory_deadline, stood_still
             ).isoformat(),
@@ -85,6 +90,7 @@ def follow(dates: CaseDates, event_type: str, payload: dict[str, Any]) -> CaseDa
             dates,
             deadline=_day(payload["deadline"]),
             statutory_deadline=_day(payload.get("statutory_deadline")),
+            yellow_on=_day(payload["yellow_on"]) if "yellow_on" in payload else None,
         )
     if event_type in (CORRECTION_REQUESTED, PAUSED) and "paused_on" in payload:
         dates = replace(dates, paused_on=_day(payload["paused_on"]))
@@ -95,6 +101,19 @@ def follow(dates: CaseDates, event_type: str, payload: dict[str, Any]) -> CaseDa
     if "rectify_by" in payload:
         _day(payload["rectify_by"])  # a record's due date must be a date wherever it is read
     return dates
+
+
+def yellow_from(deadline: date, committed_days: int, calendar: WorkCalendar) -> date:
+    """The first day a running case shows yellow (casework.deadlines.running_light): two thirds
+    of its committed time used, or at most one working day left before ``deadline``."""
+    margin = max(1, committed_days // 3)  # working days left when it turns yellow
+    day = deadline
+    while calendar.working_days_between(day - _ONE_DAY, deadline) <= margin:
+        day -= _ONE_DAY
+    return day
+
+
+_ONE_DAY = timedelta(days=1)
 
 
 def opens_rectification(event_type: str, payload: dict[str, Any]) -> bool:

@@ -41,6 +41,7 @@ from casework.lifecycle import (
     ESCALATED,
     EVENT_TYPES,
     PAUSED,
+    RATED,
     REFUSED,
     RESUMED,
     RETURNED,
@@ -67,6 +68,11 @@ class Refusal:
 
     index: int
     reason: str
+    breach: bool = False  # the sender reached outside its jurisdiction: a security event
+
+
+class OutOfReach(ValueError):
+    """An event of a village the sending node does not serve."""
 
 
 class _Batch:
@@ -154,7 +160,7 @@ class Ledger:
                 self._check(record, via, from_below)
                 self._apply(batch, record, via)
             except (CaseworkError, ValueError, RecursionError) as exc:
-                refusals.append(Refusal(index, str(exc)))
+                refusals.append(Refusal(index, str(exc), isinstance(exc, OutOfReach)))
                 continue
             if relay:
                 batch.relay_ids.append(record.event_id)
@@ -227,7 +233,7 @@ class Ledger:
         if from_below:
             below = origin == via or (len(origin) == 12 and origin.startswith(via))
             if not (village.startswith(via) and below):
-                raise ValueError(f"{via} may not send events of village {village} made by {origin}")
+                raise OutOfReach(f"{via} may not send events of village {village} made by {origin}")
         elif not village.startswith(self.config.code):
             raise ValueError(f"village {village} is not served by this node")
 
@@ -255,6 +261,8 @@ class Ledger:
             row["paused_step"] = after.paused_step
             if payload.get("window") and record.type in _HANDLING:  # windows are named per center
                 row["window"] = f"{record.origin_node}:{str(payload['window'])[:19]}"  # fits 32
+            if record.type == RATED:
+                row["rating"] = payload["score"]  # an int from 1 to 5: evolve checked it
             if record.type in _REASONED and "reason" in payload:
                 row["reason"] = str(payload["reason"])
             if record.case_id not in batch.new_cases:
@@ -301,6 +309,8 @@ class Ledger:
             "decided_on": None,
             "paused_step": "",
             "window": "",
+            "yellow_on": None,
+            "rating": None,
         }
 
     def _check_step(self, row: dict[str, Any], step: Any) -> None:
@@ -459,6 +469,7 @@ _CHANGING = (
     "departments",
     "paused_step",
     "window",
+    "rating",
     "updated_at",
     *CaseDates.__slots__,
 )

@@ -64,6 +64,8 @@ cases = Table(
     Column("decided_on", String(10)),
     Column("paused_step", String(64), nullable=False, default="", server_default=""),  # 公示 … while paused
     Column("window", String(32), nullable=False, default="", server_default=""),  # owner's window last acting
+    Column("yellow_on", String(10)),  # from this day a running case shows yellow (supervision)
+    Column("rating", Integer),  # the applicant's latest score, 1 to 5
 )
 Index("ix_cases_status", cases.c.status)
 

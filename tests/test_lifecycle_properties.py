@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from casework import IllegalTransition, answer_command, default_calendar, evolve, submit
-from casework.clockfacts import CaseDates, follow, stamp
+from casework.clockfacts import CaseDates, follow, stamp, yellow_from
+from casework.deadlines import running_light
 from casework.lifecycle import (
     ACCEPTED,
     ANSWERS,
@@ -223,3 +224,19 @@ def test_a_supplement_pushes_deadlines_back_by_the_paused_working_days(
         assert old is not None and new is not None and old <= new
         assert CALENDAR.working_days_between(old, new) == k
         assert new == CALENDAR.add_working_days(old, k)
+
+
+@PROPS
+@given(
+    st.dates(date(2024, 1, 1), date(2026, 12, 31)),
+    st.integers(0, 40),
+    st.integers(0, 80),
+)
+def test_yellow_from_agrees_with_the_running_light(accepted: date, committed_days: int, offset: int) -> None:
+    """The stored first yellow day gives the same light as counting working days each day."""
+    deadline = CALENDAR.add_working_days(accepted, committed_days)
+    yellow_on = yellow_from(deadline, committed_days, CALENDAR)
+    today = accepted + timedelta(days=offset)
+    if today <= deadline:
+        light = running_light(today, deadline, deadline + timedelta(days=365), committed_days, CALENDAR)
+        assert (light == "yellow") == (today >= yellow_on), (today, yellow_on, light)

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, inspect, text
 
 __all__ = ["HEAD", "current_revision", "upgrade"]
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 def current_revision(conn: Connection) -> str | None:
