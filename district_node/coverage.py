@@ -1,6 +1,6 @@
 """Coverage of the network as the district sees it (R11): every township and village of the
 divisions file against the ``nodes`` table (enrolment, heartbeats, and what townships pass on of
-their villages' heartbeats) and the events that arrived. Read-only; the dashboard and
+their villages' heartbeats) and the cases that arrived. Read-only; the dashboard and
 ``district-node coverage`` show it."""
 
 from collections import Counter, defaultdict
@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from casework import Division, Divisions
 from relay.clock import iso
 from relay.node import Node
-from relay.schema import cases, events, inbox_peers, nodes
+from relay.schema import cases, inbox_peers, nodes
 
 DAY_US = 86_400 * 1_000_000
 WEEK_US = 7 * DAY_US
@@ -58,18 +58,17 @@ async def coverage(node: Node, divisions: Divisions, now: int) -> list[TownshipC
         known = {row.code: row for row in await conn.execute(select(nodes))}
         peers = select(inbox_peers.c.sender, inbox_peers.c.updated_at)
         pushed = {sender: at for sender, at in await conn.execute(peers)}
-        latest = select(events.c.origin_node, func.max(events.c.recorded_at)).group_by(events.c.origin_node)
-        activity = {origin: at for origin, at in await conn.execute(latest)}
-        by_village = select(cases.c.village_code, cases.c.status, func.count())
+        # One scan of the cases: per village and status, how many, and the village's latest
+        # intake to reach the district (its own activity, besides its heartbeats).
+        by_village = select(cases.c.village_code, cases.c.status, func.count(), func.max(cases.c.created_at))
         counted = await conn.execute(by_village.group_by(cases.c.village_code, cases.c.status))
-        village_cases: dict[str, Counter[str]] = defaultdict(Counter)
-        for village, status, n in counted:
-            village_cases[village][status] += n
-        by_township = select(cases.c.township_code, cases.c.status, func.count())
-        counted = await conn.execute(by_township.group_by(cases.c.township_code, cases.c.status))
-        township_cases: dict[str, Counter[str]] = defaultdict(Counter)
-        for township_code, status, n in counted:
-            township_cases[township_code][status] += n
+    village_cases: dict[str, Counter[str]] = defaultdict(Counter)
+    township_cases: dict[str, Counter[str]] = defaultdict(Counter)
+    activity: dict[str, int] = {}
+    for village, status, n, latest in counted:
+        village_cases[village][status] += n
+        township_cases[village[:9]][status] += n
+        activity[village] = max(activity.get(village, 0), latest)
     result = []
     for township in sorted(divisions.of_level("township"), key=lambda d: d.code):
         villages = [

@@ -22,7 +22,7 @@ class RelayPolicy:
     poll_interval_seconds: float = 0.1  # how often an idle forwarder looks at the outbox
     retention_days: float = 30.0  # acknowledged outbox rows kept for replay to a restored upstream
     backoff_initial_seconds: float = 0.2
-    backoff_max_seconds: float = 30.0
+    backoff_max_seconds: float = 5.0  # a link back after an outage is used within seconds
 
     def tenacity_kwargs(self, give_up_after: float | None = None) -> dict[str, Any]:
         """Exponential backoff with jitter; never give up unless a time budget is set."""
