@@ -30,7 +30,7 @@ from casework import (
     evolve,
     submit,
 )
-from casework.clockfacts import CaseDates, follow, stamp
+from casework.clockfacts import CaseDates, follow, opens_rectification, stamp
 from casework.lifecycle import (
     ACCEPTED,
     COMMAND_REFUSED,
@@ -42,6 +42,7 @@ from casework.lifecycle import (
     EVENT_TYPES,
     PAUSED,
     RATED,
+    RECTIFIED,
     REFUSED,
     RESUMED,
     RETURNED,
@@ -55,7 +56,7 @@ from relay.config import NodeConfig
 from relay.counters import read_value, take_range, write_value
 from relay.db import insert_many, serialize_writers
 from relay.records import EventRecord, encode_payload
-from relay.schema import cases, dead_letters, events, outbox
+from relay.schema import cases, dead_letters, events, outbox, rectifications
 
 MAX_CASE_ID = 36
 MAX_INT64 = 2**63
@@ -84,6 +85,8 @@ class _Batch:
         self.changed: set[str] = set()
         self.event_rows: list[dict[str, Any]] = []
         self.relay_ids: list[str] = []
+        self.opened: list[dict[str, Any]] = []  # rectification records opened
+        self.closed: list[dict[str, Any]] = []  # and closed, with their outcome
         self.next_seq = next_seq
         self.first_seq = next_seq
 
@@ -263,6 +266,19 @@ class Ledger:
                 row["window"] = f"{record.origin_node}:{str(payload['window'])[:19]}"  # fits 32
             if record.type == RATED:
                 row["rating"] = payload["score"]  # an int from 1 to 5: evolve checked it
+            if opens_rectification(record.type, payload) and "rectify_by" in payload:
+                kind = "bad_review" if record.type == RATED else "complaint"
+                batch.opened.append(
+                    {
+                        "record": record.event_id,
+                        "case_id": record.case_id,
+                        "kind": kind,
+                        "rectify_by": str(payload["rectify_by"]),
+                        "outcome": None,
+                    }
+                )
+            elif record.type == RECTIFIED:
+                batch.closed.append({"_record": payload["of"], "outcome": payload["outcome"]})
             if record.type in _REASONED and "reason" in payload:
                 row["reason"] = str(payload["reason"])
             if record.case_id not in batch.new_cases:
@@ -391,6 +407,15 @@ class Ledger:
                 .where(cases.c.case_id == bindparam("_id"))
                 .values({name: bindparam(name) for name in _CHANGING}),
                 [{**_changes(batch.known[cid]), "_id": cid} for cid in batch.changed],
+            )
+        if batch.opened:
+            await insert_many(conn, rectifications, batch.opened)
+        if batch.closed:
+            await conn.execute(
+                update(rectifications)
+                .where(rectifications.c.record == bindparam("_record"), rectifications.c.outcome.is_(None))
+                .values(outcome=bindparam("outcome")),
+                batch.closed,
             )
         if relay_ids:
             await _enqueue(conn, _in_order(batch.event_rows, set(relay_ids)))

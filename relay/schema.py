@@ -154,6 +154,18 @@ windows = Table(
     Column("item_codes", Text, nullable=False),
 )
 
+# Rectification records (整改) projected from the events: a bad review or a complaint opens one,
+# due by ``rectify_by``; a case.rectified event closes it with its outcome.
+rectifications = Table(
+    "rectifications",
+    metadata,
+    Column("record", String(64), primary_key=True),  # the event id of the rating or complaint
+    Column("case_id", String(36), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # "bad_review" or "complaint"
+    Column("rectify_by", String(10), nullable=False),
+    Column("outcome", Text),  # NULL while open
+)
+
 # Complaints against a window rather than a case (窗口投诉), filed at the center that runs the
 # window; each is a rectification record like a bad review, closed with its outcome.
 window_complaints = Table(

@@ -15,21 +15,18 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from casework import CaseworkError, IllegalTransition, InvalidInput, Item
-from casework.clockfacts import opens_rectification
 from casework.lifecycle import (
     ACCEPTED,
     ANSWERS,
     COMMANDS,
-    COMPLAINT_FILED,
     DECIDED,
     DEPARTMENT_DECIDED,
-    RATED,
     RECTIFIED,
 )
 from relay.counters import read_value, write_value
 from relay.db import serialize_writers
 from relay.node import Node
-from relay.schema import cases, events, staff, window_complaints, windows
+from relay.schema import cases, rectifications, staff, window_complaints, windows
 
 ROLES = ("A", "B", "chief")
 ROSTER_KEPT = "roster_kept"  # set once a roster exists: staff are checked from then on
@@ -156,33 +153,23 @@ async def identify(conn: AsyncConnection, name: str) -> Actor:
 
 
 async def open_records(conn: AsyncConnection, case_ids: list[str] | None = None) -> list[dict[str, Any]]:
-    """Rectification records (bad reviews, complaints), each with its deadline and, once
-    closed, its outcome; of the given cases, or of all."""
-    query = select(events).where(events.c.type.in_([RATED, COMPLAINT_FILED, RECTIFIED]))
+    """Rectification records (bad reviews, complaints), each with its deadline, the window
+    handling its case and, once closed, its outcome; of the given cases, or all of them with
+    the complaints against windows."""
+    query = select(rectifications, cases.c.window).join(cases, cases.c.case_id == rectifications.c.case_id)
     if case_ids is not None:
-        query = query.where(events.c.case_id.in_(case_ids))
-    records: dict[str, dict[str, Any]] = {}
-    closing = []
-    for event in (await conn.execute(query.order_by(events.c.position))).all():
-        payload = json.loads(event.payload)
-        if event.type == RECTIFIED:
-            closing.append(payload)
-        elif opens_rectification(event.type, payload) and "rectify_by" in payload:
-            records[event.event_id] = {
-                "record": event.event_id,
-                "case_id": event.case_id,
-                "kind": "complaint" if event.type == COMPLAINT_FILED else "bad_review",
-                "rectify_by": payload["rectify_by"],
-                "outcome": None,
-            }
-    for payload in closing:
-        if payload.get("of") in records:
-            records[payload["of"]]["outcome"] = str(payload.get("outcome", ""))
-    handled_by = select(cases.c.case_id, cases.c.window).where(
-        cases.c.case_id.in_({r["case_id"] for r in records.values()})
-    )
-    window = {case_id: name for case_id, name in await conn.execute(handled_by)}
-    found = [r | {"window": window.get(r["case_id"], "")} for r in records.values()]
+        query = query.where(rectifications.c.case_id.in_(case_ids))
+    found = [
+        {
+            "record": row.record,
+            "case_id": row.case_id,
+            "kind": row.kind,
+            "rectify_by": row.rectify_by,
+            "outcome": row.outcome,
+            "window": row.window,
+        }
+        for row in await conn.execute(query.order_by(rectifications.c.rectify_by, rectifications.c.record))
+    ]
     if case_ids is None:
         found += [_window_record(row) for row in (await conn.execute(select(window_complaints))).all()]
     return found
