@@ -16,10 +16,11 @@ from district_node.dashboard import add_user, dashboard, list_users, remove_user
 from relay import calendars, catalogs
 from relay.bundle import Bundle
 from relay.clock import now_us
-from relay.config import CONFIG_FILE, NodeConfig, default_db_url
+from relay.config import CONFIG_FILE, NodeConfig, TLSConfig, default_db_url
 from relay.console import (
     AsJson,
     Home,
+    InsecureLoopback,
     add_common_commands,
     add_supervise_command,
     create_node,
@@ -33,6 +34,7 @@ from relay.console import (
     with_node,
 )
 from relay.deskcli import Reason, add_staff_commands, staff_action
+from relay.joining import found_network, issue_for
 from relay.node import CATALOG_FILE, Node
 from relay.schema import nodes
 
@@ -67,8 +69,9 @@ def init(
     catalog: Annotated[Path | None, typer.Option(help="A catalog JSON file (default: shipped).")] = None,
     db: Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite in --home).")] = None,
     operator: Annotated[str, typer.Option(help="Staff recorded when a command names nobody.")] = "",
+    insecure_loopback: InsecureLoopback = False,
 ) -> None:
-    """Create the district hub in --home."""
+    """Create the district hub in --home, with the network's certificate authority."""
     known = run(_check_divisions(divisions, code))
     if catalog is not None:
         run(_check_catalog(catalog))
@@ -83,7 +86,12 @@ def init(
         district_code=code,
         db_url=db or default_db_url(home),
         operator=operator or "district",
+        tls=TLSConfig(insecure_loopback=insecure_loopback),
     )
+    try:
+        found_network(home, code, config.tls)
+    except OSError as exc:
+        fail(f"cannot keep the certificate authority in {home}: {exc.strerror}")
     run(create_node(home, config))
     out.print(f"district {code} {known.district.name} created in {home}", markup=False)
 
@@ -265,6 +273,7 @@ async def _enroll(node: Node, code: str) -> Bundle:
     known = Divisions.from_csv(node.home / DIVISIONS_FILE)
     division = known.require(code, "township", "village")
     parent = known.require(division.parent_code) if division.level == "village" else known.district
+    issued = issue_for(node.home, code, division.level)
     async with node.engine.begin() as conn:
         exists = (await conn.execute(select(nodes.c.code).where(nodes.c.code == code))).scalar()
         values = {"role": division.level, "name": division.name, "enrolled_at": now_us()}
@@ -272,7 +281,17 @@ async def _enroll(node: Node, code: str) -> Bundle:
             await conn.execute(nodes.update().where(nodes.c.code == code).values(**values))
         else:
             await conn.execute(nodes.insert().values(code=code, **values))
-    return Bundle(code, division.level, division.name, known.district.code, parent.code, parent.name)
+    return Bundle(
+        code,
+        division.level,
+        division.name,
+        known.district.code,
+        parent.code,
+        parent.name,
+        key=issued.key_pem.decode(),
+        certificate=issued.cert_pem.decode(),
+        ca_certificate=issued.ca_pem.decode(),
+    )
 
 
 def main() -> None:

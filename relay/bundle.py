@@ -1,12 +1,19 @@
-"""Enrollment bundles: one file that holds everything a node needs to join the network."""
+"""Enrollment bundles: one file that holds everything a node needs to join the network.
+
+A bundle is secret (it holds the node's private key): it is written with mode 0600 and should
+travel only over a safe channel. Format 2 adds the node's key and certificate and the CA
+certificate (PEM) to format 1, which is still read (a node made from it can only run with
+``insecure_loopback``)."""
 
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from casework import InvalidInput
+from relay.pki import write_secret
 
-FORMAT = "servicenet-bundle/1"
+FORMAT = "servicenet-bundle/2"
+FORMATS = ("servicenet-bundle/1", FORMAT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,11 +24,18 @@ class Bundle:
     district_code: str
     upstream_code: str  # the node it dials: the district for a township, its township for a village
     upstream_name: str
+    key: str = ""  # the node's private key (PEM); empty in a format 1 bundle
+    certificate: str = ""  # the node's certificate, signed by the CA (PEM)
+    ca_certificate: str = ""  # the network's CA certificate (PEM)
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.key and self.certificate and self.ca_certificate)
 
     def write(self, path: Path) -> None:
-        path.write_text(
-            json.dumps({"format": FORMAT, **asdict(self)}, ensure_ascii=False, indent=1), encoding="utf-8"
-        )
+        """Write the bundle whole, readable by its owner only."""
+        text = json.dumps({"format": FORMAT, **asdict(self)}, ensure_ascii=False, indent=1)
+        write_secret(path, text.encode("utf-8"))
 
     @classmethod
     def read(cls, path: Path, role: str) -> "Bundle":
@@ -32,7 +46,7 @@ class Bundle:
             raise InvalidInput(f"cannot read bundle {path}: {exc.strerror}") from exc
         except ValueError as exc:
             raise InvalidInput(f"{path} is not an enrollment bundle (not JSON)") from exc
-        if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
+        if not isinstance(data, dict) or data.pop("format", None) not in FORMATS:
             raise InvalidInput(f"{path} is not a {FORMAT} enrollment bundle")
         try:
             bundle = cls(**data)

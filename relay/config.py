@@ -8,6 +8,8 @@ from typing import Any
 from tenacity import stop_after_delay, stop_never, wait_exponential_jitter
 
 from casework import InvalidInput
+from relay.pki import CA_CERT_FILE, NODE_CERT_FILE, NODE_KEY_FILE
+from relay.tls import INSECURE_LOOPBACK, Credentials, Security, require_loopback
 
 CONFIG_FILE = "node.toml"
 DB_FILE = "node.db"
@@ -38,6 +40,27 @@ class RelayPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """How this node secures its links: mutual TLS with the key and certificates its
+    enrollment gave it (paths relative to its home), unless plaintext is asked for."""
+
+    key_file: str = NODE_KEY_FILE  # this node's private key (mode 0600)
+    cert_file: str = NODE_CERT_FILE  # this node's certificate: identity = division code + role
+    ca_file: str = CA_CERT_FILE  # the network's CA certificate: the only one trusted
+    # Plaintext, for tests on one machine only: refused unless every address is a loopback one.
+    insecure_loopback: bool = False
+
+    def security(self, home: Path, *addresses: tuple[str, str]) -> Security:
+        """The credentials to serve or dial with; with insecure_loopback, plaintext after
+        checking that each (what, HOST:PORT) of ``addresses`` is a loopback address."""
+        if self.insecure_loopback:
+            for what, address in addresses:
+                require_loopback(address, what)
+            return INSECURE_LOOPBACK
+        return Credentials.load(home, self.key_file, self.cert_file, self.ca_file)
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """Who this node is and whom it talks to."""
 
@@ -51,12 +74,14 @@ class NodeConfig:
     upstream_code: str = ""
     rectify_days: int = 15  # working days the owner has to rectify a bad review or complaint
     relay: RelayPolicy = field(default_factory=RelayPolicy)
+    tls: TLSConfig = field(default_factory=TLSConfig)  # [tls]: absent in configs made before it
 
     def save(self, home: Path) -> None:
         values = asdict(self)
-        relay = values.pop("relay")
+        tables = {name: values.pop(name) for name in ("relay", "tls")}
         lines = [f"{key} = {_toml(value)}" for key, value in values.items()]
-        lines += ["", "[relay]"] + [f"{key} = {_toml(value)}" for key, value in relay.items()]
+        for name, table in tables.items():
+            lines += ["", f"[{name}]"] + [f"{key} = {_toml(value)}" for key, value in table.items()]
         (home / CONFIG_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     @classmethod
@@ -68,9 +93,10 @@ class NodeConfig:
             raise InvalidInput(f"no node in {home}: run 'init' first (or pass --home)") from exc
         except tomllib.TOMLDecodeError as exc:
             raise InvalidInput(f"{path} is not valid TOML: {exc}") from exc
-        relay = RelayPolicy(**values.pop("relay", {}))
         try:
-            return cls(**values, relay=relay)
+            relay = RelayPolicy(**values.pop("relay", {}))
+            tls = TLSConfig(**values.pop("tls", {}))
+            return cls(**values, relay=relay, tls=tls)
         except TypeError as exc:
             raise InvalidInput(f"{path}: {exc}") from exc
 
@@ -80,6 +106,8 @@ def default_db_url(home: Path) -> str:
 
 
 def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return repr(value)

@@ -21,11 +21,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from casework import CaseworkError
 from casework.lifecycle import STATUSES
 from relay import supervision
+from relay.bundle import Bundle
 from relay.clock import iso, today_in_china
 from relay.config import CONFIG_FILE, NodeConfig
 from relay.counters import read_value
 from relay.errors import TransientError
 from relay.httpd import Handler, node_routes, start_http
+from relay.joining import config_from_bundle, install_credentials
 from relay.node import Node, open_node
 from relay.queries import list_cases, show_case
 from relay.schema import cases as cases_table
@@ -34,6 +36,7 @@ from relay.server import run_until_stopped, start_server
 from relay.service import RelayService
 from relay.staff import Outcome
 from relay.sync import backlog
+from relay.tls import INSECURE_LOOPBACK
 
 T = TypeVar("T")
 
@@ -48,6 +51,14 @@ Home = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+InsecureLoopback = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-loopback",
+        help="Tests only: plaintext links instead of mutual TLS, refused unless every address is "
+        "a loopback address (127.0.0.1, ::1, localhost).",
+    ),
+]
 Staff = Annotated[str, typer.Option("--staff", help="Who acts (default: the node's operator).")]
 CaseIds = Annotated[list[str], typer.Argument(help="One or more case ids.")]
 
@@ -258,6 +269,31 @@ def new_home(home: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
 
 
+def join_network(
+    home: Path,
+    bundle: Path,
+    role: str,
+    upstream: str,
+    db: str | None,
+    operator: str,
+    insecure_loopback: bool,
+) -> Bundle:
+    """A township's or village's ``init``: its node made from its enrollment bundle, with the
+    bundle's key and certificates kept in its home. Nothing is written if the bundle is refused."""
+    try:
+        joined = Bundle.read(bundle, role)
+        config = config_from_bundle(home, joined, upstream, db, operator, insecure_loopback)
+    except CaseworkError as exc:
+        fail(str(exc))
+    new_home(home)
+    try:
+        install_credentials(home, joined, config.tls)
+    except OSError as exc:
+        fail(f"cannot keep the node's key in {home}: {exc.strerror}")
+    run(create_node(home, config))
+    return joined
+
+
 async def create_node(home: Path, config: NodeConfig) -> None:
     """Write the config and create the database: the node exists once both are done."""
     async with open_node(home, config):
@@ -278,17 +314,20 @@ async def serve_node(
     log = structlog.get_logger()
     async with open_node(home) as node:
         service = server = web = None
-        if http is not None:
-            web, http_port = await start_http(http, node_routes(node, pages(node) if pages else None))
-            log.info("node.http", code=node.config.code, port=http_port, pages=pages is not None)
-        if listen is not None:
-            service = RelayService(node.engine, node.ledger)
-            server, port = await start_server(service, listen)
-            log.info("node.serving", code=node.config.code, role=node.config.role, port=port)
+        # Links are set up before anything starts: a refused setting leaves nothing running.
+        security = None if listen is None else node.config.tls.security(home, ("listen address", listen))
         jobs: list[Callable[[], Coroutine[Any, Any, None]]] = [node.reload_published_forever]
         if node.config.upstream:
             syncer = node.syncer()
             jobs = [syncer.forward_forever, syncer.pull_forever, syncer.heartbeat_forever]
+        if http is not None:
+            web, http_port = await start_http(http, node_routes(node, pages(node) if pages else None))
+            log.info("node.http", code=node.config.code, port=http_port, pages=pages is not None)
+        if listen is not None and security is not None:
+            service = RelayService(node.engine, node.ledger)
+            server, port = await start_server(service, listen, security)
+            tls = "plaintext" if security is INSECURE_LOOPBACK else "mutual-tls"
+            log.info("node.serving", code=node.config.code, role=node.config.role, port=port, tls=tls)
         try:
             await run_until_stopped(jobs, server, service)
         finally:

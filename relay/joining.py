@@ -1,14 +1,35 @@
 """Joining the network: a township or village node created from its enrollment bundle."""
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
+from casework import InvalidInput
 from relay.bundle import Bundle
-from relay.config import NodeConfig, default_db_url
+from relay.config import NodeConfig, TLSConfig, default_db_url
+from relay.pki import CA_CERT_FILE, Authority, Identity, Issued, identity_of, write_public, write_secret
+from relay.tls import require_loopback
 
 
 def config_from_bundle(
-    home: Path, bundle: Bundle, upstream: str, db: str | None, operator: str
+    home: Path,
+    bundle: Bundle,
+    upstream: str,
+    db: str | None,
+    operator: str,
+    insecure_loopback: bool = False,
 ) -> NodeConfig:
+    """The node's config; refuses (InvalidInput) a bundle without a certificate, and plaintext
+    to an upstream that is not on this machine's loopback interface."""
+    if insecure_loopback:
+        require_loopback(upstream, "upstream address")
+    elif not bundle.has_credentials:
+        raise InvalidInput(
+            f"the bundle for {bundle.code} holds no certificate (made before mutual TLS): "
+            "enroll the node again with 'district-node enroll'"
+        )
+    if bundle.has_credentials:
+        _check_certificate(bundle)
     return NodeConfig(
         code=bundle.code,
         role=bundle.role,
@@ -18,4 +39,39 @@ def config_from_bundle(
         operator=operator,
         upstream=upstream,
         upstream_code=bundle.upstream_code,
+        tls=replace(TLSConfig(), insecure_loopback=insecure_loopback),
     )
+
+
+def install_credentials(home: Path, bundle: Bundle, tls: TLSConfig) -> None:
+    """Keep the bundle's key (mode 0600) and certificates in the node's home, where ``tls``
+    says; a bundle without them (format 1) installs nothing."""
+    if not bundle.has_credentials:
+        return
+    write_secret(home / tls.key_file, bundle.key.encode())
+    write_public(home / tls.cert_file, bundle.certificate.encode())
+    write_public(home / tls.ca_file, bundle.ca_certificate.encode())
+
+
+def _check_certificate(bundle: Bundle) -> None:
+    if identity_of(bundle.certificate.encode()) != Identity(bundle.code, bundle.role):
+        raise InvalidInput(f"the bundle's certificate is not {bundle.role} {bundle.code}'s: enroll it again")
+
+
+def found_network(home: Path, district_code: str, tls: TLSConfig) -> None:
+    """The district's ``init``: the network's certificate authority (its key stays in the
+    district's home, mode 0600) and the district's own key and certificate, which it serves
+    the townships with."""
+    now = datetime.now(UTC)
+    authority = Authority.create(district_code, now)
+    authority.save(home)
+    own = authority.issue(district_code, "district", now)
+    write_secret(home / tls.key_file, own.key_pem)
+    write_public(home / tls.cert_file, own.cert_pem)
+    if (home / tls.ca_file) != (home / CA_CERT_FILE):
+        write_public(home / tls.ca_file, authority.cert_pem)
+
+
+def issue_for(home: Path, code: str, role: str) -> Issued:
+    """A key and certificate for a township or village, from the CA in the district's home."""
+    return Authority.load(home).issue(code, role, datetime.now(UTC))

@@ -44,10 +44,17 @@ class Node:
             except Exception:  # a bad row or a busy database: keep what was taken, try again
                 log.exception("node.reload.failed")
 
+    def upstream(self) -> GrpcUpstream:
+        """A client of this node's configured upstream: mutual TLS with the node's certificate,
+        checking the upstream's (or plaintext, where insecure_loopback allows it)."""
+        config = self.config
+        security = config.tls.security(self.home, ("upstream address", config.upstream))
+        timeout = config.relay.push_timeout_seconds
+        return GrpcUpstream(config.upstream, timeout, security, config.upstream_code)
+
     def syncer(self) -> Syncer:
         """A syncer talking to this node's configured upstream over gRPC."""
-        upstream = GrpcUpstream(self.config.upstream, self.config.relay.push_timeout_seconds)
-        return Syncer(self.engine, self.ledger, upstream)
+        return Syncer(self.engine, self.ledger, self.upstream())
 
 
 CATALOG_FILE = "catalog.json"

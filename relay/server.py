@@ -1,9 +1,14 @@
-"""Serving the relay over gRPC: the servicer, health, reflection, and a clean shutdown."""
+"""Serving the relay over gRPC: the servicer, health, reflection, and a clean shutdown.
+
+Under mutual TLS the caller is the node its verified certificate names: every request's
+sender/node field must name that node too, or the call is refused (PERMISSION_DENIED, logged
+as ``security.refused``) before anything is read or applied. Only with insecure_loopback
+(tests) is the field taken at its word."""
 
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 import structlog
@@ -15,6 +20,7 @@ from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
 from relay.errors import InvalidBatch, NotPermitted, RelayError
 from relay.service import MAX_BATCH, RelayService
+from relay.tls import Credentials, Security, peer_identity, require_loopback
 from relay.wire import from_wire, heartbeat_from_wire, set_micros, to_wire
 
 # Room for a full batch of large events; anything bigger is refused by gRPC itself.
@@ -33,17 +39,32 @@ T = TypeVar("T")
 
 
 class RelayServicer(pb_grpc.RelayServicer):
-    def __init__(self, service: RelayService) -> None:
+    def __init__(self, service: RelayService, authenticated: bool) -> None:
         self.service = service
+        self.authenticated = authenticated  # mutual TLS: callers are who their certificate says
+
+    async def _caller(self, context: grpc.aio.ServicerContext, claimed: str, rpc: str) -> str:
+        """The calling node's code: its certificate's, which the message must name as well."""
+        if not self.authenticated or not claimed:  # no name at all: the service refuses it
+            return claimed
+        try:
+            identity = peer_identity(context.auth_context())
+        except InvalidInput as exc:
+            await _refuse(context, rpc, "", claimed, str(exc))
+        if identity.code != claimed:
+            reason = f"the caller's certificate is {identity.code}'s: it may not act as {claimed[:16]}"
+            await _refuse(context, rpc, identity.code, claimed, reason)
+        return identity.code
 
     async def Push(self, request: pb.PushRequest, context: grpc.aio.ServicerContext) -> pb.PushAck:
+        sender = await self._caller(context, request.sender, "Push")
         if len(request.envelopes) > MAX_BATCH:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"batch of {len(request.envelopes)} events exceeds the limit of {MAX_BATCH}",
             )
         envelopes = [(e.seq, from_wire(e.event)) for e in request.envelopes]
-        result = await _guard(context, self.service.push(request.sender, request.stream, envelopes))
+        result = await _guard(context, self.service.push(sender, request.stream, envelopes))
         return pb.PushAck(
             applied_upto=result.applied_upto,
             duplicates=result.duplicates,
@@ -53,11 +74,10 @@ class RelayServicer(pb_grpc.RelayServicer):
         )
 
     async def Pull(self, request: pb.PullRequest, context: grpc.aio.ServicerContext) -> pb.PullReply:
+        puller = await self._caller(context, request.node, "Pull")
         result = await _guard(
             context,
-            self.service.pull(
-                request.node, request.after, request.after_event_id, request.limit, request.wait_ms
-            ),
+            self.service.pull(puller, request.after, request.after_event_id, request.limit, request.wait_ms),
         )
         return pb.PullReply(
             head=result.head,
@@ -68,6 +88,7 @@ class RelayServicer(pb_grpc.RelayServicer):
     async def Heartbeat(
         self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext
     ) -> pb.HeartbeatReply:
+        await self._caller(context, request.node, "Heartbeat")
         now = await _guard(context, self.service.heartbeat(heartbeat_from_wire(request)))
         reply = pb.HeartbeatReply()
         set_micros(reply.server_time, now)
@@ -76,7 +97,8 @@ class RelayServicer(pb_grpc.RelayServicer):
     async def FetchCatalog(
         self, request: pb.CatalogRequest, context: grpc.aio.ServicerContext
     ) -> pb.CatalogReply:
-        found = await _guard(context, self.service.fetch_catalog(request.node, request.have_version))
+        puller = await self._caller(context, request.node, "FetchCatalog")
+        found = await _guard(context, self.service.fetch_catalog(puller, request.have_version))
         reply = pb.CatalogReply(version=found.version, document=found.document)
         set_micros(reply.published_at, found.published_at)
         return reply
@@ -84,10 +106,21 @@ class RelayServicer(pb_grpc.RelayServicer):
     async def FetchCalendar(
         self, request: pb.CalendarRequest, context: grpc.aio.ServicerContext
     ) -> pb.CalendarReply:
-        found = await _guard(context, self.service.fetch_calendar(request.node, request.have_version))
+        puller = await self._caller(context, request.node, "FetchCalendar")
+        found = await _guard(context, self.service.fetch_calendar(puller, request.have_version))
         reply = pb.CalendarReply(version=found.version, document=found.document)
         set_micros(reply.published_at, found.published_at)
         return reply
+
+
+async def _refuse(
+    context: grpc.aio.ServicerContext, rpc: str, peer: str, claimed: str, reason: str
+) -> NoReturn:
+    """A caller acting as another node: refused, and logged as a security event (division
+    codes only, no personal data)."""
+    log.warning("security.refused", rpc=rpc, peer=peer or None, claimed=claimed[:16], reason=reason)
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+    raise AssertionError("abort returned")  # context.abort always raises
 
 
 async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
@@ -98,7 +131,7 @@ async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
     except InvalidBatch as exc:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     except NotPermitted as exc:
-        log.warning("security.denied", reason=str(exc))
+        log.warning("security.refused", reason=str(exc))
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
     except RelayError as exc:
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
@@ -109,16 +142,27 @@ async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
     raise AssertionError("abort returned")  # context.abort always raises
 
 
-async def start_server(service: RelayService, listen: str) -> tuple[grpc.aio.Server, int]:
-    """A started server with the relay, health and reflection services; returns its port."""
+async def start_server(
+    service: RelayService, listen: str, security: Security
+) -> tuple[grpc.aio.Server, int]:
+    """A started server with the relay, health and reflection services; returns its port.
+    With credentials every caller must show a certificate signed by the network's CA;
+    plaintext (INSECURE_LOOPBACK) is refused on any but a loopback address."""
+    authenticated = isinstance(security, Credentials)
+    if not authenticated:
+        require_loopback(listen, "listen address")
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    pb_grpc.add_RelayServicer_to_server(RelayServicer(service), server)  # type: ignore[no-untyped-call]
+    servicer = RelayServicer(service, authenticated)
+    pb_grpc.add_RelayServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (pb.DESCRIPTOR.services_by_name["Relay"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
     try:
-        port = server.add_insecure_port(listen)
+        if isinstance(security, Credentials):
+            port = server.add_secure_port(listen, security.server_credentials())
+        else:
+            port = server.add_insecure_port(listen)
     except RuntimeError as exc:
         raise InvalidInput(f"cannot listen on {listen}: give a free HOST:PORT of this machine") from exc
     await server.start()

@@ -93,6 +93,9 @@ class RelayService:
             self._marks[sender] = last
             self._moved.notify_all()
         rejected = tuple(Rejected(fresh[r.index][0], fresh[r.index][1].event_id, r.reason) for r in refusals)
+        breaches = sum(r.breach for r in refusals)
+        if breaches:  # refused and dead-lettered, never applied; the event ids name no person
+            log.warning("security.refused", sender=sender, rpc="Push", events_outside_jurisdiction=breaches)
         metrics.BATCHES.inc(direction="received")
         metrics.EVENTS.inc(len(fresh), direction="received")
         metrics.REJECTS.inc(len(rejected), direction="in")

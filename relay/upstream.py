@@ -2,7 +2,7 @@
 implementation (the latter for unit tests: no network, same service code)."""
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
@@ -13,9 +13,10 @@ from relay.errors import TransientError, from_rpc_error
 from relay.records import EventRecord, Heartbeat, PullResult, PushResult, Rejected
 from relay.server import MAX_MESSAGE_BYTES
 from relay.service import RelayService
+from relay.tls import Credentials, Security, channel_options, require_loopback
 from relay.wire import from_wire, heartbeat_to_wire, micros, to_wire
 
-CHANNEL_OPTIONS = [
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 30_000),
@@ -47,12 +48,20 @@ class Upstream(Protocol):
 
 
 class GrpcUpstream:
-    """The upstream's Relay service over a gRPC channel; every call has a deadline."""
+    """The upstream's Relay service over a gRPC channel; every call has a deadline. With
+    credentials, the channel is mutual TLS and the server must prove it is ``server_code``
+    (its certificate, signed by the network's CA, names it); plaintext only to a loopback
+    address."""
 
-    def __init__(self, target: str, timeout: float) -> None:
+    def __init__(self, target: str, timeout: float, security: Security, server_code: str) -> None:
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        if isinstance(security, Credentials):
+            options = CHANNEL_OPTIONS + channel_options(server_code)
+            self._channel = grpc.aio.secure_channel(target, security.channel_credentials(), options=options)
+        else:
+            require_loopback(target, "upstream address")
+            self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.RelayStub(self._channel)  # type: ignore[no-untyped-call]
 
     async def push(

@@ -1,5 +1,6 @@
 """A real network for end-to-end tests: nodes made and driven through their command lines,
-servers as real subprocesses on loopback ports."""
+servers as real subprocesses on loopback ports. Every link is mutual TLS, with the
+certificates ``district-node enroll`` issued, as in a real deployment."""
 
 import json
 import os
@@ -13,6 +14,9 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from relay.config import NodeConfig
+from relay.tls import Credentials, channel_options
 
 DIVISIONS = Path(__file__).resolve().parent.parent / "casework" / "data" / "hechuan-500117.csv"
 TOOLS = {"district": "district_node", "township": "township_node", "village": "village_agent"}
@@ -29,11 +33,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_serving(address: str, timeout: float = 20.0) -> None:
-    """Block until the server at address answers the standard gRPC health check."""
+def channel_to(
+    address: str, home: Path | None = None, options: list[tuple[str, Any]] | None = None
+) -> grpc.Channel:
+    """A blocking channel to the server of the node in ``home``, secured as that node's
+    config says (mutual TLS with the node's own certificate, checking the server is that
+    node); plaintext where no home is given."""
+    options = list(options or [])
+    if home is None:
+        return grpc.insecure_channel(address, options=options)
+    config = NodeConfig.load(home)
+    security = config.tls.security(home)
+    if not isinstance(security, Credentials):
+        return grpc.insecure_channel(address, options=options)
+    options += channel_options(config.code)
+    return grpc.secure_channel(address, security.channel_credentials(), options=options)
+
+
+def wait_serving(address: str, timeout: float = 20.0, home: Path | None = None) -> None:
+    """Block until the server at address answers the standard gRPC health check; ``home`` is
+    the serving node's folder (its certificate opens the mutual-TLS connection)."""
     deadline = time.monotonic() + timeout
     # Retry the connection every 50 ms rather than after gRPC's default backoff of a second.
-    with grpc.insecure_channel(address, options=_QUICK_RECONNECT) as channel:
+    with channel_to(address, home, _QUICK_RECONNECT) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             try:
@@ -136,7 +158,7 @@ class Network:
                 stderr=log,
                 env=_env() | (env or {}),
             )
-        wait_serving(self.address(code))
+        wait_serving(self.address(code), home=self.home(code))
 
     def kill(self, code: str, sig: int = signal.SIGKILL) -> int:
         process = self.servers.pop(code)

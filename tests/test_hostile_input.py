@@ -1,6 +1,8 @@
 """Hostile and malformed input against a real gRPC server on a loopback port.
 
-The township node of the ``net`` fixture serves its Relay in-process; requests come from a
+The township node of the ``net`` fixture serves its Relay in-process, in plaintext
+(INSECURE_LOOPBACK: the sender named in a message is taken at its word, so these tests reach
+the checks behind the certificate's; tests/test_tls.py covers those); requests come from a
 raw channel (bytes, no serializer) or the generated stubs, as a broken or hostile peer would
 send them. After each refusal the node must have written nothing and must keep serving.
 """
@@ -29,6 +31,7 @@ from relay.server import MAX_MESSAGE_BYTES, start_server
 from relay.service import MAX_BATCH, RelayService
 from relay.staff import act
 from relay.sync import Syncer
+from relay.tls import INSECURE_LOOPBACK
 from relay.upstream import GrpcUpstream
 from relay.wire import to_wire
 from tests.conftest import OTHER_VILLAGE, TOWNSHIP, VILLAGE
@@ -62,7 +65,8 @@ class Served:
 @pytest.fixture
 async def served(net) -> AsyncIterator[Served]:
     """The township's Relay on a real loopback gRPC server, and a client channel to it."""
-    server, port = await start_server(RelayService(net.township.engine, net.township.ledger), "127.0.0.1:0")
+    service = RelayService(net.township.engine, net.township.ledger)
+    server, port = await start_server(service, "127.0.0.1:0", INSECURE_LOOPBACK)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
         yield Served(net, port, channel, pb_grpc.RelayStub(channel), channel.unary_unary(PUSH))
@@ -117,7 +121,7 @@ async def refused(call: Any) -> grpc.aio.AioRpcError:
 
 async def assert_honest_sync_works(served: Served) -> None:
     """A new case from the village travels up over gRPC, and its acceptance comes back down."""
-    upstream = GrpcUpstream(served.target, TIMEOUT)
+    upstream = GrpcUpstream(served.target, TIMEOUT, INSECURE_LOOPBACK, TOWNSHIP)
     try:
         syncer = Syncer(served.net.village.engine, served.net.village.ledger, upstream)
         [case_id] = await take_cases(served.net.village)

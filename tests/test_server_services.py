@@ -6,11 +6,13 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from relay.server import start_server
 from relay.service import RelayService
+from relay.tls import INSECURE_LOOPBACK
 
 
 async def test_health_and_reflection_are_served(net) -> None:
     """Health answers SERVING for the relay; reflection lists the relay, health and itself."""
-    server, port = await start_server(RelayService(net.township.engine, net.township.ledger), "127.0.0.1:0")
+    service = RelayService(net.township.engine, net.township.ledger)
+    server, port = await start_server(service, "127.0.0.1:0", INSECURE_LOOPBACK)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)

@@ -6,24 +6,21 @@ from typing import Annotated
 import typer
 
 from casework.lifecycle import ESCALATED
-from relay.bundle import Bundle
 from relay.console import (
     AsJson,
     CaseIds,
     Home,
+    InsecureLoopback,
     Staff,
     add_common_commands,
     add_supervise_command,
     add_sync_command,
-    create_node,
-    new_home,
+    join_network,
     out,
-    run,
     run_service,
     serve_node,
 )
 from relay.deskcli import add_staff_commands, staff_action
-from relay.joining import config_from_bundle
 
 app = typer.Typer(
     help="A township node: decides township items, escalates the rest to the district.",
@@ -43,11 +40,10 @@ def init(
     district: Annotated[str, typer.Option(help="HOST:PORT of the district hub.")],
     db: Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite in --home).")] = None,
     operator: Annotated[str, typer.Option(help="Staff recorded when a command names nobody.")] = "",
+    insecure_loopback: InsecureLoopback = False,
 ) -> None:
     """Create this township's node from its bundle."""
-    joined = run(_read(bundle))
-    new_home(home)
-    run(create_node(home, config_from_bundle(home, joined, district, db, operator or "township")))
+    joined = join_network(home, bundle, "township", district, db, operator or "township", insecure_loopback)
     out.print(f"township {joined.code} {joined.name} created in {home}", markup=False)
 
 
@@ -74,10 +70,6 @@ def escalate(
 ) -> None:
     """Send accepted district items up to the district."""
     staff_action(home, case_ids, ESCALATED, {"opinion": opinion}, staff, as_json)
-
-
-async def _read(path: Path) -> Bundle:
-    return Bundle.read(path, "township")
 
 
 def main() -> None:

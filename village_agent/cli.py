@@ -8,23 +8,21 @@ import typer
 
 from casework import CaseworkError, InvalidInput, Request
 from casework.lifecycle import CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, CMD_SUPPLEMENT, CMD_WITHDRAW
-from relay.bundle import Bundle
 from relay.console import (
     AsJson,
     Home,
+    InsecureLoopback,
     add_common_commands,
     add_sync_command,
-    create_node,
     emit,
     fail,
-    new_home,
+    join_network,
     out,
     run,
     run_service,
     serve_node,
     with_node,
 )
-from relay.joining import config_from_bundle
 from relay.node import Node
 from village_agent import service
 
@@ -43,11 +41,10 @@ def init(
     bundle: Annotated[Path, typer.Option(help="The enrollment bundle for this village.")],
     township: Annotated[str, typer.Option(help="HOST:PORT of the township node.")],
     operator: Annotated[str, typer.Option(help="The agent's name, recorded on what they do.")] = "",
+    insecure_loopback: InsecureLoopback = False,
 ) -> None:
     """Set up this laptop as the village's service point."""
-    joined = run(_read(bundle))
-    new_home(home)
-    run(create_node(home, config_from_bundle(home, joined, township, None, operator or "agent")))
+    joined = join_network(home, bundle, "village", township, None, operator or "agent", insecure_loopback)
     out.print(f"village {joined.code} {joined.name} set up in {home}", markup=False)
 
 
@@ -189,10 +186,6 @@ def complain(home: Home, case_id: str, text: Annotated[str, typer.Option(help="T
     payload = {"text": text.strip()}
     run(with_node(home, lambda node: service.command(node, case_id, CMD_COMPLAIN, payload)))
     out.print(f"complaint about {case_id} recorded; it reaches the owner at the next sync", markup=False)
-
-
-async def _read(path: Path) -> Bundle:
-    return Bundle.read(path, "village")
 
 
 async def _guide(node: Node, code: str) -> dict[str, Any]:

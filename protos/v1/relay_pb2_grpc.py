@@ -26,7 +26,10 @@ if _version_not_supported:
 
 
 class RelayStub:
-    """Served by the district hub (to townships) and by each township node (to its villages).
+    """Served by the district hub (to townships) and by each township node (to its villages), over
+    mutual TLS with the certificates enrollment issued: the caller is the node its certificate
+    names (subject CN = division code, OU = role), and the sender or node field of every request
+    must name that same node, else PERMISSION_DENIED.
     """
 
     def __init__(self, channel):
@@ -63,7 +66,10 @@ class RelayStub:
 
 
 class RelayServicer:
-    """Served by the district hub (to townships) and by each township node (to its villages).
+    """Served by the district hub (to townships) and by each township node (to its villages), over
+    mutual TLS with the certificates enrollment issued: the caller is the node its certificate
+    names (subject CN = division code, OU = role), and the sender or node field of every request
+    must name that same node, else PERMISSION_DENIED.
     """
 
     def Push(self, request, context):
@@ -141,7 +147,10 @@ def add_RelayServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Relay:
-    """Served by the district hub (to townships) and by each township node (to its villages).
+    """Served by the district hub (to townships) and by each township node (to its villages), over
+    mutual TLS with the certificates enrollment issued: the caller is the node its certificate
+    names (subject CN = division code, OU = role), and the sender or node field of every request
+    must name that same node, else PERMISSION_DENIED.
     """
 
     @staticmethod

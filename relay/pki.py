@@ -1,0 +1,224 @@
+"""The network's certificate authority and the nodes' certificates (mutual TLS, R13).
+
+The district's ``init`` makes the CA; ``enroll`` issues each township and village a key and a
+certificate. Every node's certificate serves both ends of a link: as the server's certificate
+towards the nodes below, as the client's towards its upstream.
+
+Identity scheme (what servers read from a verified peer certificate):
+
+- subject CN = the node's division code (``500117001``), subject OU = its role
+  (``district``, ``township`` or ``village``); the role must match the code's length;
+- one DNS name in the subject alternative names, ``<code>.servicenet`` (see ``server_name``):
+  a client dials its upstream by any address and checks the server's certificate against this
+  name (gRPC's ``ssl_target_name_override``), so deployments need no DNS records.
+
+Keys are EC P-256; the CA is valid for 10 years, a node's certificate for 2. Not yet done (a
+later part of the security work): renewal before expiry, and revocation of a lost laptop's
+certificate (``district-node revoke``); until then a certificate stays good until it expires.
+"""
+
+import datetime
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from casework import InvalidInput, level_of_code
+
+CA_KEY_FILE = "ca.key"  # the district's only: whoever holds it can enroll nodes
+CA_CERT_FILE = "ca.crt"
+NODE_KEY_FILE = "node.key"
+NODE_CERT_FILE = "node.crt"
+CA_YEARS = 10
+NODE_YEARS = 2
+NAME_SUFFIX = ".servicenet"
+# A laptop whose clock runs a little behind must still accept a certificate issued today.
+BACKDATE = datetime.timedelta(days=1)
+_YEAR = datetime.timedelta(days=365)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a certificate says its holder is."""
+
+    code: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A node's private key and certificate, and the CA's certificate, as PEM."""
+
+    key_pem: bytes
+    cert_pem: bytes
+    ca_pem: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """The network's CA: its key signs every node's certificate."""
+
+    key: ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @classmethod
+    def create(cls, district_code: str, now: datetime.datetime) -> "Authority":
+        """A new CA for the district's network."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"servicenet {district_code}"),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"servicenet CA {district_code}"),
+            ]
+        )
+        public = key.public_key()
+        cert = (
+            _validity(x509.CertificateBuilder(), now, CA_YEARS)
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(public)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(key, cert)
+
+    def issue(self, code: str, role: str, now: datetime.datetime) -> Issued:
+        """A key and certificate for the node ``code`` of ``role``, signed by this CA."""
+        if level_of_code(code) != role:
+            raise InvalidInput(f"{code} is not a {role}'s code")
+        key = ec.generate_private_key(ec.SECP256R1())
+        organization = self.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        subject = x509.Name(
+            [
+                *organization,
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
+                x509.NameAttribute(NameOID.COMMON_NAME, code),
+            ]
+        )
+        ca_key_id = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        usage = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+        cert = (
+            _validity(x509.CertificateBuilder(), now, NODE_YEARS)
+            .subject_name(subject)
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(cert_sign=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(server_name(code))]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_key_id), critical=False
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        return Issued(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM), self.cert_pem)
+
+    def save(self, home: Path) -> None:
+        """Write the CA's key (mode 0600) and certificate into the district's home."""
+        write_secret(home / CA_KEY_FILE, _key_pem(self.key))
+        write_public(home / CA_CERT_FILE, self.cert_pem)
+
+    @classmethod
+    def load(cls, home: Path) -> "Authority":
+        try:
+            key = serialization.load_pem_private_key((home / CA_KEY_FILE).read_bytes(), password=None)
+            cert = x509.load_pem_x509_certificate((home / CA_CERT_FILE).read_bytes())
+        except FileNotFoundError as exc:
+            raise InvalidInput(
+                f"no certificate authority in {home} ({exc.filename}): enroll nodes from the "
+                "district's home made by 'district-node init'"
+            ) from exc
+        except ValueError as exc:
+            raise InvalidInput(f"the certificate authority in {home} is damaged: {exc}") from exc
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise InvalidInput(f"{home / CA_KEY_FILE} is not an EC private key")
+        return cls(key, cert)
+
+
+def server_name(code: str) -> str:
+    """The DNS name in node ``code``'s certificate that its clients check it by."""
+    return code + NAME_SUFFIX
+
+
+@lru_cache(maxsize=4096)
+def identity_of(cert_pem: bytes) -> Identity:
+    """The identity in a (verified) node certificate; InvalidInput if it carries none."""
+    try:
+        subject = x509.load_pem_x509_certificate(cert_pem).subject
+    except ValueError as exc:
+        raise InvalidInput("the peer's certificate cannot be read") from exc
+    codes = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    roles = subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    if len(codes) != 1 or len(roles) != 1:
+        raise InvalidInput("the peer's certificate names no single division code and role")
+    code, role = str(codes[0].value), str(roles[0].value)
+    try:
+        level = level_of_code(code)
+    except InvalidInput as exc:
+        raise InvalidInput("the peer's certificate names no division code") from exc
+    if level != role:
+        raise InvalidInput(f"the peer's certificate names {code} as a {role[:16]}, but it is a {level}")
+    return Identity(code, role)
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    """Write a file only its owner may read (0600), replacing any old one whole."""
+    _write(path, data, 0o600)
+
+
+def write_public(path: Path, data: bytes) -> None:
+    _write(path, data, 0o644)
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _validity(
+    builder: x509.CertificateBuilder, now: datetime.datetime, years: int
+) -> x509.CertificateBuilder:
+    return (
+        builder.serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + years * _YEAR)
+    )
+
+
+def _key_usage(cert_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not cert_sign,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )

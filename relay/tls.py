@@ -1,0 +1,103 @@
+"""How a node's gRPC links are secured: mutual TLS with its enrollment certificate, or —
+for tests only, asked for explicitly — plaintext on the loopback interface.
+
+Servers require a client certificate signed by the network's CA; clients check the server's
+certificate against the CA and against the name its upstream's code gives it
+(``relay.pki.server_name``). Who a caller is comes from its verified certificate only
+(``peer_identity``), never from a field of its message.
+"""
+
+import enum
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from casework import InvalidInput
+from relay.pki import CA_CERT_FILE, NODE_CERT_FILE, NODE_KEY_FILE, Identity, identity_of, server_name
+
+
+class Plaintext(enum.Enum):
+    """No TLS: allowed only where every address is a loopback address (tests)."""
+
+    LOOPBACK = "insecure-loopback"
+
+
+INSECURE_LOOPBACK = Plaintext.LOOPBACK
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A node's key, its certificate and the CA certificate (PEM)."""
+
+    key: bytes
+    cert: bytes
+    ca: bytes
+
+    @classmethod
+    def load(
+        cls, home: Path, key: str = NODE_KEY_FILE, cert: str = NODE_CERT_FILE, ca: str = CA_CERT_FILE
+    ) -> "Credentials":
+        """Read them from files in (or, if absolute, outside) the node's home."""
+        try:
+            return cls(*((home / name).read_bytes() for name in (key, cert, ca)))
+        except FileNotFoundError as exc:
+            raise InvalidInput(
+                f"no TLS key or certificate at {exc.filename}: this node has no enrollment "
+                "certificate; set it up from a bundle made by 'district-node enroll'"
+            ) from exc
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {exc.filename}: {exc.strerror}") from exc
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        """Serve with this node's certificate; callers must show one signed by the CA."""
+        return grpc.ssl_server_credentials(
+            [(self.key, self.cert)], root_certificates=self.ca, require_client_auth=True
+        )
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        """Dial with this node's certificate; trust only servers signed by the CA."""
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca, private_key=self.key, certificate_chain=self.cert
+        )
+
+
+Security = Credentials | Plaintext
+
+
+def channel_options(server_code: str) -> list[tuple[str, str]]:
+    """Check the server's certificate against the name of the node we mean to reach, whatever
+    address (IP, proxy, NAT) we reach it by."""
+    return [("grpc.ssl_target_name_override", server_name(server_code))]
+
+
+def peer_identity(auth_context: Mapping[str, Iterable[bytes]]) -> Identity:
+    """The caller's identity from its verified certificate (``context.auth_context()`` of a
+    mutual-TLS server); InvalidInput if the connection carries none."""
+    pem = next(iter(auth_context.get("x509_pem_cert", ())), None)
+    if pem is None:
+        raise InvalidInput("the caller presented no certificate")
+    return identity_of(pem)
+
+
+def is_loopback(address: str) -> bool:
+    """Whether HOST:PORT names this machine's loopback interface (127.0.0.0/8, ::1, localhost)."""
+    host = address.rpartition(":")[0] if ":" in address else address
+    host = host.removeprefix("ipv4:").removeprefix("ipv6:").strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_loopback(address: str, what: str) -> None:
+    """Refuse plaintext on any address but a loopback one."""
+    if not is_loopback(address):
+        raise InvalidInput(
+            f"insecure_loopback is set but the {what} {address} is not a loopback address: "
+            "plaintext is only for tests on one machine; remove insecure_loopback to use mutual TLS"
+        )
