@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from casework import InvalidInput, WorkCalendar, default_calendar
-from relay.catalogs import Published
+from relay.catalogs import Published, keep_version
 from relay.schema import calendars
 
 MAX_VERSION = 32  # the width of calendars.version
@@ -48,23 +48,9 @@ def parse_document(document: bytes) -> tuple[str, WorkCalendar]:
 
 
 async def store(conn: AsyncConnection, published: Published) -> bool:
-    """Keep a version; False if it was kept already. The same version with other content is
-    refused: a published version never changes (publish a new one to correct a year)."""
-    kept = (
-        await conn.execute(select(calendars.c.document).where(calendars.c.version == published.version))
-    ).scalar()
-    if kept is not None:
-        if json.loads(kept) != json.loads(published.document):
-            raise InvalidInput(
-                f"calendar version {published.version} exists with other content: raise the version"
-            )
-        return False
-    await conn.execute(
-        calendars.insert().values(
-            version=published.version, document=published.document, published_at=published.published_at
-        )
-    )
-    return True
+    """Keep a calendar version; False if it was kept already. A version never changes:
+    publish a new one to correct a year."""
+    return await keep_version(conn, calendars, "calendar", published)
 
 
 async def kept(conn: AsyncConnection) -> list[Published]:

@@ -3,7 +3,7 @@
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from casework import Catalog, InvalidInput, parse_catalog
@@ -29,19 +29,21 @@ def parse_document(document: bytes) -> Catalog:
 
 
 async def store(conn: AsyncConnection, published: Published) -> bool:
-    """Keep a version; False if it was kept already. The same version with other content is
-    refused: a published version never changes."""
-    kept = (
-        await conn.execute(select(catalogs.c.document).where(catalogs.c.version == published.version))
-    ).scalar()
+    """Keep a catalog version; False if it was kept already (see keep_version)."""
+    return await keep_version(conn, catalogs, "catalog", published)
+
+
+async def keep_version(conn: AsyncConnection, table: Table, kind: str, published: Published) -> bool:
+    """Keep a published version in ``table``; False if it was kept already. The same version
+    with other content is refused: a published version never changes."""
+    kept = (await conn.execute(select(table.c.document).where(table.c.version == published.version))).scalar()
     if kept is not None:
         if json.loads(kept) != json.loads(published.document):
-            raise InvalidInput(
-                f"catalog version {published.version} exists with other content: raise the version"
-            )
+            changed = f"{kind} version {published.version} exists with other content"
+            raise InvalidInput(f"{changed}: raise the version")
         return False
     await conn.execute(
-        catalogs.insert().values(
+        table.insert().values(
             version=published.version, document=published.document, published_at=published.published_at
         )
     )
