@@ -96,7 +96,7 @@ async def _act_one(node: Node, case_id: str, event_type: str, payload: dict[str,
             catalog = node.ledger.catalogs.get(row.catalog_version, node.ledger.catalog)
             item = catalog.items.get(row.item_code)
             actor.check(item, event_type, payload)
-            changes = await _changes(node, conn, row, item, actor, event_type, payload)
+            changes = await _changes(node, conn, row, actor, event_type, payload)
             await node.ledger.record_many(
                 conn,
                 [
@@ -114,7 +114,6 @@ async def _changes(
     node: Node,
     conn: AsyncConnection,
     row: Any,
-    item: Item | None,
     actor: Actor,
     event_type: str,
     payload: dict[str, Any],
