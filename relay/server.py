@@ -32,6 +32,9 @@ SERVER_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # Clients' keepalive and flow-control pings must never get a connection closed with
+    # GOAWAY too_many_pings (seen with 419 villages in bench district): no strike limit.
+    ("grpc.http2.max_ping_strikes", 0),
 ]
 
 log = structlog.get_logger()
