@@ -7,6 +7,7 @@ in one grouped scan, and only the cases with a warning come back as rows.
 """
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -68,18 +69,8 @@ async def supervise(node: Node, today: date) -> dict[str, Any]:
         latest = select(func.max(cases.c.statutory_deadline)).where(running, cases.c.status.not_in(FINISHED))
         furthest = (await conn.execute(latest)).scalar()
         records = await open_records(conn)
-    lights: Counter[str] = Counter()
-    groups: dict[str, dict[str, Counter[str]]] = {key: defaultdict(Counter) for key in _GROUPS}
-    for *names, shade, n in counted:
-        lights[shade] += n
-        for key, name in zip(_GROUPS, names, strict=True):
-            groups[key][name][shade] += n
-    scores: Counter[int] = Counter()
-    scored: dict[str, dict[str, Counter[int]]] = {key: defaultdict(Counter) for key in _GROUPS}
-    for *names, score, n in rated:
-        scores[score] += n
-        for key, name in zip(_GROUPS, names, strict=True):
-            scored[key][name][score] += n
+    lights, groups = _tally(counted)
+    scores, scored = _tally(rated)
     return {
         "today": today.isoformat(),
         "calendar": _calendar(node, furthest, today),
@@ -90,6 +81,18 @@ async def supervise(node: Node, today: date) -> dict[str, Any]:
         | {key: {name: _satisfaction(c) for name, c in sorted(scored[key].items())} for key in _GROUPS},
         "rectifications": _rectifications(records, today),
     }
+
+
+def _tally(rows: Sequence[Any]) -> tuple[Counter[Any], dict[str, dict[str, Counter[Any]]]]:
+    """Rows of (owner, item, window, value, count): the counts by value in all, and by value
+    within each owner, item and window."""
+    total: Counter[Any] = Counter()
+    groups: dict[str, dict[str, Counter[Any]]] = {key: defaultdict(Counter) for key in _GROUPS}
+    for *names, value, n in rows:
+        total[value] += n
+        for key, name in zip(_GROUPS, names, strict=True):
+            groups[key][name][value] += n
+    return total, groups
 
 
 def _satisfaction(scores: Counter[int]) -> dict[str, Any]:

@@ -25,18 +25,17 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
-from casework import InvalidInput, Request, level_of_code
+from casework import InvalidInput, level_of_code
 from casework.lifecycle import ACCEPTED
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
 from relay.bundle import Bundle
 from relay.errors import TransientError
 from relay.joining import config_from_bundle
-from relay.ledger import record_from_row
 from relay.node import Node
 from relay.pki import Authority, identity_of, server_name
 from relay.records import EventRecord
-from relay.schema import cases, dead_letters, events, inbox_peers, nodes, outbox
+from relay.schema import cases, dead_letters, events, inbox_peers, nodes
 from relay.server import start_server
 from relay.service import RelayService
 from relay.staff import act
@@ -46,7 +45,7 @@ from relay.upstream import GrpcUpstream
 from relay.wire import to_wire
 from tests.conftest import DISTRICT, OTHER_TOWNSHIP, OTHER_VILLAGE, TOWNSHIP, VILLAGE
 from tests.netkit import DIVISIONS, Network, free_port, wait_serving
-from village_agent import service as village
+from tests.test_hostile_input import village_events
 
 ID = "11010519491231002X"
 NAME = "张三"
@@ -93,19 +92,6 @@ async def dial(target: str, creds: Credentials, server_code: str) -> AsyncIterat
         yield pb_grpc.RelayStub(channel)  # type: ignore[no-untyped-call]
     finally:
         await channel.close()
-
-
-async def village_events(node: Node, n: int) -> list[EventRecord]:
-    """``n`` real case.submitted events made at the village, as its outbox holds them."""
-    request = Request("twp-pension-enroll", NAME, ID, materials=("居民身份证或户口簿",))
-    await village.take(node, [village.check(node, request, {}) for _ in range(n)])
-    async with node.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(events).join(outbox, outbox.c.event_id == events.c.event_id).order_by(outbox.c.seq)
-            )
-        ).all()
-    return [record_from_row(row) for row in rows]
 
 
 def push_request(records: Sequence[EventRecord], sender: str) -> pb.PushRequest:
