@@ -19,6 +19,8 @@ DISTRICT, TOWNSHIP, VILLAGE = "500117", "500117001", "500117001005"
 OTHER_TOWNSHIP, OTHER_VILLAGE = "500117002", "500117002001"
 DIVISIONS = Path(__file__).resolve().parent.parent / "casework" / "data" / "hechuan-500117.csv"
 FAST = RelayPolicy(backoff_initial_seconds=0.01, backoff_max_seconds=0.2, poll_interval_seconds=0.01)
+# Tests read the product's words in its default language, whatever the machine's locale.
+os.environ["SERVICENET_LANG"] = "zh-CN"
 PG_URL = os.environ.get("SERVICENET_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 

@@ -16,7 +16,7 @@ from casework import Divisions
 from district_node import coverage
 from district_node.dashboard import _data, _users, _views
 from district_node.dashboard._html import esc, page
-from district_node.dashboard._text import t
+from messages import t
 from relay import supervision
 from relay.clock import now_us, today_in_china
 from relay.httpd import HTTPError, Request, Response, redirect

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from district_node.dashboard._text import t
+from messages import language, t
 from relay.clock import CHINA
 
 Cell = str | tuple[str, str]  # HTML, or (HTML, CSS class of the cell)
@@ -132,7 +132,7 @@ def page(title: str, body: str, user: str | None) -> bytes:
             f'<button type="submit">{esc(t("nav.logout"))}</button></form>'
         )
     return (
-        '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html><html lang="{language()}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · {esc(t('app.title'))}</title><style>{STYLE}</style></head>"
         f'<body><header><span class="app">{esc(t("app.title"))}</span>{nav}</header>'

@@ -21,7 +21,7 @@ from district_node.dashboard._html import (
     table,
     when_iso,
 )
-from district_node.dashboard._text import t
+from messages import t
 
 FINISHED = ("approved", "rejected", "delivered")
 SEVERITY = {"overdue": 0, "red": 1, "yellow": 2}
