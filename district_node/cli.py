@@ -12,7 +12,7 @@ from sqlalchemy import select
 from casework import Divisions, InvalidInput
 from casework.lifecycle import RETURNED
 from district_node import coverage
-from district_node.dashboard import add_user, dashboard, list_users, remove_user
+from district_node.dashboard import dashboard
 from relay import calendars, catalogs
 from relay.bundle import Bundle
 from relay.clock import now_us
@@ -37,6 +37,7 @@ from relay.deskcli import Reason, add_staff_commands, staff_action
 from relay.joining import found_network, issue_for
 from relay.node import CATALOG_FILE, Node
 from relay.schema import nodes
+from relay.web import add_user, list_users, remove_user
 
 DIVISIONS_FILE = "divisions.csv"
 app = typer.Typer(

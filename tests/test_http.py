@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from district_node.dashboard._app import _safe_next
 from relay import metrics
+from relay.web._gate import _safe_next
 from tests.browser import Browser, artifacts, chromium_or_skip
 from tests.netkit import IDS, Network, free_port
 

@@ -3,6 +3,5 @@ backlogs and sync lag, cases against their limits, on-time and satisfaction rate
 drill-down to a township, a window, an item and a case. Read-only, behind a staff login."""
 
 from district_node.dashboard._app import dashboard
-from district_node.dashboard._users import add_user, list_users, remove_user
 
-__all__ = ["add_user", "dashboard", "list_users", "remove_user"]
+__all__ = ["dashboard"]

@@ -8,7 +8,8 @@ from typing import Any
 from casework import Catalog, mask_resident_id
 from district_node.coverage import TownshipCoverage
 from district_node.dashboard._data import on_time, totals, warnings_by
-from district_node.dashboard._html import (
+from messages import t
+from relay.web import (
     Cell,
     ago,
     badge,
@@ -21,7 +22,6 @@ from district_node.dashboard._html import (
     table,
     when_iso,
 )
-from messages import t
 
 FINISHED = ("approved", "rejected", "delivered")
 SEVERITY = {"overdue": 0, "red": 1, "yellow": 2}

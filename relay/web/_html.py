@@ -122,8 +122,9 @@ def figures(pairs: Sequence[tuple[str, str]]) -> str:
     return f'<div class="figures">{boxes}</div>'
 
 
-def page(title: str, body: str, user: str | None) -> bytes:
-    """A whole page: the header with navigation and logout (when logged in), then the body."""
+def page(title: str, body: str, user: str | None, app: str) -> bytes:
+    """A whole page of the application ``app``: the header with navigation and logout (when
+    logged in), then the body."""
     nav = ""
     if user is not None:
         nav = (
@@ -134,7 +135,7 @@ def page(title: str, body: str, user: str | None) -> bytes:
     return (
         f'<!DOCTYPE html><html lang="{language()}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)} · {esc(t('app.title'))}</title><style>{STYLE}</style></head>"
-        f'<body><header><span class="app">{esc(t("app.title"))}</span>{nav}</header>'
+        f"<title>{esc(title)} · {esc(app)}</title><style>{STYLE}</style></head>"
+        f'<body><header><span class="app">{esc(app)}</span>{nav}</header>'
         f"<main><h1>{esc(title)}</h1>{body}</main></body></html>"
     ).encode()

@@ -1,0 +1,45 @@
+"""What every node's web pages share: staff accounts and sign-in (the gate), and small pieces
+of server-rendered HTML (escaping, tables, badges, the page frame). No JavaScript, nothing
+loaded from elsewhere."""
+
+from relay.web._gate import HTML, SECURITY_HEADERS, Gate, same_origin
+from relay.web._html import (
+    Cell,
+    ago,
+    badge,
+    count,
+    esc,
+    figures,
+    href,
+    link,
+    page,
+    percent,
+    table,
+    when,
+    when_iso,
+)
+from relay.web._users import Session, add_user, list_users, remove_user
+
+__all__ = [
+    "HTML",
+    "SECURITY_HEADERS",
+    "Cell",
+    "Gate",
+    "Session",
+    "add_user",
+    "ago",
+    "badge",
+    "count",
+    "esc",
+    "figures",
+    "href",
+    "link",
+    "list_users",
+    "page",
+    "percent",
+    "remove_user",
+    "same_origin",
+    "table",
+    "when",
+    "when_iso",
+]
