@@ -18,7 +18,8 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 -m "not solo"
+	$(PY) -m pytest -q -m solo
 
 protos: $(VENV)/.installed
 	$(PY) scripts/gen_protos.py

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from relay.config import NodeConfig, RelayPolicy, default_db_url
@@ -21,7 +21,10 @@ DIVISIONS = Path(__file__).resolve().parent.parent / "casework" / "data" / "hech
 FAST = RelayPolicy(backoff_initial_seconds=0.01, backoff_max_seconds=0.2, poll_interval_seconds=0.01)
 # Tests read the product's words in its default language, whatever the machine's locale.
 os.environ["SERVICENET_LANG"] = "zh-CN"
-PG_URL = os.environ.get("SERVICENET_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+# Under pytest-xdist each worker empties its own database (test_gw0, test_gw1, ...).
+PG_URL = os.environ.get("SERVICENET_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test") + (
+    f"_{os.environ['PYTEST_XDIST_WORKER']}" if "PYTEST_XDIST_WORKER" in os.environ else ""
+)
 
 
 def config(home: Path, code: str, role: str, upstream_code: str = "", db_url: str = "") -> NodeConfig:
@@ -46,9 +49,11 @@ class Net:
 
 
 async def fresh_postgres(url: str) -> str:
-    """Empty the test database for the district; skip where no PostgreSQL is reachable."""
+    """Empty the test database for the district (made if missing); skip where no PostgreSQL is
+    reachable."""
     engine = open_engine(url)
     try:
+        await _create_database(url)
         async with engine.begin() as conn:
             await conn.run_sync(metadata.drop_all)
             await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
@@ -59,6 +64,19 @@ async def fresh_postgres(url: str) -> str:
     finally:
         await engine.dispose()
     return url
+
+
+async def _create_database(url: str) -> None:
+    name = make_url(url).database
+    server = open_engine(make_url(url).set(database="postgres").render_as_string(hide_password=False))
+    try:
+        async with server.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            found = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if not found:
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await server.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -20,7 +20,7 @@ from relay.db import open_engine
 from tests.conftest import PG_URL, fresh_postgres
 from tests.netkit import Network, requests_file
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.solo]
 D, T, V = "500117", "500117001", "500117001005"
 DRIVE = 1500
 
