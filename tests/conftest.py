@@ -20,6 +20,9 @@ OTHER_TOWNSHIP, OTHER_VILLAGE = "500117002", "500117002001"
 DIVISIONS = Path(__file__).resolve().parent.parent / "casework" / "data" / "hechuan-500117.csv"
 FAST = RelayPolicy(backoff_initial_seconds=0.01, backoff_max_seconds=0.2, poll_interval_seconds=0.01)
 PG_URL = os.environ.get("SERVICENET_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+# Village data keys are wrapped with this passphrase (relay/keyfile.py), in-process and in every
+# command the tests run.
+PASSPHRASE = os.environ.setdefault("SERVICENET_PASSPHRASE", "test passphrase")
 
 
 def config(home: Path, code: str, role: str, upstream_code: str = "", db_url: str = "") -> NodeConfig:
