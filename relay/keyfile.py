@@ -77,7 +77,7 @@ def _derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 def _passphrase(new: bool = False) -> str:
     """From the environment, else typed at the terminal (twice for a new one)."""
-    given = os.environ.get(PASSPHRASE_ENV)
+    given = os.environ.get(PASSPHRASE_ENV) or None  # set but empty: as if not set
     if given is None:
         if not sys.stdin.isatty():
             raise InvalidInput(
