@@ -24,6 +24,7 @@ from relay.pki import write_secret
 
 KEY_FILE = "data.key"
 PASSPHRASE_ENV = "SERVICENET_PASSPHRASE"
+NEW_PASSPHRASE_ENV = "SERVICENET_NEW_PASSPHRASE"  # for 'village-agent passphrase' in scripts
 MIN_PASSPHRASE = 8
 # scrypt's cost: 2**15 x 8 x 128 bytes = 32 MiB and about 0.1 s, once per process. The file
 # records the parameters, so a later release may raise them for new keys.
@@ -56,12 +57,24 @@ def load_key(home: Path) -> bytes:
 def create_key(home: Path) -> bytes:
     """A new random data key, kept in ``home`` wrapped with a passphrase chosen now."""
     passphrase = _passphrase(new=True)
-    key, salt, nonce = AESGCM.generate_key(bit_length=256), os.urandom(16), os.urandom(12)
+    key = AESGCM.generate_key(bit_length=256)
+    _store(home, key, passphrase)
+    return key
+
+
+def change_passphrase(home: Path) -> None:
+    """Wrap the data key with a new passphrase (from NEW_PASSPHRASE_ENV, or typed twice); the
+    data itself stays as it is."""
+    key = load_key(home)
+    _store(home, key, _passphrase(new=True, env=NEW_PASSPHRASE_ENV))
+
+
+def _store(home: Path, key: bytes, passphrase: str) -> None:
+    salt, nonce = os.urandom(16), os.urandom(12)
     wrapped = AESGCM(_derive(passphrase, salt, **SCRYPT)).encrypt(nonce, key, _WRAPPING)
     stored: dict[str, Any] = {"format": 1, "kdf": "scrypt", **SCRYPT}
     stored |= {"salt": _b64(salt), "nonce": _b64(nonce), "wrapped": _b64(wrapped)}
     write_secret(home / KEY_FILE, (json.dumps(stored, indent=1) + "\n").encode())
-    return key
 
 
 @lru_cache(maxsize=16)
@@ -75,14 +88,14 @@ def _derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
         ) from exc
 
 
-def _passphrase(new: bool = False) -> str:
+def _passphrase(new: bool = False, env: str = PASSPHRASE_ENV) -> str:
     """From the environment, else typed at the terminal (twice for a new one)."""
-    given = os.environ.get(PASSPHRASE_ENV) or None  # set but empty: as if not set
+    given = os.environ.get(env) or None  # set but empty: as if not set
     if given is None:
         if not sys.stdin.isatty():
             raise InvalidInput(
                 f"this village's personal data is encrypted: run the command at a terminal to type "
-                f"its passphrase, or set {PASSPHRASE_ENV}"
+                f"its {'new ' if new else ''}passphrase, or set {env}"
             )
         given = getpass.getpass("new passphrase for this village's data: " if new else "passphrase: ")
         if new and getpass.getpass("the same passphrase again: ") != given:

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 
 from casework import Request, mask_foreign_ids, shown_resident_id
 from casework.lifecycle import ACCEPTED, CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, DECIDED
-from relay.keyfile import KEY_FILE, WrongPassphrase
+from relay.keyfile import KEY_FILE, WrongPassphrase, change_passphrase
 from relay.node import Node, open_node
 from relay.privacy import forget_settled
 from relay.queries import list_cases, show_case
@@ -142,7 +142,8 @@ async def forgotten(node: Node, case_id: str) -> bool:
 
 async def test_upgrading_a_village_that_kept_clear_rows_seals_them(tmp_path: Path) -> None:
     """A village database from before sealing is sealed at its first open with the passphrase,
-    with no clear copy left in the file; later opens need the same key file and passphrase."""
+    with no clear copy left in the file; later opens need the same key file and passphrase,
+    which can be changed."""
     node_config = config(tmp_path, VILLAGE, "village", TOWNSHIP)
     await make_6e8a5c3_node(node_config.db_url)
     clear_event = (
@@ -173,5 +174,12 @@ async def test_upgrading_a_village_that_kept_clear_rows_seals_them(tmp_path: Pat
         async with open_node(tmp_path, node_config):
             pass
     (tmp_path / KEY_FILE).write_bytes(key)
-    async with open_node(tmp_path, node_config) as node:
-        assert [c["applicant_name"] for c in await list_cases(node)] == ["张三"]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SERVICENET_NEW_PASSPHRASE", "a new passphrase")
+        change_passphrase(tmp_path)
+        env.setenv("SERVICENET_PASSPHRASE", "a new passphrase")
+        async with open_node(tmp_path, node_config) as node:
+            assert [c["applicant_name"] for c in await list_cases(node)] == ["张三"]
+    with pytest.raises(WrongPassphrase):  # the old passphrase no longer opens it
+        async with open_node(tmp_path, node_config):
+            pass
