@@ -18,6 +18,7 @@ from bench.latency import latency
 from bench.pgdb import DEFAULT_URL
 from bench.throughput import drain, relay
 from relay.console import configure_logging
+from relay.keyfile import PASSPHRASE_ENV
 
 if TYPE_CHECKING:
     from bench.district import Options
@@ -160,6 +161,7 @@ def main() -> None:
     failed)."""
     args = parse()
     configure_logging(logging.WARNING)
+    os.environ.setdefault(PASSPHRASE_ENV, "bench passphrase")  # the villages' data keys
     print(f"servicenet bench: {os.cpu_count()} cores")
     root = args.keep or Path(tempfile.mkdtemp(prefix="servicenet-bench-"))
     try:

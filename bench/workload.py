@@ -10,7 +10,6 @@ from sqlalchemy import select
 from casework import Request
 from protos.v1 import relay_pb2 as pb
 from relay.config import DB_FILE
-from relay.ledger import record_from_row
 from relay.node import Node
 from relay.records import EventRecord
 from relay.schema import events, outbox
@@ -38,7 +37,7 @@ async def outbox_records(node: Node) -> list[tuple[int, EventRecord]]:
     query = select(outbox.c.seq, events).join(events, events.c.event_id == outbox.c.event_id)
     async with node.engine.connect() as conn:
         rows = (await conn.execute(query.order_by(outbox.c.seq))).all()
-    return [(row.seq, record_from_row(row)) for row in rows]
+    return [(row.seq, node.ledger.stored(row)) for row in rows]
 
 
 def push_batches(sender: str, records: list[tuple[int, EventRecord]], size: int) -> list[bytes]:

@@ -8,7 +8,7 @@ from casework.catalog import Catalog, Item, Material, default_catalog, parse_cat
 from casework.deadlines import Pause, Status, deadline, status
 from casework.divisions import Division, Divisions, district_of, level_of_code, township_of
 from casework.errors import CaseworkError, IllegalTransition, InvalidInput
-from casework.ids import mask_resident_id, validate_resident_id
+from casework.ids import mask_foreign_ids, mask_resident_id, shown_resident_id, validate_resident_id
 from casework.intake import CheckedRequest, Mandate, Request, check_request
 from casework.lifecycle import CaseState, answer_command, evolve, submit
 
@@ -38,8 +38,10 @@ __all__ = [
     "evolve",
     "from_chinesecalendar",
     "level_of_code",
+    "mask_foreign_ids",
     "mask_resident_id",
     "parse_catalog",
+    "shown_resident_id",
     "status",
     "submit",
     "township_of",

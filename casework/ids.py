@@ -23,3 +23,17 @@ def validate_resident_id(value: str) -> str:
 def mask_resident_id(number: str) -> str:
     """Keep the first 6 and last 4 characters: enough to recognise, not enough to misuse."""
     return number[:6] + "*" * (len(number) - 10) + number[-4:] if len(number) > 10 else "*" * len(number)
+
+
+def shown_resident_id(number: str, district_code: str) -> str:
+    """An ID number as a node's command output shows it: whole for a resident registered in
+    the node's own district (its first six digits), masked for anyone else."""
+    return number if number.startswith(district_code) else mask_resident_id(number)
+
+
+_ANY_ID = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+
+
+def mask_foreign_ids(text: str, district_code: str) -> str:
+    """Free text (form fields, notes) with every ID number registered outside the district masked."""
+    return _ANY_ID.sub(lambda found: shown_resident_id(found[0], district_code), text)

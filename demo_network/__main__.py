@@ -7,6 +7,7 @@ staff accept, escalate and decide them; the outcome flows back. A live table sho
 
 import argparse
 import asyncio
+import os
 import random
 import shutil
 import socket
@@ -23,6 +24,7 @@ from rich.table import Table
 
 from casework import Request
 from casework.lifecycle import ACCEPTED, CMD_DELIVER, DECIDED, DEPARTMENT_DECIDED, ESCALATED
+from relay.keyfile import PASSPHRASE_ENV
 from relay.node import open_node
 from relay.queries import list_cases
 from relay.staff import act
@@ -40,6 +42,7 @@ ITEMS = [
 NAMES = ["张秀英", "王建国", "李桂兰", "刘德华", "陈玉梅", "杨国强"]
 IDS = ["500117195603124322", "500117197811052166", "500117200108230041", "11010519491231002X"]
 console = Console(width=max(shutil.get_terminal_size().columns, 100))
+PASSPHRASE = "demo passphrase"  # seals the demo villages' personal data (relay/keyfile.py)
 
 
 def tool(role: str, *args: str) -> list[str]:
@@ -235,6 +238,7 @@ def main() -> None:
     if args.folder and folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault(PASSPHRASE_ENV, PASSPHRASE)  # every village command of the demo
     console.print(f"nodes and logs in {folder}")
     try:
         asyncio.run(main_async(folder, args.seconds))
@@ -242,6 +246,7 @@ def main() -> None:
         pass
     village = folder / "500117001005"
     console.print(f"\ndone; inspect a node with e.g. .venv/bin/village-agent cases --home {village}")
+    console.print(f"(a village asks for its passphrase: {os.environ[PASSPHRASE_ENV]!r})", markup=False)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ from relay import migrations
 _WRITE_LOCK = 0x5E7E1  # any constant: one lock per database
 
 
-def open_engine(url: str) -> AsyncEngine:
-    """An engine whose write transactions are serialised and durable before commit returns."""
+def open_engine(url: str, wipe_deleted: bool = False) -> AsyncEngine:
+    """An engine whose write transactions are serialised and durable before commit returns.
+    ``wipe_deleted`` (a village): SQLite overwrites what it deletes or replaces with zeros."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
-        _make_sqlite_durable(engine)
+        _make_sqlite_durable(engine, wipe_deleted)
         return engine
     return create_async_engine(url, pool_size=5, max_overflow=5, hide_parameters=True)
 
@@ -56,7 +57,7 @@ async def create_schema(engine: AsyncEngine) -> None:
             await conn.run_sync(migrations.upgrade)
 
 
-def _make_sqlite_durable(engine: AsyncEngine) -> None:
+def _make_sqlite_durable(engine: AsyncEngine, wipe_deleted: bool) -> None:
     # BEGIN IMMEDIATE: a writer takes the lock at the start of its transaction, so counters read
     # inside it cannot race another process (the CLI writes while the server runs).
     @event.listens_for(engine.sync_engine, "connect")
@@ -67,6 +68,8 @@ def _make_sqlite_durable(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if wipe_deleted:
+            cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -8,7 +8,7 @@ the database a fixed number of times per batch, whatever the batch's size.
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -57,6 +57,7 @@ from relay.counters import read_value, take_range, write_value
 from relay.db import insert_many, serialize_writers
 from relay.records import EventRecord, encode_payload
 from relay.schema import cases, dead_letters, events, outbox, rectifications
+from relay.vault import Vault
 
 MAX_CASE_ID = 36
 MAX_INT64 = 2**63
@@ -98,8 +99,10 @@ class Ledger:
         catalog: Catalog,
         calendar: WorkCalendar | None = None,
         today: Callable[[], date] = today_in_china,
+        vault: Vault | None = None,
     ) -> None:
         self.config = config
+        self.vault = vault or Vault()  # how personal data is kept here (sealed on a village)
         self.catalog = catalog  # the newest version: requests are taken under it
         self.catalogs = {catalog.version: catalog}  # every version this node has seen
         self.calendar = calendar or default_calendar()
@@ -170,7 +173,7 @@ class Ledger:
             if record.type in COMMANDS:
                 self._answer(batch, record)
             elif record.type == RETURNED and batch.known[record.case_id]["owner"] == self.config.code:
-                for command in await _unanswered_commands(conn, batch, record.case_id):
+                for command in await self._unanswered_commands(conn, batch, record.case_id):
                     self._answer(batch, command)
         await self._write(conn, batch)
         if refusals:
@@ -398,9 +401,9 @@ class Ledger:
         own = [row["event_id"] for row in batch.event_rows if row["via"] is None]
         relay_ids = (own if self.has_upstream else []) + batch.relay_ids
         if batch.event_rows:
-            await insert_many(conn, events, batch.event_rows)
+            await insert_many(conn, events, self.vault.seal_events(batch.event_rows))
         if batch.new_cases:
-            await insert_many(conn, cases, list(batch.new_cases.values()))
+            await insert_many(conn, cases, self.vault.seal_cases(list(batch.new_cases.values())))
         if batch.changed:
             await conn.execute(
                 update(cases)
@@ -421,6 +424,32 @@ class Ledger:
             await _enqueue(conn, _in_order(batch.event_rows, set(relay_ids)))
         if batch.next_seq != batch.first_seq:
             await write_value(conn, "origin_seq", batch.next_seq - 1)
+
+    def stored(self, row: Any) -> EventRecord:
+        """An event as this node stored it, its payload opened (sealed on a village)."""
+        record = record_from_row(row)
+        if not self.vault.sealing:
+            return record
+        return replace(
+            record, payload=self.vault.open_payload(record.case_id, record.event_id, record.payload)
+        )
+
+    async def _unanswered_commands(
+        self, conn: AsyncConnection, batch: _Batch, case_id: str
+    ) -> list[EventRecord]:
+        """Commands of a case that no owner has answered yet: those that went up to the district
+        while it owned the case, before it returned the case here for rework."""
+        query = select(events).where(events.c.case_id == case_id).order_by(events.c.position)
+        stored = [self.stored(row) for row in (await conn.execute(query)).all()]
+        fields = EventRecord.__slots__
+        made = [
+            EventRecord(**{name: r[name] for name in fields})
+            for r in batch.event_rows
+            if r["case_id"] == case_id
+        ]
+        records = stored + made
+        answered = {r.payload_dict().get("command_event_id") for r in records if r.type not in COMMANDS}
+        return [r for r in records if r.type in COMMANDS and r.event_id not in answered]
 
 
 @lru_cache(maxsize=256)
@@ -446,22 +475,6 @@ async def _known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
         )
         known.update((await conn.execute(refused)).scalars())
     return known
-
-
-async def _unanswered_commands(conn: AsyncConnection, batch: _Batch, case_id: str) -> list[EventRecord]:
-    """Commands of a case that no owner has answered yet: those that went up to the district
-    while it owned the case, before it returned the case here for rework."""
-    stored = (
-        await conn.execute(select(events).where(events.c.case_id == case_id).order_by(events.c.position))
-    ).all()
-    rows = [dict(row._mapping) for row in stored] + [r for r in batch.event_rows if r["case_id"] == case_id]
-    answered = {json.loads(r["payload"]).get("command_event_id") for r in rows if r["type"] not in COMMANDS}
-    fields = EventRecord.__slots__
-    return [
-        EventRecord(**{name: r[name] for name in fields})
-        for r in rows
-        if r["type"] in COMMANDS and r["event_id"] not in answered
-    ]
 
 
 def _state(row: dict[str, Any]) -> CaseState:

@@ -15,8 +15,10 @@ from relay import calendars, catalogs
 from relay.config import NodeConfig
 from relay.db import create_schema, open_engine, serialize_writers
 from relay.ledger import Ledger
+from relay.privacy import village_vault
 from relay.sync import Syncer
 from relay.upstream import GrpcUpstream
+from relay.vault import Vault
 
 
 @dataclass
@@ -83,13 +85,16 @@ async def _catalogs(engine: AsyncEngine, home: Path) -> tuple[dict[str, Catalog]
 
 @asynccontextmanager
 async def open_node(home: Path, config: NodeConfig | None = None) -> AsyncIterator[Node]:
-    """Open (and on first use create) a node's database; closes it on exit."""
+    """Open (and on first use create) a node's database; closes it on exit. A village's
+    personal data is sealed: its data key is opened with the agent's passphrase first."""
     config = config or NodeConfig.load(home)
-    engine = open_engine(config.db_url)
+    village = config.role == "village"
+    engine = open_engine(config.db_url, wipe_deleted=village)
     try:
         await create_schema(engine)
+        vault = await village_vault(home, engine) if village else Vault()
         kept, newest = await _catalogs(engine, home)
-        node = Node(home, config, engine, Ledger(config, kept[newest]))
+        node = Node(home, config, engine, Ledger(config, kept[newest], vault=vault))
         await node.reload_published()
         yield node
     finally:

@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from casework import mask_foreign_ids, shown_resident_id
 from relay.clock import iso
 from relay.node import Node
 from relay.schema import cases, events
@@ -15,7 +16,7 @@ async def list_cases(node: Node, status: str | None = None) -> list[dict[str, An
     if status:
         query = query.where(cases.c.status == status)
     async with node.engine.connect() as conn:
-        return [case_dict(row) for row in (await conn.execute(query)).all()]
+        return [_with_applicant(node, row) for row in (await conn.execute(query)).all()]
 
 
 async def show_case(node: Node, case_id: str) -> dict[str, Any] | None:
@@ -27,18 +28,29 @@ async def show_case(node: Node, case_id: str) -> dict[str, Any] | None:
         history = (
             await conn.execute(select(events).where(events.c.case_id == case_id).order_by(events.c.position))
         ).all()
-    found = case_dict(row)
+    found = _with_applicant(node, row)
+    district = node.config.district_code
     found["events"] = [
         {
             "event_id": e.event_id,
             "type": e.type,
             "origin_node": e.origin_node,
             "recorded_at": iso(e.recorded_at),
-            "payload": _public_payload(e.payload),
+            "payload": _public_payload(node.ledger.stored(e).payload, district),
         }
         for e in history
     ]
     return found
+
+
+def _with_applicant(node: Node, row: Any) -> dict[str, Any]:
+    """The case as command output shows it: the applicant's name, and their ID number whole
+    only for a resident of this node's district (masked otherwise; empty once forgotten)."""
+    applicant = node.ledger.vault.applicant(row)
+    id_number = (
+        shown_resident_id(applicant.id_number, node.config.district_code) if applicant.id_number else ""
+    )
+    return case_dict(row) | {"applicant_name": applicant.name, "applicant_id": id_number}
 
 
 def case_dict(row: Any) -> dict[str, Any]:
@@ -65,8 +77,12 @@ def case_dict(row: Any) -> dict[str, Any]:
     }
 
 
-def _public_payload(raw: bytes) -> dict[str, Any]:
-    """The payload without the applicant's identity (shown once, on the case itself)."""
+def _public_payload(raw: bytes, district_code: str) -> dict[str, Any]:
+    """The payload without the applicant's identity (shown once, on the case itself), and with
+    any other ID number (a form field's) masked unless it is of a resident of the district."""
     payload: dict[str, Any] = json.loads(raw)
     payload.pop("applicant", None)
-    return payload
+    shown: dict[str, Any] = json.loads(
+        mask_foreign_ids(json.dumps(payload, ensure_ascii=False), district_code)
+    )
+    return shown

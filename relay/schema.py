@@ -66,6 +66,9 @@ cases = Table(
     Column("window", String(32), nullable=False, default="", server_default=""),  # owner's window last acting
     Column("yellow_on", String(10)),  # from this day a running case shows yellow (supervision)
     Column("rating", Integer),  # the applicant's latest score, 1 to 5
+    # On a village: name, ID number and phone sealed with its data key (relay/vault.py), the
+    # three columns above left empty; NULL elsewhere, and once the village has forgotten them.
+    Column("applicant_sealed", LargeBinary),
 )
 Index("ix_cases_status", cases.c.status)
 

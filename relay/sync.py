@@ -24,7 +24,8 @@ from relay.catalogs import parse_document, store
 from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
 from relay.errors import PermanentError, RelayError, TransientError
-from relay.ledger import Ledger, Refusal, dead_letter, record_from_row
+from relay.ledger import Ledger, Refusal, dead_letter
+from relay.privacy import forget_settled
 from relay.records import EventRecord, Heartbeat, PushResult
 from relay.schema import events, nodes, outbox
 from relay.upstream import Upstream
@@ -131,7 +132,7 @@ class Syncer:
                 " it was restored from a backup older than the retention period; an operator must"
                 " recover the missing events there"
             )
-        return [(row.seq, record_from_row(row)) for row in rows]
+        return [(row.seq, self.ledger.stored(row)) for row in rows]
 
     async def _settle(self, result: PushResult, envelopes: list[tuple[int, EventRecord]]) -> tuple[int, int]:
         """Record an acknowledgement: the mark, rejections as dead letters; move the cursor."""
@@ -151,6 +152,8 @@ class Syncer:
                     [(r.seq, by_seq[r.seq], r.reason) for r in result.rejected if r.seq in by_seq],
                 )
             await self._prune(conn, mark)
+            if envelopes and self.ledger.vault.sealing:
+                await forget_settled(conn)  # what was just acknowledged may close a case here
         if mark < first - 1:
             log.warning("relay.push.rewind", upstream_expects=mark + 1, sent=first)
         self._next_seq = mark + 1
@@ -199,6 +202,8 @@ class Syncer:
                 last_position, last = page.events[-1]
                 if last_position > await read_value(conn, "pull_cursor"):
                     await write_value(conn, "pull_cursor", last_position, last.event_id)
+                if self.ledger.vault.sealing:
+                    await forget_settled(conn)  # a case delivered or withdrawn just now
             await write_value(conn, "last_pull", now_us())
         metrics.EVENTS.inc(len(page.events), direction="pulled")
         metrics.PULL_POSITION.set(page.head, what="head")

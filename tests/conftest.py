@@ -25,6 +25,9 @@ os.environ["SERVICENET_LANG"] = "zh-CN"
 PG_URL = os.environ.get("SERVICENET_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test") + (
     f"_{os.environ['PYTEST_XDIST_WORKER']}" if "PYTEST_XDIST_WORKER" in os.environ else ""
 )
+# Village data keys are wrapped with this passphrase (relay/keyfile.py), in-process and in every
+# command the tests run.
+PASSPHRASE = os.environ.setdefault("SERVICENET_PASSPHRASE", "test passphrase")
 
 
 def config(home: Path, code: str, role: str, upstream_code: str = "", db_url: str = "") -> NodeConfig:

@@ -77,6 +77,7 @@ class Network:
         self.ports: dict[str, int] = {}
         self.servers: dict[str, subprocess.Popen[bytes]] = {}
         self.role: dict[str, str] = {}
+        self.command_errors: list[bytes] = []  # what every command run wrote on stderr
         args = ["init", "--code", "500117", "--divisions", str(DIVISIONS)]
         self.cli("district", "500117", *args, *(["--db", district_db] if district_db else []))
         self.role["500117"] = "district"
@@ -138,6 +139,7 @@ class Network:
         done = subprocess.run(
             command, capture_output=True, timeout=timeout, env=_env() | (env or {}), input=input
         )
+        self.command_errors.append(done.stderr)
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr.decode()}")
         if "--json" in args and done.returncode == 0:
@@ -176,7 +178,9 @@ class Network:
         return dict(self.node(code, "sync", "--timeout", str(timeout), "--json"))
 
     def log_text(self) -> str:
-        return "".join(p.read_text(encoding="utf-8", errors="replace") for p in self.root.glob("*.log"))
+        """The servers' logs and what every command wrote on stderr."""
+        servers = "".join(p.read_text(encoding="utf-8", errors="replace") for p in self.root.glob("*.log"))
+        return servers + b"".join(self.command_errors).decode(errors="replace")
 
 
 def _env() -> dict[str, str]:

@@ -37,12 +37,24 @@ def running_network(tmp_path: Path, district_db: str | None = None) -> Iterator[
     net.stop_all()
     logs = net.log_text()
     assert "node.serving" in logs
-    assert IDS[0] not in logs and "李四" not in logs, "personal data reached a server log"
+    assert [value for value in PERSONAL if value in logs] == [], "personal data reached a log"
+    db = net.home(V) / "node.db"
+    stolen = b"".join(path.read_bytes() for path in (db, db.with_name("node.db-wal")) if path.exists())
+    assert [value for value in PERSONAL if value.encode() in stolen] == [], "the village keeps it in clear"
+
+
+# Every name, ID number and phone these tests use (a bad ID number too): none may reach a log
+# or the village's database file in clear.
+PHONE = "13912345678"
+PERSONAL = (*IDS, "110105194912310021", PHONE, "李四", "王五")
 
 
 def intake(net: Network, item: str) -> str:
     taken = net.node(
-        V, "intake", "--item", item, "--applicant-name", "李四", "--applicant-id", IDS[0], "--json"
+        V,
+        "intake",
+        *("--item", item, "--applicant-name", "李四", "--applicant-id", IDS[0], "--phone", PHONE),
+        "--json",
     )
     return str(taken["case_id"])
 
@@ -68,8 +80,10 @@ def test_township_item_decided_at_township_comes_back_to_village(network: Networ
     network.node(V, "deliver", case_id)
     network.sync(V)
     network.sync(V)
-    assert network.cases(V)[0]["status"] == "delivered"
+    [case] = network.cases(V)
+    assert (case["status"], case["applicant_name"]) == ("delivered", "")  # forgotten at the village
     wait_for(network, "500117", case_id, "delivered")
+    assert network.cases(T)[0]["applicant_id"] == IDS[0]  # the township keeps it
 
 
 def test_district_item_escalated_and_decided_at_district(network: Network) -> None:
@@ -158,6 +172,10 @@ def test_bad_intake_is_refused_and_leaves_no_record(network: Network) -> None:
         assert done.returncode == 2
         assert done.stderr.decode().count("\n") == 1 and b"Traceback" not in done.stderr
     assert b"check digit" in bad_id.stderr and b"unknown item" in unknown.stderr
+    wrong = network.node(V, "cases", env={"SERVICENET_PASSPHRASE": "not the passphrase"}, check=False)
+    unset = network.node(V, "cases", env={"SERVICENET_PASSPHRASE": ""}, check=False)  # no terminal
+    for done, says in ((wrong, b"wrong passphrase"), (unset, b"set SERVICENET_PASSPHRASE")):
+        assert done.returncode == 2 and done.stderr.count(b"\n") == 1 and says in done.stderr
     assert network.cases(V) == []
     assert network.node(V, "status", "--json")["backlog"] == 0
 

@@ -23,7 +23,6 @@ from casework import Request
 from casework.lifecycle import ACCEPTED
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
-from relay.ledger import record_from_row
 from relay.node import Node
 from relay.records import EventRecord
 from relay.schema import cases, dead_letters, events, inbox_peers, nodes, outbox
@@ -89,7 +88,7 @@ async def village_events(node: Node, n: int) -> list[EventRecord]:
                 select(events).join(outbox, outbox.c.event_id == events.c.event_id).order_by(outbox.c.seq)
             )
         ).all()
-    return [record_from_row(row) for row in rows]
+    return [node.ledger.stored(row) for row in rows]
 
 
 def push_request(

@@ -29,7 +29,6 @@ from casework.lifecycle import (
 from relay.config import RelayPolicy
 from relay.counters import read_text, read_value, take_range, write_value
 from relay.errors import PermanentError, TransientError
-from relay.ledger import record_from_row
 from relay.node import Node
 from relay.records import EventRecord, PullResult, PushResult
 from relay.schema import cases, dead_letters, events, inbox_peers, outbox
@@ -118,7 +117,7 @@ async def outbox_records(node: Node) -> list[tuple[int, EventRecord]]:
                 .order_by(outbox.c.seq)
             )
         ).all()
-    return [(row.seq, record_from_row(row)) for row in rows]
+    return [(row.seq, node.ledger.stored(row)) for row in rows]
 
 
 async def count(node: Node, table: Any, *where: Any) -> int:

@@ -23,6 +23,7 @@ from relay.console import (
     serve_node,
     with_node,
 )
+from relay.keyfile import KEY_FILE, change_passphrase
 from relay.node import Node
 from village_agent import service
 
@@ -46,6 +47,17 @@ def init(
     """Set up this laptop as the village's service point."""
     joined = join_network(home, bundle, "village", township, None, operator or "agent", insecure_loopback)
     out.print(f"village {joined.code} {joined.name} set up in {home}", markup=False)
+
+
+@app.command()
+def passphrase(home: Home) -> None:
+    """Change the passphrase of this village's data key (asked at the terminal; in scripts,
+    SERVICENET_PASSPHRASE and SERVICENET_NEW_PASSPHRASE). The data stays as it is."""
+    try:
+        change_passphrase(home)
+    except CaseworkError as exc:
+        fail(str(exc))
+    out.print(f"the passphrase of {home / KEY_FILE} is changed", markup=False)
 
 
 @app.command()
@@ -271,14 +283,18 @@ def _request_from_json(line: str) -> tuple[Request, dict[str, Path], Path | None
     files = {str(k): Path(str(v)) for k, v in materials.items()}
     fields = {str(k): str(v) for k, v in fields.items()}
     mandate = Path(str(data["mandate"])) if data.get("mandate") else None
-    return Request(
-        str(data.get("item", "")),
-        str(data.get("applicant_name", "")),
-        str(data.get("applicant_id", "")),
-        str(data.get("phone") or ""),
-        fields,
-        tuple(files),
-    ), files, mandate
+    return (
+        Request(
+            str(data.get("item", "")),
+            str(data.get("applicant_name", "")),
+            str(data.get("applicant_id", "")),
+            str(data.get("phone") or ""),
+            fields,
+            tuple(files),
+        ),
+        files,
+        mandate,
+    )
 
 
 def _pairs(values: list[str], option: str, shape: str) -> dict[str, str]:

@@ -1,0 +1,185 @@
+"""A village keeps personal data sealed, and only as long as it needs it (real SQLite files,
+a township in the same process)."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from casework import Request, mask_foreign_ids, shown_resident_id
+from casework.lifecycle import ACCEPTED, CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, DECIDED
+from relay.keyfile import KEY_FILE, WrongPassphrase, change_passphrase
+from relay.node import Node, open_node
+from relay.privacy import forget_settled
+from relay.queries import list_cases, show_case
+from relay.schema import cases, events
+from relay.service import RelayService
+from relay.staff import act
+from relay.sync import Syncer
+from relay.upstream import LocalUpstream
+from tests.conftest import DISTRICT, TOWNSHIP, VILLAGE, config
+from tests.test_migrations import CASE, make_6e8a5c3_node, run_on
+from village_agent import service as village
+
+# Two residents of the district and one from Beijing, with their phones and a form field
+# naming a family member's ID number.
+PEOPLE = [("张秀英", "500117195603124322", "13912345678"), ("王建国", "11010519491231002X", "13787654321")]
+SPOUSE_ID = "500117197811052166"
+
+
+@dataclass
+class Pair:
+    village: Node
+    township: Node
+    sync: Syncer
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
+    """A village (its data sealed) and its township, each on its own SQLite file."""
+    homes = {name: tmp_path / name for name in ("t", "v")}
+    for home in homes.values():
+        home.mkdir()
+    async with (
+        open_node(homes["t"], config(homes["t"], TOWNSHIP, "township", DISTRICT)) as township,
+        open_node(homes["v"], config(homes["v"], VILLAGE, "village", TOWNSHIP)) as village_node,
+    ):
+        link = LocalUpstream(RelayService(township.engine, township.ledger))
+        yield Pair(village_node, township, Syncer(village_node.engine, village_node.ledger, link))
+
+
+async def take_everyone(node: Node) -> list[str]:
+    fields = {"配偶身份证号": SPOUSE_ID}
+    checked = [
+        village.check(node, Request("twp-pension-enroll", name, number, phone, fields), {})
+        for name, number, phone in PEOPLE
+    ]
+    return [taken.case_id for taken in await village.take(node, checked)]
+
+
+def raw_bytes(home: Path) -> bytes:
+    """The database file and its write-ahead log as a thief would copy them."""
+    db = home / "node.db"
+    return b"".join(path.read_bytes() for path in (db, db.with_name("node.db-wal")) if path.exists())
+
+
+def personal(*extra: str) -> list[bytes]:
+    return [value.encode() for person in PEOPLE for value in person] + [v.encode() for v in extra]
+
+
+async def test_a_stolen_village_database_reveals_nobody(pair: Pair) -> None:
+    """After intake, a complaint and a sync, neither the village's database file nor its WAL
+    holds a name, ID number or phone; the agent still sees them, the township gets them."""
+    first, _ = await take_everyone(pair.village)
+    await village.command(pair.village, first, CMD_COMPLAIN, {"text": "太慢"})
+    assert (await pair.sync.sync(5)).pushed == 3
+    stolen = raw_bytes(pair.village.home)
+    assert (pair.village.home / "node.db-wal").exists() and len(stolen) > 10_000
+    assert [value for value in personal(SPOUSE_ID) if value in stolen] == []
+    shown = {c["applicant_name"]: c["applicant_id"] for c in await list_cases(pair.village)}
+    assert shown == {"张秀英": PEOPLE[0][1], "王建国": "110105********002X"}  # Beijing's masked
+    at_township = raw_bytes(pair.township.home)
+    assert all(value in at_township for value in personal(SPOUSE_ID))  # the scan finds clear data
+
+
+async def test_command_output_masks_id_numbers_from_outside_the_district(pair: Pair) -> None:
+    """ID numbers of residents registered elsewhere are masked, in the case and in its fields."""
+    assert shown_resident_id(PEOPLE[0][1], DISTRICT) == PEOPLE[0][1]
+    assert shown_resident_id(PEOPLE[1][1], DISTRICT) == "110105********002X"
+    assert mask_foreign_ids(f"{PEOPLE[1][1]} {SPOUSE_ID} 1{SPOUSE_ID}", DISTRICT) == (
+        f"110105********002X {SPOUSE_ID} 1{SPOUSE_ID}"
+    )
+    _, second = await take_everyone(pair.village)
+    await pair.sync.sync(5)
+    shown = await show_case(pair.township, second)
+    assert shown is not None and shown["applicant_id"] == "110105********002X"
+    assert shown["events"][0]["payload"]["fields"] == {"配偶身份证号": SPOUSE_ID}
+    pair.township.config = replace(pair.township.config, district_code="500118")  # seen from next door
+    shown = await show_case(pair.township, second)
+    assert shown is not None and shown["events"][0]["payload"]["fields"] == {
+        "配偶身份证号": "500117********2166"
+    }
+
+
+async def test_a_case_delivered_and_synced_is_forgotten_at_the_village(pair: Pair) -> None:
+    """Once delivered and acknowledged, the village keeps the case number, item and status, not
+    the person; an open case keeps its applicant; a later rating is forgotten at its sync."""
+    done, still_open = await take_everyone(pair.village)
+    await pair.sync.sync(5)
+    await act(pair.township, [done], ACCEPTED, {})
+    await act(pair.township, [done], DECIDED, {"approved": True, "reason": "符合条件"})
+    await pair.sync.sync(5)
+    await village.command(pair.village, done, CMD_DELIVER, {})
+    assert await forgotten(pair.village, done) is False  # delivered here, not yet acknowledged
+    await pair.sync.sync(5)
+    assert await forgotten(pair.village, done) is True
+    by_id = {c["case_id"]: c for c in await list_cases(pair.village)}
+    assert (by_id[done]["item_code"], by_id[done]["status"]) == ("twp-pension-enroll", "delivered")
+    assert (by_id[done]["applicant_name"], by_id[done]["applicant_id"]) == ("", "")
+    assert by_id[still_open]["applicant_name"] == PEOPLE[1][0] and not await forgotten(
+        pair.village, still_open
+    )
+    assert (await list_cases(pair.township))[0]["applicant_name"] == PEOPLE[0][0]  # kept upstream
+    await village.command(pair.village, done, CMD_RATE, {"score": 5, "comment": "很快"})
+    assert await forgotten(pair.village, done) is False
+    await pair.sync.sync(5)
+    assert await forgotten(pair.village, done) is True
+    async with pair.village.engine.begin() as conn:
+        assert await forget_settled(conn) == 0  # idempotent
+
+
+async def forgotten(node: Node, case_id: str) -> bool:
+    """True when neither the case row nor any of its events keeps anything of the person."""
+    async with node.engine.connect() as conn:
+        sealed = (
+            await conn.execute(select(cases.c.applicant_sealed).where(cases.c.case_id == case_id))
+        ).scalar()
+        payloads = (await conn.execute(select(events.c.payload).where(events.c.case_id == case_id))).scalars()
+        return sealed is None and set(payloads) == {b"{}"}
+
+
+async def test_upgrading_a_village_that_kept_clear_rows_seals_them(tmp_path: Path) -> None:
+    """A village database from before sealing is sealed at its first open with the passphrase,
+    with no clear copy left in the file; later opens need the same key file and passphrase,
+    which can be changed."""
+    node_config = config(tmp_path, VILLAGE, "village", TOWNSHIP)
+    await make_6e8a5c3_node(node_config.db_url)
+    clear_event = (
+        "INSERT INTO events (event_id, case_id, origin_node, origin_seq, type, payload, recorded_at, "
+    )
+    clear_event += "catalog_version, village_code, township_code) VALUES ('500117001005:1', :case, "
+    clear_event += "'500117001005', 1, 'case.submitted', :payload, 1, '2026.1', '500117001005', '500117001')"
+    payload = (
+        f'{{"applicant":{{"name":"张三","id_number":"{CASE["applicant_id"]}","phone":"{CASE["phone"]}"}}}}'
+    )
+    values = {"case": CASE["case_id"], "payload": payload.encode()}
+    await run_on(node_config.db_url, lambda conn: conn.execute(text(clear_event), values))
+    clear = [str(CASE[k]).encode() for k in ("applicant_name", "applicant_id", "phone")]
+    assert all(value in raw_bytes(tmp_path) for value in clear)
+    async with open_node(tmp_path, node_config) as node:
+        [case] = await list_cases(node)
+        assert case["applicant_name"] == "张三"
+        assert [value for value in clear if value in raw_bytes(tmp_path)] == []
+        assert (await show_case(node, CASE["case_id"]) or {})["events"][0]["type"] == "case.submitted"
+    key = (tmp_path / KEY_FILE).read_bytes()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SERVICENET_PASSPHRASE", "not the passphrase")
+        with pytest.raises(WrongPassphrase, match="wrong passphrase"):
+            async with open_node(tmp_path, node_config):
+                pass
+    (tmp_path / KEY_FILE).unlink()
+    with pytest.raises(Exception, match="missing: restore it"):
+        async with open_node(tmp_path, node_config):
+            pass
+    (tmp_path / KEY_FILE).write_bytes(key)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SERVICENET_NEW_PASSPHRASE", "a new passphrase")
+        change_passphrase(tmp_path)
+        env.setenv("SERVICENET_PASSPHRASE", "a new passphrase")
+        async with open_node(tmp_path, node_config) as node:
+            assert [c["applicant_name"] for c in await list_cases(node)] == ["张三"]
+    with pytest.raises(WrongPassphrase):  # the old passphrase no longer opens it
+        async with open_node(tmp_path, node_config):
+            pass
