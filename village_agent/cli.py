@@ -13,16 +13,20 @@ from relay.console import (
     Home,
     InsecureLoopback,
     add_common_commands,
+    add_renew_command,
     add_sync_command,
     emit,
     fail,
     join_network,
     out,
+    read_bundle,
+    refuse_taken_home,
     run,
     run_service,
     serve_node,
     with_node,
 )
+from relay.enrollment import enroll_with_token
 from relay.node import Node
 from village_agent import service
 
@@ -33,18 +37,35 @@ app = typer.Typer(
 )
 add_common_commands(app)
 add_sync_command(app)
+add_renew_command(app, "village")
 
 
 @app.command()
 def init(
     home: Home,
-    bundle: Annotated[Path, typer.Option(help="The enrollment bundle for this village.")],
     township: Annotated[str, typer.Option(help="HOST:PORT of the township node.")],
+    bundle: Annotated[Path | None, typer.Option(help="The enrollment bundle for this village.")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="A one-time token from the township ('township-node enroll-token').")
+    ] = None,
+    enroll: Annotated[
+        str | None, typer.Option(help="With --token: HOST:PORT of the township's enrollment address.")
+    ] = None,
     operator: Annotated[str, typer.Option(help="The agent's name, recorded on what they do.")] = "",
     insecure_loopback: InsecureLoopback = False,
 ) -> None:
-    """Set up this laptop as the village's service point."""
-    joined = join_network(home, bundle, "village", township, None, operator or "agent", insecure_loopback)
+    """Set up this laptop as the village's service point: from a bundle made by the district,
+    or with a one-time token from the township (the key is made here and never leaves)."""
+    if (bundle is None) == (token is None):
+        fail("give either --bundle (from the district) or --token with --enroll (from the township)")
+    if bundle is not None:
+        joined = read_bundle(bundle, "village")
+    else:
+        if not enroll:
+            fail("--token needs --enroll HOST:PORT: the township's enrollment address")
+        refuse_taken_home(home)  # before the token is used up
+        joined = run(enroll_with_token(enroll, token or ""))
+    join_network(home, joined, township, None, operator or "agent", insecure_loopback)
     out.print(f"village {joined.code} {joined.name} set up in {home}", markup=False)
 
 
@@ -271,14 +292,18 @@ def _request_from_json(line: str) -> tuple[Request, dict[str, Path], Path | None
     files = {str(k): Path(str(v)) for k, v in materials.items()}
     fields = {str(k): str(v) for k, v in fields.items()}
     mandate = Path(str(data["mandate"])) if data.get("mandate") else None
-    return Request(
-        str(data.get("item", "")),
-        str(data.get("applicant_name", "")),
-        str(data.get("applicant_id", "")),
-        str(data.get("phone") or ""),
-        fields,
-        tuple(files),
-    ), files, mandate
+    return (
+        Request(
+            str(data.get("item", "")),
+            str(data.get("applicant_name", "")),
+            str(data.get("applicant_id", "")),
+            str(data.get("phone") or ""),
+            fields,
+            tuple(files),
+        ),
+        files,
+        mandate,
+    )
 
 
 def _pairs(values: list[str], option: str, shape: str) -> dict[str, str]:
