@@ -197,7 +197,10 @@ def _certificate_expires(node: Node) -> str | None:
     """When this node's certificate expires (None: plaintext test node)."""
     if node.config.tls.insecure_loopback:
         return None
-    return validity_of(node.config.tls.credentials(node.home).cert).expires.isoformat()
+    try:
+        return validity_of(node.config.tls.credentials(node.home).cert).expires.isoformat()
+    except (InvalidInput, ValueError):  # no certificate (made before mutual TLS) or a damaged one
+        return None
 
 
 async def rejected_events(node: Node) -> list[dict[str, Any]]:
