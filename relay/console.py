@@ -27,11 +27,11 @@ from relay.clock import iso, today_in_china
 from relay.config import CONFIG_FILE, NodeConfig
 from relay.counters import read_value
 from relay.enrollment import EnrollmentServicer, start_enrollment
-from relay.errors import RelayError, TransientError
+from relay.errors import TransientError
 from relay.httpd import Handler, node_routes, start_http
-from relay.joining import config_from_bundle, install_credentials, reinstall_credentials
+from relay.joining import config_from_bundle, install_credentials
 from relay.node import Node, open_node
-from relay.pki import Validity, validity_of
+from relay.pki import validity_of
 from relay.queries import list_cases, show_case
 from relay.renewal import Renewer
 from relay.schema import cases as cases_table
@@ -403,7 +403,7 @@ async def _sync(node: Node, seconds: float) -> dict[str, int]:
     try:
         report = await asyncio.wait_for(syncer.sync(give_up_after=seconds), seconds)
         if isinstance(upstream.security, Credentials):
-            await _renew_if_due(Renewer(node.home, node.config, upstream))
+            await Renewer(node.home, node.config, upstream).renew_if_due()
     except (TransientError, TimeoutError) as exc:
         raise TransientError(
             f"cannot reach {node.config.upstream} within {seconds:g}s; everything stays queued"
@@ -416,56 +416,6 @@ async def _sync(node: Node, seconds: float) -> dict[str, int]:
         "rejected": report.rejected,
         "backlog": report.backlog,
     }
-
-
-async def _renew_if_due(renewer: Renewer) -> None:
-    """A laptop that only ever runs 'sync' renews its certificate too (best effort)."""
-    if renewer.due():
-        try:
-            await renewer.renew()
-        except RelayError as exc:
-            structlog.get_logger().warning("relay.renew.failed", error=str(exc))
-
-
-def add_renew_command(app: typer.Typer, role: str) -> None:
-    @app.command()
-    def renew(
-        home: Home,
-        bundle: Annotated[
-            Path | None,
-            typer.Option(help="A new bundle from 'district-node enroll' (expired or revoked certificate)."),
-        ] = None,
-        as_json: AsJson = False,
-    ) -> None:
-        """Renew this node's certificate now, over its link (a new key, signed by the district);
-        or install the key and certificate of a new bundle. A running server takes them up
-        at its next connection."""
-        if bundle is not None:
-            config = NodeConfig.load(home) if (home / CONFIG_FILE).exists() else None
-            if config is None:
-                fail(f"no node in {home}: run 'init' first (or pass --home)")
-            try:
-                reinstall_credentials(home, config, read_bundle(bundle, role))
-            except CaseworkError as exc:
-                fail(str(exc))
-            expires = validity_of(config.tls.credentials(home).cert).expires
-        else:
-            expires = run(with_node(home, _renew)).expires
-        emit(
-            {"certificate_expires": expires.isoformat()},
-            as_json,
-            lambda: out.print(f"certificate renewed: valid until {expires.isoformat()}", markup=False),
-        )
-
-
-async def _renew(node: Node) -> Validity:
-    upstream = node.upstream()
-    try:
-        if not isinstance(upstream.security, Credentials):
-            raise InvalidInput("this node runs without TLS (insecure_loopback): no certificate to renew")
-        return await Renewer(node.home, node.config, upstream).renew()
-    finally:
-        await upstream.close()
 
 
 def add_supervise_command(app: typer.Typer) -> None:

@@ -48,6 +48,15 @@ class Renewer:
         log.info("security.certificate.renewed", code=code, expires=validity.expires.isoformat())
         return validity
 
+    async def renew_if_due(self) -> None:
+        """What ``sync`` does at its end, so a laptop that only ever syncs renews too: best
+        effort, a failure is logged and tried again at the next sync."""
+        if self.due():
+            try:
+                await self.renew()
+            except RelayError as exc:
+                log.warning("relay.renew.failed", error=str(exc))
+
     async def adopt(self) -> None:
         """Dial the upstream with the files' key and certificate if they changed (renewed here
         or by a command), leaving calls under way their time to finish."""

@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from casework.lifecycle import ESCALATED
+from relay.certcli import add_renew_command
 from relay.clock import iso
 from relay.console import (
     AsJson,
@@ -14,7 +15,6 @@ from relay.console import (
     InsecureLoopback,
     Staff,
     add_common_commands,
-    add_renew_command,
     add_supervise_command,
     add_sync_command,
     emit,

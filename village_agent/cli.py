@@ -8,12 +8,12 @@ import typer
 
 from casework import CaseworkError, InvalidInput, Request
 from casework.lifecycle import CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, CMD_SUPPLEMENT, CMD_WITHDRAW
+from relay.certcli import add_renew_command
 from relay.console import (
     AsJson,
     Home,
     InsecureLoopback,
     add_common_commands,
-    add_renew_command,
     add_sync_command,
     emit,
     fail,
