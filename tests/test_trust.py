@@ -24,7 +24,7 @@ from relay import revocations
 from relay.certify import Certifier, DistrictCertifier, UpstreamCertifier
 from relay.clock import now_us
 from relay.enrollment import EnrollmentServicer, enroll_with_token, make_token, start_enrollment
-from relay.errors import CertificateRefused, NotPermitted
+from relay.errors import CertificateRefused, NotPermitted, TransientError
 from relay.node import Node
 from relay.pki import (
     NODE_DAYS,
@@ -329,6 +329,31 @@ async def test_enrollment_by_token_once_for_its_own_village_until_it_expires(net
             await t.upstream.certify(TOWNSHIP, OTHER_VILLAGE, csr)
         with pytest.raises(NotPermitted):
             await t.upstream.certify(TOWNSHIP, OTHER_TOWNSHIP, csr)
+
+
+async def test_a_token_stays_good_while_the_district_cannot_be_reached(net, authority):
+    """The township cannot ask the district: the village is told to try again later, and the
+    token, not used up, works once the district is back."""
+    enroll(net.district, authority)
+    certifier = district_certifier(net.district, authority)
+    township_creds = enroll(net.township, authority)
+    async with net.township.engine.begin() as conn:
+        token = await make_token(conn, net.township.config, VILLAGE, 10)
+    for target in (f"127.0.0.1:{free_port()}", None):
+        async with serving(net.district, certifier) as district_target:
+            async with link(net.township, target or district_target, township_creds) as t:
+                servicer = EnrollmentServicer(
+                    net.township.engine, net.township.config, UpstreamCertifier(t.upstream, TOWNSHIP)
+                )
+                server, port = await start_enrollment(servicer, "127.0.0.1:0")
+                try:
+                    if target is None:
+                        assert (await enroll_with_token(f"127.0.0.1:{port}", token.text)).code == VILLAGE
+                    else:
+                        with pytest.raises(TransientError, match="the token stays good: try again later"):
+                            await enroll_with_token(f"127.0.0.1:{port}", token.text)
+                finally:
+                    await server.stop(None)
 
 
 @pytest.mark.e2e
