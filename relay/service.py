@@ -78,7 +78,7 @@ class RelayService:
         if subject != caller and not (self.ledger.config.role == "district" and _serves(caller, subject)):
             raise NotPermitted(f"{caller} may not ask for a certificate of {subject[:16]}")
         certified = await self.certifier.certify(subject, csr)
-        log.info("security.certificate.passed_on", code=subject, via=caller)
+        log.info("security.certificate.requested", code=subject, by=caller)
         return certified
 
     async def push(
