@@ -269,9 +269,18 @@ async def test_renewal_while_serving_keeps_every_link_working(net, authority, tm
         assert (await v.syncer.sync(10)).backlog == 0  # the village's open connection still works
         assert await asyncio.to_thread(served_serial, township_target, village_creds, tmp_path) == new_serial
         village = Renewer(net.village.home, net.village.config, v.upstream)
-        await village.renew()
-        await village.adopt()
-        assert not village.due()
+        running = asyncio.create_task(village.renew_forever(every=0.05))  # as `run` does
+        try:
+            for _ in range(100):
+                if v.upstream.security != village_creds:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        assert not village.due() and v.upstream.security == net.village.config.tls.credentials(
+            net.village.home
+        )
         await village_events(net.village, 1)
         assert (await v.syncer.sync(10)).backlog == 0
         assert (await t.syncer.sync(10)).backlog == 0
