@@ -108,6 +108,14 @@ class Switch:
         self._check()
         return await self.inner.fetch_calendar(node, have_version)
 
+    async def fetch_revocations(self, node: str, after: int) -> Any:
+        self._check()
+        return await self.inner.fetch_revocations(node, after)
+
+    async def certify(self, node: str, subject: str, csr: bytes) -> Any:
+        self._check()
+        return await self.inner.certify(node, subject, csr)
+
     async def close(self) -> None:
         await self.inner.close()
 

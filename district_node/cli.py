@@ -7,15 +7,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from casework import Divisions, InvalidInput
 from casework.lifecycle import RETURNED
 from district_node import coverage
 from district_node.dashboard import dashboard
-from relay import calendars, catalogs
+from relay import calendars, catalogs, revocations
 from relay.bundle import Bundle
-from relay.clock import now_us
+from relay.certify import DistrictCertifier, record_enrolled
+from relay.clock import iso, now_us
 from relay.config import CONFIG_FILE, NodeConfig, TLSConfig, default_db_url
 from relay.console import (
     AsJson,
@@ -36,7 +36,8 @@ from relay.console import (
 from relay.deskcli import Reason, add_staff_commands, staff_action
 from relay.joining import found_network, issue_for
 from relay.node import CATALOG_FILE, Node
-from relay.schema import nodes
+from relay.pki import NODE_DAYS
+from relay.revocations import Revocation
 from relay.web import add_user, list_users, remove_user
 
 DIVISIONS_FILE = "divisions.csv"
@@ -102,17 +103,40 @@ def enroll(
     home: Home,
     code: Annotated[str, typer.Option(help="Division code of a township or village of this district.")],
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the bundle.")],
+    valid_days: Annotated[
+        int, typer.Option(help="How long its certificate lasts; the node renews it before the end.")
+    ] = NODE_DAYS,
     as_json: AsJson = False,
 ) -> None:
     """Enroll a township or village: write the bundle it joins the network with."""
     if not out_file.parent.is_dir():
         fail(f"cannot write the bundle: folder {out_file.parent} does not exist")
-    bundle = run(with_node(home, lambda node: _enroll(node, code)))
+    bundle = run(with_node(home, lambda node: _enroll(node, code, valid_days)))
     bundle.write(out_file)
     emit(
         {"code": bundle.code, "role": bundle.role, "name": bundle.name, "bundle": str(out_file)},
         as_json,
         lambda: out.print(f"enrolled {bundle.role} {bundle.code} {bundle.name}: {out_file}", markup=False),
+    )
+
+
+@app.command()
+def revoke(
+    home: Home,
+    code: Annotated[str, typer.Option(help="Division code of the township or village (a lost laptop).")],
+    reason: Annotated[str, typer.Option(help="Why, for the record (shown to staff, never logged).")] = "",
+    as_json: AsJson = False,
+) -> None:
+    """Revoke every certificate issued to a node until now: it is refused here at once, and by
+    its township after the township's next sync. Enroll it again for a new laptop."""
+    revoked = run(with_node(home, lambda node: _revoke(node, code, reason)))
+    when = iso(revoked.revoked_at)
+    emit(
+        {"code": revoked.code, "revoked_at": when, "reason": revoked.reason},
+        as_json,
+        lambda: out.print(
+            f"{revoked.code} revoked at {when}: refused after each node's next sync", markup=False
+        ),
     )
 
 
@@ -165,7 +189,8 @@ def serve(
 ) -> None:
     """Serve the townships (runs until SIGTERM or Ctrl+C)."""
     pages = (lambda node: dashboard(node, node.home / DIVISIONS_FILE)) if http else None
-    run_service(serve_node(home, listen, http, pages))
+    certifier = lambda node: DistrictCertifier(node.home, node.home / DIVISIONS_FILE, node.engine)  # noqa: E731
+    run_service(serve_node(home, listen, http, pages, certifier))
 
 
 @app.command("coverage")
@@ -270,18 +295,19 @@ async def _publish_calendar(node: Node, document: bytes) -> tuple[str, list[int]
     return version, sorted(calendar.known_years)
 
 
-async def _enroll(node: Node, code: str) -> Bundle:
+async def _revoke(node: Node, code: str, reason: str) -> Revocation:
+    Divisions.from_csv(node.home / DIVISIONS_FILE).require(code, "township", "village")
+    async with node.engine.begin() as conn:
+        return await revocations.revoke(conn, code, reason.strip(), now_us())
+
+
+async def _enroll(node: Node, code: str, days: int) -> Bundle:
     known = Divisions.from_csv(node.home / DIVISIONS_FILE)
     division = known.require(code, "township", "village")
     parent = known.require(division.parent_code) if division.level == "village" else known.district
-    issued = issue_for(node.home, code, division.level)
+    issued = issue_for(node.home, code, division.level, days)
     async with node.engine.begin() as conn:
-        exists = (await conn.execute(select(nodes.c.code).where(nodes.c.code == code))).scalar()
-        values = {"role": division.level, "name": division.name, "enrolled_at": now_us()}
-        if exists:
-            await conn.execute(nodes.update().where(nodes.c.code == code).values(**values))
-        else:
-            await conn.execute(nodes.insert().values(code=code, **values))
+        await record_enrolled(conn, code, division.level, division.name)
     return Bundle(
         code,
         division.level,

@@ -32,26 +32,36 @@ class Bundle:
     def has_credentials(self) -> bool:
         return bool(self.key and self.certificate and self.ca_certificate)
 
+    def to_json(self) -> bytes:
+        text = json.dumps({"format": FORMAT, **asdict(self)}, ensure_ascii=False, indent=1)
+        return text.encode("utf-8")
+
     def write(self, path: Path) -> None:
         """Write the bundle whole, readable by its owner only."""
-        text = json.dumps({"format": FORMAT, **asdict(self)}, ensure_ascii=False, indent=1)
-        write_secret(path, text.encode("utf-8"))
+        write_secret(path, self.to_json())
 
     @classmethod
     def read(cls, path: Path, role: str) -> "Bundle":
         """Read a bundle made for a node of ``role``; InvalidInput says what is wrong."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_bytes()
         except OSError as exc:
             raise InvalidInput(f"cannot read bundle {path}: {exc.strerror}") from exc
+        return cls.parse(text, str(path), role)
+
+    @classmethod
+    def parse(cls, text: bytes, source: str, role: str) -> "Bundle":
+        """A bundle from its JSON (``source`` names where it came from in errors)."""
+        try:
+            data = json.loads(text)
         except ValueError as exc:
-            raise InvalidInput(f"{path} is not an enrollment bundle (not JSON)") from exc
+            raise InvalidInput(f"{source} is not an enrollment bundle (not JSON)") from exc
         if not isinstance(data, dict) or data.pop("format", None) not in FORMATS:
-            raise InvalidInput(f"{path} is not a {FORMAT} enrollment bundle")
+            raise InvalidInput(f"{source} is not a {FORMAT} enrollment bundle")
         try:
             bundle = cls(**data)
         except TypeError as exc:
-            raise InvalidInput(f"{path}: enrollment bundle is incomplete ({exc})") from exc
+            raise InvalidInput(f"{source}: enrollment bundle is incomplete ({exc})") from exc
         if bundle.role != role:
-            raise InvalidInput(f"{path} enrolls a {bundle.role}, not a {role}: ask for the right bundle")
+            raise InvalidInput(f"{source} enrolls a {bundle.role}, not a {role}: ask for the right bundle")
         return bundle

@@ -8,7 +8,7 @@ from typing import Any
 from tenacity import stop_after_delay, stop_never, wait_exponential_jitter
 
 from casework import InvalidInput
-from relay.pki import CA_CERT_FILE, NODE_CERT_FILE, NODE_KEY_FILE
+from relay.pki import CA_CERT_FILE, NODE_CERT_FILE, NODE_KEY_FILE, finish_pair
 from relay.tls import INSECURE_LOOPBACK, Credentials, Security, require_loopback
 
 CONFIG_FILE = "node.toml"
@@ -57,6 +57,11 @@ class TLSConfig:
             for what, address in addresses:
                 require_loopback(address, what)
             return INSECURE_LOOPBACK
+        finish_pair(home / self.key_file, home / self.cert_file)  # a renewal cut short by a crash
+        return self.credentials(home)
+
+    def credentials(self, home: Path) -> Credentials:
+        """The key and certificates as the files hold them now."""
         return Credentials.load(home, self.key_file, self.cert_file, self.ca_file)
 
 

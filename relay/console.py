@@ -18,25 +18,29 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from casework import CaseworkError
+from casework import CaseworkError, InvalidInput
 from casework.lifecycle import STATUSES
 from relay import supervision
 from relay.bundle import Bundle
+from relay.certify import Certifier, UpstreamCertifier
 from relay.clock import iso, today_in_china
 from relay.config import CONFIG_FILE, NodeConfig
 from relay.counters import read_value
+from relay.enrollment import EnrollmentServicer, start_enrollment
 from relay.errors import TransientError
 from relay.httpd import Handler, node_routes, start_http
 from relay.joining import config_from_bundle, install_credentials
 from relay.node import Node, open_node
+from relay.pki import validity_of
 from relay.queries import list_cases, show_case
+from relay.renewal import Renewer
 from relay.schema import cases as cases_table
 from relay.schema import dead_letters
 from relay.server import run_until_stopped, start_server
 from relay.service import RelayService
 from relay.staff import Outcome
 from relay.sync import backlog
-from relay.tls import INSECURE_LOOPBACK
+from relay.tls import INSECURE_LOOPBACK, Credentials
 
 T = TypeVar("T")
 
@@ -183,9 +187,20 @@ async def node_status(node: Node) -> dict[str, Any]:
             "catalog_version": node.ledger.catalog.version,
             "calendar_version": node.ledger.calendar_version or None,  # None: only the shipped years
             "calendar_years": sorted(node.ledger.calendar.known_years),
+            "certificate_expires": _certificate_expires(node),
             "cases": (await conn.execute(select(func.count()).select_from(cases_table))).scalar(),
             "rejected": (await conn.execute(select(func.count()).select_from(dead_letters))).scalar(),
         }
+
+
+def _certificate_expires(node: Node) -> str | None:
+    """When this node's certificate expires (None: plaintext test node)."""
+    if node.config.tls.insecure_loopback:
+        return None
+    try:
+        return validity_of(node.config.tls.credentials(node.home).cert).expires.isoformat()
+    except (InvalidInput, ValueError):  # no certificate (made before mutual TLS) or a damaged one
+        return None
 
 
 async def rejected_events(node: Node) -> list[dict[str, Any]]:
@@ -264,24 +279,33 @@ async def with_node(home: Path, use: Callable[[Node], Coroutine[Any, Any, T]]) -
 
 def new_home(home: Path) -> None:
     """Make a node's folder; refuse one that already holds a node."""
+    refuse_taken_home(home)
+    home.mkdir(parents=True, exist_ok=True)
+
+
+def refuse_taken_home(home: Path) -> None:
     if (home / CONFIG_FILE).exists():
         fail(f"{home} already holds a node: choose another --home or remove it first")
-    home.mkdir(parents=True, exist_ok=True)
+
+
+def read_bundle(path: Path, role: str) -> Bundle:
+    try:
+        return Bundle.read(path, role)
+    except CaseworkError as exc:
+        fail(str(exc))
 
 
 def join_network(
     home: Path,
-    bundle: Path,
-    role: str,
+    joined: Bundle,
     upstream: str,
     db: str | None,
     operator: str,
     insecure_loopback: bool,
-) -> Bundle:
+) -> None:
     """A township's or village's ``init``: its node made from its enrollment bundle, with the
     bundle's key and certificates kept in its home. Nothing is written if the bundle is refused."""
     try:
-        joined = Bundle.read(bundle, role)
         config = config_from_bundle(home, joined, upstream, db, operator, insecure_loopback)
     except CaseworkError as exc:
         fail(str(exc))
@@ -291,7 +315,6 @@ def join_network(
     except OSError as exc:
         fail(f"cannot keep the node's key in {home}: {exc.strerror}")
     run(create_node(home, config))
-    return joined
 
 
 async def create_node(home: Path, config: NodeConfig) -> None:
@@ -306,33 +329,50 @@ async def serve_node(
     listen: str | None,
     http: str | None = None,
     pages: Callable[[Node], Handler] | None = None,
+    certifier: Callable[[Node], Certifier] | None = None,
+    enroll_listen: str | None = None,
 ) -> None:
     """Serve the relay to the nodes below (unless listen is None), and keep syncing with the
-    upstream where the node has one. With ``http`` (HOST:PORT), also serve /metrics there and
-    the tier's ``pages`` (the district's dashboard), if it has any."""
+    upstream where the node has one, renewing its certificate before it expires. With ``http``
+    (HOST:PORT), also serve /metrics there and the tier's ``pages`` (the district's dashboard),
+    if it has any. ``certifier`` signs certificates (the district's); a node with an upstream
+    passes requests on to it. With ``enroll_listen``, a township also serves enrollment by
+    one-time token there (relay.enrollment)."""
     configure_logging()
     log = structlog.get_logger()
     async with open_node(home) as node:
-        service = server = web = None
+        service = server = web = enrolling = None
         # Links are set up before anything starts: a refused setting leaves nothing running.
         security = None if listen is None else node.config.tls.security(home, ("listen address", listen))
         jobs: list[Callable[[], Coroutine[Any, Any, None]]] = [node.reload_published_forever]
+        signer = certifier(node) if certifier else None
         if node.config.upstream:
-            syncer = node.syncer()
+            upstream = node.upstream()
+            syncer = node.syncer(upstream)
             jobs = [syncer.forward_forever, syncer.pull_forever, syncer.heartbeat_forever]
+            signer = UpstreamCertifier(upstream, node.config.code)
+            if isinstance(upstream.security, Credentials):
+                jobs.append(Renewer(home, node.config, upstream).renew_forever)
         if http is not None:
             web, http_port = await start_http(http, node_routes(node, pages(node) if pages else None))
             log.info("node.http", code=node.config.code, port=http_port, pages=pages is not None)
         if listen is not None and security is not None:
-            service = RelayService(node.engine, node.ledger)
-            server, port = await start_server(service, listen, security)
+            service = RelayService(node.engine, node.ledger, signer)
+            reload = lambda: node.config.tls.credentials(home)  # noqa: E731
+            server, port = await start_server(service, listen, security, reload)
             tls = "plaintext" if security is INSECURE_LOOPBACK else "mutual-tls"
             log.info("node.serving", code=node.config.code, role=node.config.role, port=port, tls=tls)
+        if enroll_listen is not None and signer is not None:
+            enrollment = EnrollmentServicer(node.engine, node.config, signer)
+            enrolling, enroll_port = await start_enrollment(enrollment, enroll_listen)
+            log.info("node.enrolling", code=node.config.code, port=enroll_port)
         try:
             await run_until_stopped(jobs, server, service)
         finally:
             if web is not None:
                 web.close()
+            if enrolling is not None:
+                await enrolling.stop(1.0)
     log.info("node.closed")
 
 
@@ -358,9 +398,12 @@ def add_sync_command(app: typer.Typer) -> None:
 
 
 async def _sync(node: Node, seconds: float) -> dict[str, int]:
-    syncer = node.syncer()
+    upstream = node.upstream()
+    syncer = node.syncer(upstream)
     try:
         report = await asyncio.wait_for(syncer.sync(give_up_after=seconds), seconds)
+        if isinstance(upstream.security, Credentials):
+            await Renewer(node.home, node.config, upstream).renew_if_due()
     except (TransientError, TimeoutError) as exc:
         raise TransientError(
             f"cannot reach {node.config.upstream} within {seconds:g}s; everything stays queued"

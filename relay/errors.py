@@ -25,6 +25,11 @@ class NotPermitted(PermanentError):
     """A peer acting outside its jurisdiction."""
 
 
+class CertificateRefused(PermanentError):
+    """A certificate that is revoked, expired or not of this network: retrying will not help,
+    a new bundle or a renewal will."""
+
+
 class SchemaError(PermanentError):
     """A node's database this software cannot bring up to date (relay/migrations)."""
 
@@ -47,4 +52,6 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, target: str) -> RelayError:
         return TransientError(text)
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return NotPermitted(text)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return CertificateRefused(text)
     return PermanentError(text)

@@ -7,7 +7,17 @@ from pathlib import Path
 from casework import InvalidInput
 from relay.bundle import Bundle
 from relay.config import NodeConfig, TLSConfig, default_db_url
-from relay.pki import CA_CERT_FILE, Authority, Identity, Issued, identity_of, write_public, write_secret
+from relay.pki import (
+    CA_CERT_FILE,
+    CA_YEARS,
+    NODE_DAYS,
+    Authority,
+    Identity,
+    Issued,
+    identity_of,
+    write_pair,
+    write_public,
+)
 from relay.tls import require_loopback
 
 
@@ -48,9 +58,20 @@ def install_credentials(home: Path, bundle: Bundle, tls: TLSConfig) -> None:
     says; a bundle without them (format 1) installs nothing."""
     if not bundle.has_credentials:
         return
-    write_secret(home / tls.key_file, bundle.key.encode())
-    write_public(home / tls.cert_file, bundle.certificate.encode())
     write_public(home / tls.ca_file, bundle.ca_certificate.encode())
+    write_pair(home / tls.key_file, home / tls.cert_file, bundle.key.encode(), bundle.certificate.encode())
+
+
+def reinstall_credentials(home: Path, config: NodeConfig, bundle: Bundle) -> None:
+    """A node's ``renew --bundle``: the key and certificate of a new bundle for the same node
+    (an expired or revoked certificate, enrolled again at the district) replace its own."""
+    if (bundle.code, bundle.role) != (config.code, config.role):
+        theirs, mine = f"{bundle.role} {bundle.code}", f"{config.role} {config.code}"
+        raise InvalidInput(f"the bundle enrolls {theirs}, not this {mine}")
+    if not bundle.has_credentials:
+        raise InvalidInput("the bundle holds no certificate: enroll the node again at the district")
+    _check_certificate(bundle)
+    install_credentials(home, bundle, config.tls)
 
 
 def _check_certificate(bundle: Bundle) -> None:
@@ -61,17 +82,16 @@ def _check_certificate(bundle: Bundle) -> None:
 def found_network(home: Path, district_code: str, tls: TLSConfig) -> None:
     """The district's ``init``: the network's certificate authority (its key stays in the
     district's home, mode 0600) and the district's own key and certificate, which it serves
-    the townships with."""
+    the townships with (valid as long as the CA: the district has no upstream to renew with)."""
     now = datetime.now(UTC)
     authority = Authority.create(district_code, now)
     authority.save(home)
-    own = authority.issue(district_code, "district", now)
-    write_secret(home / tls.key_file, own.key_pem)
-    write_public(home / tls.cert_file, own.cert_pem)
+    own = authority.issue(district_code, "district", now, days=CA_YEARS * 365)
+    write_pair(home / tls.key_file, home / tls.cert_file, own.key_pem, own.cert_pem)
     if (home / tls.ca_file) != (home / CA_CERT_FILE):
         write_public(home / tls.ca_file, authority.cert_pem)
 
 
-def issue_for(home: Path, code: str, role: str) -> Issued:
+def issue_for(home: Path, code: str, role: str, days: int = NODE_DAYS) -> Issued:
     """A key and certificate for a township or village, from the CA in the district's home."""
-    return Authority.load(home).issue(code, role, datetime.now(UTC))
+    return Authority.load(home).issue(code, role, datetime.now(UTC), days)

@@ -52,11 +52,11 @@ class Node:
         config = self.config
         security = config.tls.security(self.home, ("upstream address", config.upstream))
         timeout = config.relay.push_timeout_seconds
-        return GrpcUpstream(config.upstream, timeout, security, config.upstream_code)
+        return GrpcUpstream(config.upstream, timeout, security, config.upstream_code, config.code)
 
-    def syncer(self) -> Syncer:
-        """A syncer talking to this node's configured upstream over gRPC."""
-        return Syncer(self.engine, self.ledger, self.upstream())
+    def syncer(self, upstream: GrpcUpstream | None = None) -> Syncer:
+        """A syncer talking to this node's configured upstream over gRPC (``upstream``, if given)."""
+        return Syncer(self.engine, self.ledger, upstream or self.upstream())
 
 
 CATALOG_FILE = "catalog.json"

@@ -12,9 +12,12 @@ Identity scheme (what servers read from a verified peer certificate):
   a client dials its upstream by any address and checks the server's certificate against this
   name (gRPC's ``ssl_target_name_override``), so deployments need no DNS records.
 
-Keys are EC P-256; the CA is valid for 10 years, a node's certificate for 2. Not yet done (a
-later part of the security work): renewal before expiry, and revocation of a lost laptop's
-certificate (``district-node revoke``); until then a certificate stays good until it expires.
+Keys are EC P-256; the CA and the district's own certificate are valid for 10 years, a node's
+certificate for a year (``enroll --valid-days``). A node renews its own over its link before a
+third of its validity is left (relay/renewal.py): it makes a new key and sends a signing request
+(``make_request``), which the district signs (``Authority.certify``) for the node itself or, passed
+on by a township, for one of its villages. Revocation (relay/revocations.py) refuses every
+certificate issued to a code before a moment (``issued_us``).
 """
 
 import datetime
@@ -35,11 +38,12 @@ CA_CERT_FILE = "ca.crt"
 NODE_KEY_FILE = "node.key"
 NODE_CERT_FILE = "node.crt"
 CA_YEARS = 10
-NODE_YEARS = 2
+NODE_DAYS = 365  # a township's or village's certificate, unless enroll says otherwise
 NAME_SUFFIX = ".servicenet"
 # A laptop whose clock runs a little behind must still accept a certificate issued today.
 BACKDATE = datetime.timedelta(days=1)
 _YEAR = datetime.timedelta(days=365)
+_NEXT = ".next"  # a renewed key or certificate written beside the current one (write_pair)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +86,7 @@ class Authority:
         )
         public = key.public_key()
         cert = (
-            _validity(x509.CertificateBuilder(), now, CA_YEARS)
+            _validity(x509.CertificateBuilder(), now, CA_YEARS * _YEAR)
             .subject_name(name)
             .issuer_name(name)
             .public_key(public)
@@ -93,11 +97,21 @@ class Authority:
         )
         return cls(key, cert)
 
-    def issue(self, code: str, role: str, now: datetime.datetime) -> Issued:
-        """A key and certificate for the node ``code`` of ``role``, signed by this CA."""
+    def issue(self, code: str, role: str, now: datetime.datetime, days: int = NODE_DAYS) -> Issued:
+        """A new key and a certificate for the node ``code`` of ``role``, signed by this CA."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert_pem = self.certify(code, role, key.public_key(), now, days)
+        return Issued(_key_pem(key), cert_pem, self.cert_pem)
+
+    def certify(
+        self, code: str, role: str, public: ec.EllipticCurvePublicKey, now: datetime.datetime, days: int
+    ) -> bytes:
+        """A certificate (PEM) naming node ``code`` of ``role`` for the key ``public``, valid
+        for ``days`` from ``now``."""
         if level_of_code(code) != role:
             raise InvalidInput(f"{code} is not a {role}'s code")
-        key = ec.generate_private_key(ec.SECP256R1())
+        if not 1 <= days <= CA_YEARS * 365:
+            raise InvalidInput(f"a certificate lasts 1 to {CA_YEARS * 365} days, not {days}")
         organization = self.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         subject = x509.Name(
             [
@@ -109,10 +123,10 @@ class Authority:
         ca_key_id = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         usage = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
         cert = (
-            _validity(x509.CertificateBuilder(), now, NODE_YEARS)
+            _validity(x509.CertificateBuilder(), now, datetime.timedelta(days=days))
             .subject_name(subject)
             .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
+            .public_key(public)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(cert_sign=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
@@ -122,7 +136,7 @@ class Authority:
             )
             .sign(self.key, hashes.SHA256())
         )
-        return Issued(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM), self.cert_pem)
+        return cert.public_bytes(serialization.Encoding.PEM)
 
     def save(self, home: Path) -> None:
         """Write the CA's key (mode 0600) and certificate into the district's home."""
@@ -172,6 +186,77 @@ def identity_of(cert_pem: bytes) -> Identity:
     return Identity(code, role)
 
 
+@dataclass(frozen=True, slots=True)
+class Validity:
+    """When a certificate was issued (its start less the backdating) and until when it holds."""
+
+    issued: datetime.datetime
+    expires: datetime.datetime
+
+    @property
+    def issued_us(self) -> int:
+        return int(self.issued.timestamp() * 1_000_000)
+
+    def renewal_due(self, now: datetime.datetime) -> bool:
+        """Less than a third of its validity left: time to renew."""
+        return self.expires - now < (self.expires - self.issued) / 3
+
+
+@lru_cache(maxsize=4096)
+def validity_of(cert_pem: bytes) -> Validity:
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return Validity(cert.not_valid_before_utc + BACKDATE, cert.not_valid_after_utc)
+
+
+def make_request(code: str) -> tuple[bytes, bytes]:
+    """A new key for node ``code`` and a signing request for it (both PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, code)])
+    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    return _key_pem(key), request.public_bytes(serialization.Encoding.PEM)
+
+
+def requested_key(csr_pem: bytes) -> ec.EllipticCurvePublicKey:
+    """The EC P-256 key a signing request proves its sender holds; InvalidInput otherwise."""
+    try:
+        request = x509.load_pem_x509_csr(csr_pem)
+    except ValueError as exc:
+        raise InvalidInput("the certificate signing request cannot be read (PEM PKCS#10)") from exc
+    public = request.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
+        raise InvalidInput("the certificate signing request is not for an EC P-256 key")
+    if not request.is_signature_valid:
+        raise InvalidInput("the certificate signing request's signature does not match its key")
+    return public
+
+
+def holds_key(key_pem: bytes, cert_pem: bytes) -> bool:
+    """Whether the certificate is for this private key."""
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    cert_key = x509.load_pem_x509_certificate(cert_pem).public_key()
+    return key.public_key() == cert_key
+
+
+def write_pair(key_path: Path, cert_path: Path, key_pem: bytes, cert_pem: bytes) -> None:
+    """Replace a key and its certificate so that a crash leaves the old pair or the new one:
+    both are written whole beside the current files first, then moved in (see finish_pair)."""
+    write_secret(key_path.with_name(key_path.name + _NEXT), key_pem)
+    write_public(cert_path.with_name(cert_path.name + _NEXT), cert_pem)
+    finish_pair(key_path, cert_path)
+
+
+def finish_pair(key_path: Path, cert_path: Path) -> None:
+    """Complete a replacement write_pair began: once the new certificate is written, move the
+    new files in; a new key without its certificate (a crash while writing) is dropped."""
+    next_key, next_cert = (path.with_name(path.name + _NEXT) for path in (key_path, cert_path))
+    if not next_cert.exists():
+        next_key.unlink(missing_ok=True)
+        return
+    if next_key.exists():
+        os.replace(next_key, key_path)
+    os.replace(next_cert, cert_path)
+
+
 def write_secret(path: Path, data: bytes) -> None:
     """Write a file only its owner may read (0600), replacing any old one whole."""
     _write(path, data, 0o600)
@@ -195,12 +280,12 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 
 
 def _validity(
-    builder: x509.CertificateBuilder, now: datetime.datetime, years: int
+    builder: x509.CertificateBuilder, now: datetime.datetime, length: datetime.timedelta
 ) -> x509.CertificateBuilder:
     return (
         builder.serial_number(x509.random_serial_number())
         .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + years * _YEAR)
+        .not_valid_after(now + length)
     )
 
 

@@ -200,3 +200,24 @@ nodes = Table(
     Column("last_push", BigInteger),  # its last batch its upstream acknowledged, as it reported
     Column("last_pull", BigInteger),
 )
+
+# Revoked nodes (relay/revocations.py): every certificate issued to ``code`` before
+# ``revoked_at`` is refused. Kept by the district (`district-node revoke`), pulled by every node.
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("code", String(12), primary_key=True),
+    Column("revoked_at", BigInteger, nullable=False, index=True),  # microseconds, the district's clock
+    Column("reason", Text, nullable=False, default=""),
+)
+
+# One-time enrollment tokens a township made for its villages (relay/enrollment.py).
+enroll_tokens = Table(
+    "enroll_tokens",
+    metadata,
+    Column("token_id", String(16), primary_key=True),
+    Column("secret", String(64), nullable=False),  # the HMAC key; never sent over the wire
+    Column("village", String(12), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger),  # NULL until a village enrolled with it
+)

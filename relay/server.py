@@ -2,8 +2,9 @@
 
 Under mutual TLS the caller is the node its verified certificate names: every request's
 sender/node field must name that node too, or the call is refused (PERMISSION_DENIED, logged
-as ``security.refused``) before anything is read or applied. Only with insecure_loopback
-(tests) is the field taken at its word."""
+as ``security.refused``) before anything is read or applied; a certificate the district revoked
+is refused the same way (UNAUTHENTICATED, saying so). Only with insecure_loopback (tests) is
+the field taken at its word."""
 
 import asyncio
 import signal
@@ -18,9 +19,10 @@ from grpc_reflection.v1alpha import reflection
 from casework import InvalidInput
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
-from relay.errors import InvalidBatch, NotPermitted, RelayError
+from relay.errors import CertificateRefused, InvalidBatch, NotPermitted, RelayError, TransientError
+from relay.pki import identity_of, validity_of
 from relay.service import MAX_BATCH, RelayService
-from relay.tls import Credentials, Security, peer_identity, require_loopback
+from relay.tls import Credentials, Security, peer_certificate, reloading_server_credentials, require_loopback
 from relay.wire import from_wire, heartbeat_from_wire, set_micros, to_wire
 
 # Room for a full batch of large events; anything bigger is refused by gRPC itself.
@@ -51,12 +53,17 @@ class RelayServicer(pb_grpc.RelayServicer):
         if not self.authenticated or not claimed:  # no name at all: the service refuses it
             return claimed
         try:
-            identity = peer_identity(context.auth_context())
+            certificate = peer_certificate(context.auth_context())
+            identity = identity_of(certificate)
         except InvalidInput as exc:
             await _refuse(context, rpc, "", claimed, str(exc))
         if identity.code != claimed:
             reason = f"the caller's certificate is {identity.code}'s: it may not act as {claimed[:16]}"
             await _refuse(context, rpc, identity.code, claimed, reason)
+        try:
+            await self.service.check_certificate(identity.code, validity_of(certificate).issued_us)
+        except CertificateRefused as exc:
+            await _refuse(context, rpc, identity.code, claimed, str(exc), grpc.StatusCode.UNAUTHENTICATED)
         return identity.code
 
     async def Push(self, request: pb.PushRequest, context: grpc.aio.ServicerContext) -> pb.PushAck:
@@ -115,14 +122,40 @@ class RelayServicer(pb_grpc.RelayServicer):
         set_micros(reply.published_at, found.published_at)
         return reply
 
+    async def FetchRevocations(
+        self, request: pb.RevocationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RevocationsReply:
+        puller = await self._caller(context, request.node, "FetchRevocations")
+        found = await _guard(context, self.service.fetch_revocations(puller, request.after))
+        reply = pb.RevocationsReply()
+        for revocation in found:
+            entry = reply.revocations.add(code=revocation.code, reason=revocation.reason)
+            set_micros(entry.revoked_at, revocation.revoked_at)
+        return reply
+
+    async def Certify(self, request: pb.CertifyRequest, context: grpc.aio.ServicerContext) -> pb.CertifyReply:
+        caller = await self._caller(context, request.node, "Certify")
+        found = await _guard(context, self.service.certify(caller, request.subject, request.csr))
+        return pb.CertifyReply(
+            certificate=found.certificate,
+            ca_certificate=found.ca_certificate,
+            name=found.name,
+            upstream_name=found.upstream_name,
+        )
+
 
 async def _refuse(
-    context: grpc.aio.ServicerContext, rpc: str, peer: str, claimed: str, reason: str
+    context: grpc.aio.ServicerContext,
+    rpc: str,
+    peer: str,
+    claimed: str,
+    reason: str,
+    status: grpc.StatusCode = grpc.StatusCode.PERMISSION_DENIED,
 ) -> NoReturn:
-    """A caller acting as another node: refused, and logged as a security event (division
-    codes only, no personal data)."""
+    """A caller acting as another node, or with a revoked certificate: refused, and logged as
+    a security event (division codes only, no personal data)."""
     log.warning("security.refused", rpc=rpc, peer=peer or None, claimed=claimed[:16], reason=reason)
-    await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+    await context.abort(status, reason)
     raise AssertionError("abort returned")  # context.abort always raises
 
 
@@ -136,6 +169,10 @@ async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
     except NotPermitted as exc:
         log.warning("security.refused", reason=str(exc))
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+    except InvalidInput as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    except TransientError as exc:  # the district, asked on the caller's behalf, is away
+        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
     except RelayError as exc:
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
     except Exception as exc:  # a database error, a full disk: nothing was committed
@@ -146,11 +183,16 @@ async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
 
 
 async def start_server(
-    service: RelayService, listen: str, security: Security
+    service: RelayService,
+    listen: str,
+    security: Security,
+    reload: Callable[[], Credentials] | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """A started server with the relay, health and reflection services; returns its port.
-    With credentials every caller must show a certificate signed by the network's CA;
-    plaintext (INSECURE_LOOPBACK) is refused on any but a loopback address."""
+    With credentials every caller must show a certificate signed by the network's CA; with
+    ``reload`` too, the node's key and certificate are read again at each new connection (a
+    renewal takes effect without a restart). Plaintext (INSECURE_LOOPBACK) is refused on any
+    but a loopback address."""
     authenticated = isinstance(security, Credentials)
     if not authenticated:
         require_loopback(listen, "listen address")
@@ -163,7 +205,8 @@ async def start_server(
     reflection.enable_server_reflection(names, server)
     try:
         if isinstance(security, Credentials):
-            port = server.add_secure_port(listen, security.server_credentials())
+            credentials = reloading_server_credentials(reload) if reload else security.server_credentials()
+            port = server.add_secure_port(listen, credentials)
         else:
             port = server.add_insecure_port(listen)
     except RuntimeError as exc:

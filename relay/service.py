@@ -10,12 +10,14 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from relay import calendars, catalogs, metrics
+from relay import calendars, catalogs, metrics, revocations
 from relay.catalogs import Published
+from relay.certify import Certified, Certifier
 from relay.clock import now_us
-from relay.errors import InvalidBatch, NotPermitted
+from relay.errors import CertificateRefused, InvalidBatch, NotPermitted, PermanentError
 from relay.ledger import MAX_INT64, Ledger, feed
 from relay.records import EventRecord, Heartbeat, PullResult, PushResult, Rejected
+from relay.revocations import Revocation
 from relay.schema import events, inbox_peers, nodes
 
 MAX_BATCH = 1000
@@ -28,9 +30,10 @@ log = structlog.get_logger()
 
 
 class RelayService:
-    def __init__(self, engine: AsyncEngine, ledger: Ledger) -> None:
+    def __init__(self, engine: AsyncEngine, ledger: Ledger, certifier: Certifier | None = None) -> None:
         self.engine = engine
         self.ledger = ledger
+        self.certifier = certifier  # who signs renewed certificates: None, Certify is refused
         self.code = ledger.config.code
         self.closing = asyncio.Event()  # set at shutdown: long polls answer at once
         # Each sender's mark as last committed here, and a signal when one moves: a batch that
@@ -51,6 +54,32 @@ class RelayService:
             raise NotPermitted(f"{peer} is not a node this {role} serves")
         if not peer.startswith(self.code):
             raise NotPermitted(f"{peer} is outside the jurisdiction of {self.code}")
+
+    async def check_certificate(self, code: str, issued_us: int) -> None:
+        """Refuse (CertificateRefused) a caller whose certificate the district revoked, as the
+        revocation list kept here says: the district's own, or the one last pulled from it."""
+        async with self.engine.connect() as conn:
+            revoked = await revocations.find(conn, code)
+        if revoked is not None and revoked.refuses(issued_us):
+            raise CertificateRefused(revoked.refusal())
+
+    async def fetch_revocations(self, puller: str, after: int) -> list[Revocation]:
+        """The revocations made after the caller's newest, oldest first."""
+        self.check_peer(puller)
+        async with self.engine.connect() as conn:
+            return await revocations.after(conn, after)
+
+    async def certify(self, caller: str, subject: str, csr: bytes) -> Certified:
+        """A certificate for a new key: the caller's own, or (at the district) one of the
+        calling township's villages."""
+        self.check_peer(caller)
+        if self.certifier is None:
+            raise PermanentError(f"{self.code} issues no certificates")
+        if subject != caller and not (self.ledger.config.role == "district" and _serves(caller, subject)):
+            raise NotPermitted(f"{caller} may not ask for a certificate of {subject[:16]}")
+        certified = await self.certifier.certify(subject, csr)
+        log.info("security.certificate.requested", code=subject, by=caller)
+        return certified
 
     async def push(
         self, sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]]

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from casework import CaseworkError, InvalidInput
-from relay import calendars, metrics
+from relay import calendars, metrics, revocations
 from relay.catalogs import parse_document, store
 from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
@@ -253,6 +253,21 @@ class Syncer:
                 return
             have = newest
 
+    async def refresh_revocations(self) -> None:
+        """Keep the revocations the upstream has that this node lacks: from then on this node
+        refuses those nodes' certificates too, even while its upstream is away."""
+        while True:
+            async with self.engine.connect() as conn:
+                newest = await revocations.newest_time(conn)
+            found = await self.upstream.fetch_revocations(self.config.code, newest)
+            if not found:
+                return
+            async with self.engine.begin() as conn:
+                await revocations.keep(conn, found)
+            log.info("relay.revocations.kept", codes=[r.code for r in found])
+            if len(found) < revocations.PAGE:
+                return
+
     async def sync(self, give_up_after: float | None) -> SyncReport:
         """Push everything queued, then pull everything addressed here; retry transient
         failures with backoff until ``give_up_after`` seconds have passed."""
@@ -277,6 +292,7 @@ class Syncer:
                         break
                 await self.refresh_catalog()
                 await self.refresh_calendar()
+                await self.refresh_revocations()
         await self.beat_once()  # a laptop that only ever runs 'sync' shows up in coverage too
         async with self.engine.connect() as conn:
             left = await backlog(conn)
@@ -310,6 +326,7 @@ class Syncer:
             got, _ = await self.pull_once(wait_ms=PULL_WAIT_MS)
             await self.refresh_catalog()
             await self.refresh_calendar()
+            await self.refresh_revocations()
             if got == 0:
                 await asyncio.sleep(self.policy.poll_interval_seconds)
 

@@ -4,19 +4,25 @@ for tests only, asked for explicitly — plaintext on the loopback interface.
 Servers require a client certificate signed by the network's CA; clients check the server's
 certificate against the CA and against the name its upstream's code gives it
 (``relay.pki.server_name``). Who a caller is comes from its verified certificate only
-(``peer_identity``), never from a field of its message.
+(``peer_certificate``), never from a field of its message.
 """
 
 import enum
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
 from casework import InvalidInput
-from relay.pki import CA_CERT_FILE, NODE_CERT_FILE, NODE_KEY_FILE, Identity, identity_of, server_name
+from relay.pki import (
+    CA_CERT_FILE,
+    NODE_CERT_FILE,
+    NODE_KEY_FILE,
+    holds_key,
+    server_name,
+)
 
 
 class Plaintext(enum.Enum):
@@ -57,6 +63,9 @@ class Credentials:
             [(self.key, self.cert)], root_certificates=self.ca, require_client_auth=True
         )
 
+    def _configuration(self) -> grpc.ServerCertificateConfiguration:
+        return grpc.ssl_server_certificate_configuration([(self.key, self.cert)], root_certificates=self.ca)
+
     def channel_credentials(self) -> grpc.ChannelCredentials:
         """Dial with this node's certificate; trust only servers signed by the CA."""
         return grpc.ssl_channel_credentials(
@@ -67,19 +76,40 @@ class Credentials:
 Security = Credentials | Plaintext
 
 
+def reloading_server_credentials(load: Callable[[], Credentials]) -> grpc.ServerCredentials:
+    """Serve with what ``load`` reads (the node's files), read again at each new connection: a
+    renewed key and certificate are served from the next connection on, without a restart.
+    A pair caught half-replaced, or unreadable, leaves the current one in use."""
+    served = [load()]
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        try:
+            fresh = load()
+            if fresh == served[0] or not holds_key(fresh.key, fresh.cert):
+                return None
+        except (InvalidInput, ValueError):
+            return None
+        served[0] = fresh
+        return fresh._configuration()
+
+    return grpc.dynamic_ssl_server_credentials(
+        served[0]._configuration(), fetch, require_client_authentication=True
+    )
+
+
 def channel_options(server_code: str) -> list[tuple[str, str]]:
     """Check the server's certificate against the name of the node we mean to reach, whatever
     address (IP, proxy, NAT) we reach it by."""
     return [("grpc.ssl_target_name_override", server_name(server_code))]
 
 
-def peer_identity(auth_context: Mapping[str, Iterable[bytes]]) -> Identity:
-    """The caller's identity from its verified certificate (``context.auth_context()`` of a
-    mutual-TLS server); InvalidInput if the connection carries none."""
+def peer_certificate(auth_context: Mapping[str, Iterable[bytes]]) -> bytes:
+    """The caller's verified certificate (PEM) from ``context.auth_context()`` of a mutual-TLS
+    server; InvalidInput if the connection carries none."""
     pem = next(iter(auth_context.get("x509_pem_cert", ())), None)
     if pem is None:
         raise InvalidInput("the caller presented no certificate")
-    return identity_of(pem)
+    return pem
 
 
 def is_loopback(address: str) -> bool:

@@ -9,8 +9,11 @@ import grpc
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
 from relay.catalogs import Published
-from relay.errors import TransientError, from_rpc_error
+from relay.certify import Certified
+from relay.errors import CertificateRefused, RelayError, TransientError, from_rpc_error
+from relay.handshake import explain
 from relay.records import EventRecord, Heartbeat, PullResult, PushResult, Rejected
+from relay.revocations import Revocation
 from relay.server import MAX_MESSAGE_BYTES
 from relay.service import RelayService
 from relay.tls import Credentials, Security, channel_options, require_loopback
@@ -44,6 +47,10 @@ class Upstream(Protocol):
 
     async def fetch_calendar(self, node: str, have_version: str) -> Published: ...
 
+    async def fetch_revocations(self, node: str, after: int) -> list[Revocation]: ...
+
+    async def certify(self, node: str, subject: str, csr: bytes) -> Certified: ...
+
     async def close(self) -> None: ...
 
 
@@ -53,16 +60,45 @@ class GrpcUpstream:
     (its certificate, signed by the network's CA, names it); plaintext only to a loopback
     address."""
 
-    def __init__(self, target: str, timeout: float, security: Security, server_code: str) -> None:
+    def __init__(
+        self, target: str, timeout: float, security: Security, server_code: str, code: str = ""
+    ) -> None:
         self.target = target
         self.timeout = timeout
-        if isinstance(security, Credentials):
-            options = CHANNEL_OPTIONS + channel_options(server_code)
-            self._channel = grpc.aio.secure_channel(target, security.channel_credentials(), options=options)
-        else:
+        self.server_code = server_code
+        self.code = code  # this node's, for the advice in a handshake failure
+        if not isinstance(security, Credentials):
             require_loopback(target, "upstream address")
-            self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self.security = security
+        self._retired: list[grpc.aio.Channel] = []  # replaced by reconnect, closing with grace
+        self._channel = self._open(security)
         self._stub = pb_grpc.RelayStub(self._channel)  # type: ignore[no-untyped-call]
+
+    def _open(self, security: Security) -> grpc.aio.Channel:
+        if isinstance(security, Credentials):
+            options = CHANNEL_OPTIONS + channel_options(self.server_code)
+            return grpc.aio.secure_channel(self.target, security.channel_credentials(), options=options)
+        return grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+
+    async def reconnect(self, security: Credentials, grace: float) -> None:
+        """Dial with renewed credentials from now on; calls under way on the old connection
+        get ``grace`` seconds to finish."""
+        old, self.security = self._channel, security
+        self._channel = self._open(security)
+        self._stub = pb_grpc.RelayStub(self._channel)  # type: ignore[no-untyped-call]
+        self._retired.append(old)
+        await old.close(grace)
+        self._retired.remove(old)
+
+    def _error(self, exc: grpc.aio.AioRpcError) -> RelayError:
+        """The relay's error for a failed call; a failed handshake says why, where it can."""
+        if exc.code() == grpc.StatusCode.UNAVAILABLE and isinstance(self.security, Credentials):
+            reason = explain(
+                exc.details() or "", self.security.cert, self.security.ca, self.code, self.server_code
+            )
+            if reason is not None:
+                return CertificateRefused(f"{self.target}: {reason}")
+        return from_rpc_error(exc, self.target)
 
     async def push(
         self, sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]]
@@ -75,7 +111,7 @@ class GrpcUpstream:
         try:
             ack = await self._stub.Push(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, self.target) from exc
+            raise self._error(exc) from exc
         rejected = tuple(Rejected(r.seq, r.event_id, r.reason) for r in ack.rejections)
         return PushResult(ack.applied_upto, rejected, ack.duplicates)
 
@@ -86,7 +122,7 @@ class GrpcUpstream:
         try:
             reply = await self._stub.Pull(request, timeout=self.timeout + wait_ms / 1000)
         except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, self.target) from exc
+            raise self._error(exc) from exc
         events = tuple((e.position, from_wire(e.event)) for e in reply.events)
         return PullResult(events, reply.head, reply.reset)
 
@@ -94,7 +130,7 @@ class GrpcUpstream:
         try:
             reply = await self._stub.Heartbeat(heartbeat_to_wire(beat), timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, self.target) from exc
+            raise self._error(exc) from exc
         return micros(reply.server_time)
 
     async def fetch_catalog(self, node: str, have_version: str) -> Published:
@@ -102,7 +138,7 @@ class GrpcUpstream:
         try:
             reply = await self._stub.FetchCatalog(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, self.target) from exc
+            raise self._error(exc) from exc
         return Published(reply.version, reply.document, micros(reply.published_at))
 
     async def fetch_calendar(self, node: str, have_version: str) -> Published:
@@ -112,11 +148,30 @@ class GrpcUpstream:
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an upstream not yet upgraded
                 return Published("", b"", 0)
-            raise from_rpc_error(exc, self.target) from exc
+            raise self._error(exc) from exc
         return Published(reply.version, reply.document, micros(reply.published_at))
 
+    async def fetch_revocations(self, node: str, after: int) -> list[Revocation]:
+        request = pb.RevocationsRequest(node=node, after=after)
+        try:
+            reply = await self._stub.FetchRevocations(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an upstream not yet upgraded
+                return []
+            raise self._error(exc) from exc
+        return [Revocation(r.code, micros(r.revoked_at), r.reason) for r in reply.revocations]
+
+    async def certify(self, node: str, subject: str, csr: bytes) -> Certified:
+        request = pb.CertifyRequest(node=node, subject=subject, csr=csr)
+        try:
+            reply = await self._stub.Certify(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+        return Certified(reply.certificate, reply.ca_certificate, reply.name, reply.upstream_name)
+
     async def close(self) -> None:
-        await self._channel.close()
+        for channel in [*self._retired, self._channel]:
+            await channel.close()
 
 
 class LocalUpstream:
@@ -152,6 +207,14 @@ class LocalUpstream:
     async def fetch_calendar(self, node: str, have_version: str) -> Published:
         self._check()
         return await self.service.fetch_calendar(node, have_version)
+
+    async def fetch_revocations(self, node: str, after: int) -> list[Revocation]:
+        self._check()
+        return await self.service.fetch_revocations(node, after)
+
+    async def certify(self, node: str, subject: str, csr: bytes) -> Certified:
+        self._check()
+        return await self.service.certify(node, subject, csr)
 
     async def close(self) -> None:
         return None

@@ -79,6 +79,12 @@ class EdgeSpy:
     async def fetch_calendar(self, node: str, have_version: str) -> Any:
         return await self.inner.fetch_calendar(node, have_version)
 
+    async def fetch_revocations(self, node: str, after: int) -> Any:
+        return await self.inner.fetch_revocations(node, after)
+
+    async def certify(self, node: str, subject: str, csr: bytes) -> Any:
+        return await self.inner.certify(node, subject, csr)
+
     def data_pushes(self) -> list[list[int]]:
         """The pushes that carried events, leaving out empty probes for the upstream's mark."""
         return [seqs for seqs in self.pushes if seqs]

@@ -30,7 +30,7 @@ from casework.lifecycle import ACCEPTED
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
 from relay.bundle import Bundle
-from relay.errors import TransientError
+from relay.errors import CertificateRefused
 from relay.joining import config_from_bundle
 from relay.node import Node
 from relay.pki import Authority, identity_of, server_name
@@ -169,12 +169,12 @@ async def test_plaintext_client_to_a_tls_server_fails(net, authority):
 
 async def test_client_refuses_a_server_that_is_not_its_upstream(net, authority):
     """A village dialing its township refuses a server whose certificate names another
-    township, though the same CA signed it: nothing leaves the village."""
+    township, though the same CA signed it, and says so: nothing leaves the village."""
     [record] = await village_events(net.village, 1)
     async with serving(net.township, credentials(authority, OTHER_TOWNSHIP)) as target:
         upstream = GrpcUpstream(target, TIMEOUT, credentials(authority, VILLAGE), TOWNSHIP)
         try:
-            with pytest.raises(TransientError):
+            with pytest.raises(CertificateRefused, match=f"the server dialed is not {TOWNSHIP}"):
                 await upstream.push(VILLAGE, 7, [(1, record)])
         finally:
             await upstream.close()

@@ -6,6 +6,8 @@ from typing import Annotated
 import typer
 
 from casework.lifecycle import ESCALATED
+from relay.certcli import add_renew_command
+from relay.clock import iso
 from relay.console import (
     AsJson,
     CaseIds,
@@ -15,12 +17,18 @@ from relay.console import (
     add_common_commands,
     add_supervise_command,
     add_sync_command,
+    emit,
     join_network,
     out,
+    read_bundle,
+    run,
     run_service,
     serve_node,
+    with_node,
 )
 from relay.deskcli import add_staff_commands, staff_action
+from relay.enrollment import TOKEN_MINUTES, Token, make_token
+from relay.node import Node
 
 app = typer.Typer(
     help="A township node: decides township items, escalates the rest to the district.",
@@ -31,6 +39,7 @@ add_common_commands(app)
 add_staff_commands(app)
 add_supervise_command(app)
 add_sync_command(app)
+add_renew_command(app, "township")
 
 
 @app.command()
@@ -43,7 +52,8 @@ def init(
     insecure_loopback: InsecureLoopback = False,
 ) -> None:
     """Create this township's node from its bundle."""
-    joined = join_network(home, bundle, "township", district, db, operator or "township", insecure_loopback)
+    joined = read_bundle(bundle, "township")
+    join_network(home, joined, district, db, operator or "township", insecure_loopback)
     out.print(f"township {joined.code} {joined.name} created in {home}", markup=False)
 
 
@@ -55,9 +65,41 @@ def serve(
         str | None,
         typer.Option(help="HOST:PORT for /metrics (no login: bind it to an internal address)."),
     ] = None,
+    enroll_listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT where new villages enroll with a one-time token (see enroll-token)."),
+    ] = None,
 ) -> None:
     """Serve the villages and sync with the district (runs until SIGTERM or Ctrl+C)."""
-    run_service(serve_node(home, listen, http))
+    run_service(serve_node(home, listen, http, enroll_listen=enroll_listen))
+
+
+@app.command("enroll-token")
+def enroll_token(
+    home: Home,
+    village: Annotated[str, typer.Option(help="Division code of one of this township's villages.")],
+    minutes: Annotated[int, typer.Option(help="How long the token stays good.")] = TOKEN_MINUTES,
+    as_json: AsJson = False,
+) -> None:
+    """A one-time token for a new village laptop: 'village-agent init --token' with it at the
+    enrollment address ('serve --enroll-listen') gets the village its certificate."""
+    token = run(with_node(home, lambda node: _token(node, village, minutes)))
+    expires = iso(token.expires_at)
+    emit(
+        {"village": token.village, "token": token.text, "expires_at": expires},
+        as_json,
+        lambda: out.print(
+            f"token for village {token.village}, good once until {expires}:\n{token.text}\n"
+            "on the laptop: village-agent init --home DIR --township HOST:PORT --enroll HOST:PORT "
+            "--token TOKEN",
+            markup=False,
+        ),
+    )
+
+
+async def _token(node: Node, village: str, minutes: int) -> Token:
+    async with node.engine.begin() as conn:
+        return await make_token(conn, node.config, village, minutes)
 
 
 @app.command()

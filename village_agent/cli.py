@@ -8,6 +8,7 @@ import typer
 
 from casework import CaseworkError, InvalidInput, Request
 from casework.lifecycle import CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, CMD_SUPPLEMENT, CMD_WITHDRAW
+from relay.certcli import add_renew_command
 from relay.console import (
     AsJson,
     Home,
@@ -18,11 +19,14 @@ from relay.console import (
     fail,
     join_network,
     out,
+    read_bundle,
+    refuse_taken_home,
     run,
     run_service,
     serve_node,
     with_node,
 )
+from relay.enrollment import enroll_with_token
 from relay.keyfile import KEY_FILE, change_passphrase
 from relay.node import Node
 from village_agent import service
@@ -34,18 +38,35 @@ app = typer.Typer(
 )
 add_common_commands(app)
 add_sync_command(app)
+add_renew_command(app, "village")
 
 
 @app.command()
 def init(
     home: Home,
-    bundle: Annotated[Path, typer.Option(help="The enrollment bundle for this village.")],
     township: Annotated[str, typer.Option(help="HOST:PORT of the township node.")],
+    bundle: Annotated[Path | None, typer.Option(help="The enrollment bundle for this village.")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="A one-time token from the township ('township-node enroll-token').")
+    ] = None,
+    enroll: Annotated[
+        str | None, typer.Option(help="With --token: HOST:PORT of the township's enrollment address.")
+    ] = None,
     operator: Annotated[str, typer.Option(help="The agent's name, recorded on what they do.")] = "",
     insecure_loopback: InsecureLoopback = False,
 ) -> None:
-    """Set up this laptop as the village's service point."""
-    joined = join_network(home, bundle, "village", township, None, operator or "agent", insecure_loopback)
+    """Set up this laptop as the village's service point: from a bundle made by the district,
+    or with a one-time token from the township (the key is made here and never leaves)."""
+    if (bundle is None) == (token is None):
+        fail("give either --bundle (from the district) or --token with --enroll (from the township)")
+    if bundle is not None:
+        joined = read_bundle(bundle, "village")
+    else:
+        if not enroll:
+            fail("--token needs --enroll HOST:PORT: the township's enrollment address")
+        refuse_taken_home(home)  # before the token is used up
+        joined = run(enroll_with_token(enroll, token or ""))
+    join_network(home, joined, township, None, operator or "agent", insecure_loopback)
     out.print(f"village {joined.code} {joined.name} set up in {home}", markup=False)
 
 

@@ -168,3 +168,67 @@ class CalendarReply(_message.Message):
     document: bytes
     published_at: _timestamp_pb2.Timestamp
     def __init__(self, version: _Optional[str] = ..., document: _Optional[bytes] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RevocationsRequest(_message.Message):
+    __slots__ = ("node", "after")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    after: int
+    def __init__(self, node: _Optional[str] = ..., after: _Optional[int] = ...) -> None: ...
+
+class Revocation(_message.Message):
+    __slots__ = ("code", "revoked_at", "reason")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    revoked_at: _timestamp_pb2.Timestamp
+    reason: str
+    def __init__(self, code: _Optional[str] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RevocationsReply(_message.Message):
+    __slots__ = ("revocations",)
+    REVOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    revocations: _containers.RepeatedCompositeFieldContainer[Revocation]
+    def __init__(self, revocations: _Optional[_Iterable[_Union[Revocation, _Mapping]]] = ...) -> None: ...
+
+class CertifyRequest(_message.Message):
+    __slots__ = ("node", "subject", "csr")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    CSR_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    subject: str
+    csr: bytes
+    def __init__(self, node: _Optional[str] = ..., subject: _Optional[str] = ..., csr: _Optional[bytes] = ...) -> None: ...
+
+class CertifyReply(_message.Message):
+    __slots__ = ("certificate", "ca_certificate", "name", "upstream_name")
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CA_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_NAME_FIELD_NUMBER: _ClassVar[int]
+    certificate: bytes
+    ca_certificate: bytes
+    name: str
+    upstream_name: str
+    def __init__(self, certificate: _Optional[bytes] = ..., ca_certificate: _Optional[bytes] = ..., name: _Optional[str] = ..., upstream_name: _Optional[str] = ...) -> None: ...
+
+class EnrollRequest(_message.Message):
+    __slots__ = ("token_id", "csr", "proof")
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    CSR_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    token_id: str
+    csr: bytes
+    proof: bytes
+    def __init__(self, token_id: _Optional[str] = ..., csr: _Optional[bytes] = ..., proof: _Optional[bytes] = ...) -> None: ...
+
+class EnrollReply(_message.Message):
+    __slots__ = ("bundle", "proof")
+    BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    bundle: bytes
+    proof: bytes
+    def __init__(self, bundle: _Optional[bytes] = ..., proof: _Optional[bytes] = ...) -> None: ...

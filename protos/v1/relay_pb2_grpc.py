@@ -63,6 +63,16 @@ class RelayStub:
                 request_serializer=protos_dot_v1_dot_relay__pb2.CalendarRequest.SerializeToString,
                 response_deserializer=protos_dot_v1_dot_relay__pb2.CalendarReply.FromString,
                 _registered_method=True)
+        self.FetchRevocations = channel.unary_unary(
+                '/servicenet.v1.Relay/FetchRevocations',
+                request_serializer=protos_dot_v1_dot_relay__pb2.RevocationsRequest.SerializeToString,
+                response_deserializer=protos_dot_v1_dot_relay__pb2.RevocationsReply.FromString,
+                _registered_method=True)
+        self.Certify = channel.unary_unary(
+                '/servicenet.v1.Relay/Certify',
+                request_serializer=protos_dot_v1_dot_relay__pb2.CertifyRequest.SerializeToString,
+                response_deserializer=protos_dot_v1_dot_relay__pb2.CertifyReply.FromString,
+                _registered_method=True)
 
 
 class RelayServicer:
@@ -110,6 +120,23 @@ class RelayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FetchRevocations(self, request, context):
+        """Revocations after the caller's newest: every node keeps them and refuses a revoked node
+        (UNAUTHENTICATED, saying so) as soon as it has pulled them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Certify(self, request, context):
+        """A certificate for a new key (renewal, or a township's village enrolled by token).
+        PERMISSION_DENIED for a subject outside the caller's reach; a township passes its own
+        villages' requests on to the district.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RelayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +164,16 @@ def add_RelayServicer_to_server(servicer, server):
                     servicer.FetchCalendar,
                     request_deserializer=protos_dot_v1_dot_relay__pb2.CalendarRequest.FromString,
                     response_serializer=protos_dot_v1_dot_relay__pb2.CalendarReply.SerializeToString,
+            ),
+            'FetchRevocations': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchRevocations,
+                    request_deserializer=protos_dot_v1_dot_relay__pb2.RevocationsRequest.FromString,
+                    response_serializer=protos_dot_v1_dot_relay__pb2.RevocationsReply.SerializeToString,
+            ),
+            'Certify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Certify,
+                    request_deserializer=protos_dot_v1_dot_relay__pb2.CertifyRequest.FromString,
+                    response_serializer=protos_dot_v1_dot_relay__pb2.CertifyReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -278,6 +315,135 @@ class Relay:
             '/servicenet.v1.Relay/FetchCalendar',
             protos_dot_v1_dot_relay__pb2.CalendarRequest.SerializeToString,
             protos_dot_v1_dot_relay__pb2.CalendarReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchRevocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servicenet.v1.Relay/FetchRevocations',
+            protos_dot_v1_dot_relay__pb2.RevocationsRequest.SerializeToString,
+            protos_dot_v1_dot_relay__pb2.RevocationsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Certify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servicenet.v1.Relay/Certify',
+            protos_dot_v1_dot_relay__pb2.CertifyRequest.SerializeToString,
+            protos_dot_v1_dot_relay__pb2.CertifyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class EnrollmentStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Enroll = channel.unary_unary(
+                '/servicenet.v1.Enrollment/Enroll',
+                request_serializer=protos_dot_v1_dot_relay__pb2.EnrollRequest.SerializeToString,
+                response_deserializer=protos_dot_v1_dot_relay__pb2.EnrollReply.FromString,
+                _registered_method=True)
+
+
+class EnrollmentServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Enroll(self, request, context):
+        """Errors, each with a one-line reason: UNAUTHENTICATED for a token this township did not
+        issue or a wrong proof; FAILED_PRECONDITION for a token used already or expired;
+        UNAVAILABLE while the district cannot be reached (the token stays usable).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_EnrollmentServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Enroll': grpc.unary_unary_rpc_method_handler(
+                    servicer.Enroll,
+                    request_deserializer=protos_dot_v1_dot_relay__pb2.EnrollRequest.FromString,
+                    response_serializer=protos_dot_v1_dot_relay__pb2.EnrollReply.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'servicenet.v1.Enrollment', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('servicenet.v1.Enrollment', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Enrollment:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Enroll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servicenet.v1.Enrollment/Enroll',
+            protos_dot_v1_dot_relay__pb2.EnrollRequest.SerializeToString,
+            protos_dot_v1_dot_relay__pb2.EnrollReply.FromString,
             options,
             channel_credentials,
             insecure,

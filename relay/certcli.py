@@ -1,0 +1,56 @@
+"""The ``renew`` command townships and villages share: a new certificate now, over the link,
+or the key and certificate of a new bundle (an expired or revoked node enrolled again)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from casework import CaseworkError, InvalidInput
+from relay.config import NodeConfig
+from relay.console import AsJson, Home, emit, fail, out, read_bundle, run, with_node
+from relay.joining import reinstall_credentials
+from relay.node import Node
+from relay.pki import Validity, validity_of
+from relay.renewal import Renewer
+from relay.tls import Credentials
+
+
+def add_renew_command(app: typer.Typer, role: str) -> None:
+    @app.command()
+    def renew(
+        home: Home,
+        bundle: Annotated[
+            Path | None,
+            typer.Option(help="A new bundle from 'district-node enroll' (expired or revoked certificate)."),
+        ] = None,
+        as_json: AsJson = False,
+    ) -> None:
+        """Renew this node's certificate now, over its link (a new key, signed by the district);
+        or install the key and certificate of a new bundle. A running server takes them up
+        at its next connection."""
+        if bundle is None:
+            expires = run(with_node(home, _renew)).expires
+        else:
+            new = read_bundle(bundle, role)
+            try:
+                config = NodeConfig.load(home)
+                reinstall_credentials(home, config, new)
+            except CaseworkError as exc:
+                fail(str(exc))
+            expires = validity_of(config.tls.credentials(home).cert).expires
+        emit(
+            {"certificate_expires": expires.isoformat()},
+            as_json,
+            lambda: out.print(f"certificate renewed: valid until {expires.isoformat()}", markup=False),
+        )
+
+
+async def _renew(node: Node) -> Validity:
+    upstream = node.upstream()
+    try:
+        if not isinstance(upstream.security, Credentials):
+            raise InvalidInput("this node runs without TLS (insecure_loopback): no certificate to renew")
+        return await Renewer(node.home, node.config, upstream).renew()
+    finally:
+        await upstream.close()

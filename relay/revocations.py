@@ -1,0 +1,83 @@
+"""The revocation list: nodes whose certificates the district revoked (a lost laptop).
+
+A revocation refuses every certificate issued to a division code before the moment it was
+made (to the second: certificates carry whole seconds), so the node enrolled again afterwards,
+on a new laptop, is good. The district keeps the list (`district-node revoke`); townships pull
+it from the district and villages from their township, over their mutual-TLS links, and every
+node keeps what it pulled: a township refuses a revoked village while the district is away.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from relay.clock import iso
+from relay.schema import revocations
+
+PAGE = 1000  # revocations in one reply
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    code: str
+    revoked_at: int  # microseconds since the epoch, by the district's clock
+    reason: str = ""
+
+    def refuses(self, issued_us: int) -> bool:
+        """Whether a certificate of this code issued at ``issued_us`` is revoked."""
+        return issued_us // 1_000_000 <= self.revoked_at // 1_000_000
+
+    def refusal(self) -> str:
+        """The one line a refused node is told (no reason text: that stays with staff)."""
+        return (
+            f"the certificate of {self.code} was revoked by the district on {iso(self.revoked_at)[:19]}: "
+            "this node is refused everywhere; ask the district for a new bundle "
+            "('district-node enroll') and install it with 'renew --bundle'"
+        )
+
+
+async def revoke(conn: AsyncConnection, code: str, reason: str, now: int) -> Revocation:
+    """Revoke every certificate of ``code`` issued until now (the district's `revoke`). The
+    moment is later than any kept, so nodes pulling by it never miss one."""
+    newest = await newest_time(conn)
+    revocation = Revocation(code, max(now, newest + 1), reason)
+    await _put(conn, revocation, exists=await find(conn, code) is not None)
+    return revocation
+
+
+async def find(conn: AsyncConnection, code: str) -> Revocation | None:
+    row = (await conn.execute(select(revocations).where(revocations.c.code == code))).first()
+    return Revocation(row.code, row.revoked_at, row.reason) if row else None
+
+
+async def newest_time(conn: AsyncConnection) -> int:
+    return (await conn.execute(select(func.max(revocations.c.revoked_at)))).scalar() or 0
+
+
+async def after(conn: AsyncConnection, moment: int) -> list[Revocation]:
+    """The revocations made after ``moment``, oldest first, one page."""
+    rows = await conn.execute(
+        select(revocations)
+        .where(revocations.c.revoked_at > moment)
+        .order_by(revocations.c.revoked_at)
+        .limit(PAGE)
+    )
+    return [Revocation(row.code, row.revoked_at, row.reason) for row in rows]
+
+
+async def keep(conn: AsyncConnection, pulled: Sequence[Revocation]) -> None:
+    """Keep revocations pulled from the upstream (a later one of a code replaces the earlier)."""
+    for revocation in pulled:
+        kept = await find(conn, revocation.code)
+        if kept is None or kept.revoked_at < revocation.revoked_at:
+            await _put(conn, revocation, exists=kept is not None)
+
+
+async def _put(conn: AsyncConnection, revocation: Revocation, exists: bool) -> None:
+    values = {"revoked_at": revocation.revoked_at, "reason": revocation.reason[:500]}
+    if exists:
+        await conn.execute(revocations.update().where(revocations.c.code == revocation.code).values(**values))
+    else:
+        await conn.execute(revocations.insert().values(code=revocation.code, **values))
