@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from casework.lifecycle import ESCALATED
+from relay import actions
 from relay.console import (
     AsJson,
     CaseIds,
@@ -21,6 +21,8 @@ from relay.console import (
     serve_node,
 )
 from relay.deskcli import add_staff_commands, staff_action
+from relay.deskweb import desk
+from relay.webcli import add_web_user_commands
 
 app = typer.Typer(
     help="A township node: decides township items, escalates the rest to the district.",
@@ -31,6 +33,11 @@ add_common_commands(app)
 add_staff_commands(app)
 add_supervise_command(app)
 add_sync_command(app)
+add_web_user_commands(
+    app,
+    "Who may sign in to the staff console (serve --http): each one's name must be on the roster "
+    "(staff list) as well.",
+)
 
 
 @app.command()
@@ -53,11 +60,14 @@ def serve(
     listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")],
     http: Annotated[
         str | None,
-        typer.Option(help="HOST:PORT for /metrics (no login: bind it to an internal address)."),
+        typer.Option(
+            help="HOST:PORT for the staff console (sign-in: see web-user) and /metrics (no login: "
+            "bind it to an internal address)."
+        ),
     ] = None,
 ) -> None:
     """Serve the villages and sync with the district (runs until SIGTERM or Ctrl+C)."""
-    run_service(serve_node(home, listen, http))
+    run_service(serve_node(home, listen, http, desk if http else None))
 
 
 @app.command()
@@ -69,7 +79,7 @@ def escalate(
     as_json: AsJson = False,
 ) -> None:
     """Send accepted district items up to the district."""
-    staff_action(home, case_ids, ESCALATED, {"opinion": opinion}, staff, as_json)
+    staff_action(home, case_ids, lambda: actions.escalate(opinion), staff, as_json)
 
 
 def main() -> None:
