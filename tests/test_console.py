@@ -260,6 +260,7 @@ def test_browser_correction_notice_then_decision(chromium: str, center: Center, 
             "d.querySelector('[name=reason]').value = '材料齐全，符合条件'; d.submit();"
         )
         assert browser.evaluate("document.querySelector('.done').textContent") == "已办理：作出决定"
+        assert browser.evaluate("document.querySelectorAll('table.materials td.l-yellow').length") == 0
         history = browser.evaluate(
             "[...document.querySelectorAll('table.events tbody tr')]"
             ".map(r => [r.cells[1].textContent, r.cells[2].textContent])"

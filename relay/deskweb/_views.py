@@ -93,7 +93,7 @@ def case_page(view: CaseView, actor: Actor, prefix: str, token: str, message: tu
 
 
 def _materials(view: CaseView) -> str:
-    missing = set(view.case["missing_materials"])
+    missing = _missing(view)
     listed = view.item.materials if view.item else ()
     rows: list[list[Cell]] = [
         [
@@ -123,7 +123,7 @@ def _form(name: str, view: CaseView, target: str, token: str) -> str:
     fields = f'<input type="hidden" name="token" value="{esc(token)}">'
     title = t(f"console.action.{action}")
     if action == "correction":  # what the case lacks already is ticked
-        missing = set(view.case["missing_materials"])
+        missing = _missing(view)
         fields += f'<p class="note">{esc(t("console.pick"))}</p>' + "".join(
             f'<label><input type="checkbox" name="m{i}" value="1"{" checked" if m.name in missing else ""}> '
             f"{esc(m.name)}（{esc(m.form)}）</label>"
@@ -168,6 +168,13 @@ def _history(events: Sequence[dict[str, Any]]) -> str:
         for e in events
     ]
     return table(("col.time", "col.event", "console.staff", "col.origin", "col.details"), rows, "events")
+
+
+def _missing(view: CaseView) -> set[str]:
+    """The materials the case still lacks, while it waits to be accepted (once accepted, they
+    were handed in at the window)."""
+    waiting = view.case["status"] in ("submitted", "correction_requested")
+    return set(view.case["missing_materials"]) if waiting else set()
 
 
 def _parts(prefix: str) -> list[str]:
