@@ -284,6 +284,12 @@ async def serve_items(node: Node, window: str, items: list[str]) -> None:
         await conn.execute(windows.insert().values(window=window, item_codes=json.dumps(items)))
 
 
+async def names(node: Node) -> set[str]:
+    """Everyone on this center's roster (only they may sign in to the staff console)."""
+    async with node.engine.connect() as conn:
+        return set((await conn.execute(select(staff.c.name))).scalars())
+
+
 async def roster(node: Node) -> list[dict[str, Any]]:
     async with node.engine.connect() as conn:
         served = {w.window: json.loads(w.item_codes) for w in (await conn.execute(select(windows))).all()}

@@ -8,12 +8,15 @@ import typer
 
 from casework import InvalidInput
 from relay.config import CONFIG_FILE
-from relay.console import AsJson, Home, emit, fail, out
+from relay.console import AsJson, Home, emit, err, fail, out, run, with_node
+from relay.staff import names as roster_names
 from relay.web import add_user, list_users, remove_user
 
 
-def add_web_user_commands(app: typer.Typer, help_text: str) -> None:
-    """``web-user add|remove|list`` on ``app``; ``help_text`` says what the users sign in to."""
+def add_web_user_commands(app: typer.Typer, help_text: str, roster_only: bool = False) -> None:
+    """``web-user add|remove|list`` on ``app``; ``help_text`` says what the users sign in to.
+    With ``roster_only`` (a township: its only pages are the staff console) adding a user not on
+    the roster warns that they cannot sign in yet."""
     web_user_app = typer.Typer(help=help_text, no_args_is_help=True)
     app.add_typer(web_user_app, name="web-user")
 
@@ -37,6 +40,12 @@ def add_web_user_commands(app: typer.Typer, help_text: str) -> None:
         except InvalidInput as exc:
             fail(str(exc))
         out.print(f"web user {name.strip()} {'added' if new else 'has a new password'}", markup=False)
+        if roster_only and name.strip() not in run(with_node(home, roster_names)):
+            err.print(
+                f"note: {name.strip()} is not on the roster: they can sign in once 'staff add' adds them",
+                markup=False,
+                highlight=False,
+            )
 
     @web_user_app.command("remove")
     def web_user_remove(home: Home, name: Annotated[str, typer.Option(help="The login name.")]) -> None:

@@ -51,7 +51,10 @@ def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
     net.add(T)
     net.add(V)
     asyncio.run(roster(net))
-    net.node(T, "web-user", "add", "--name", WINDOW_1, "--password-stdin", input=f"{PASSWORD}\n".encode())
+    added = net.node(
+        T, "web-user", "add", "--name", OUTSIDER, "--password-stdin", input=f"{PASSWORD}\n".encode()
+    )
+    assert "王八 is not on the roster" in added.stderr.decode()
     township, district = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     net.start(D, "--http", district)
     net.start(T, "--http", township, env=TODAY)
@@ -88,7 +91,7 @@ async def roster(net: Network) -> None:
     async with open_node(net.home(D)) as node:
         await add_member(node, DEPARTMENT, "民政", "A", "")
         await serve_items(node, "民政", [DIBAO])
-    for home, name in ((T, WINDOW_2), (T, OUTSIDER), (D, DEPARTMENT), (D, OFFICE)):
+    for home, name in ((T, WINDOW_1), (T, WINDOW_2), (D, DEPARTMENT), (D, OFFICE)):
         add_user(net.home(home), name, PASSWORD)
 
 

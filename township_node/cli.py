@@ -37,6 +37,7 @@ add_web_user_commands(
     app,
     "Who may sign in to the staff console (serve --http): each one's name must be on the roster "
     "(staff list) as well.",
+    roster_only=True,
 )
 
 

@@ -17,6 +17,7 @@ from relay.deskweb import _data, _views
 from relay.httpd import HTTPError, Request, Response, redirect
 from relay.node import Node
 from relay.staff import Actor, act
+from relay.staff import names as roster_names
 from relay.web import Gate, Link, Session, esc
 
 _DONE = "done"  # the query field that says which action was just taken
@@ -41,7 +42,7 @@ class Desk:
     async def handle(self, request: Request) -> Response:
         """Every request of a node whose only pages are the console."""
         if request.path == "/login":
-            names = await _data.roster_names(self.node)
+            names = await roster_names(self.node)
             return await self.gate.login(request, names.__contains__)
         if request.path == "/favicon.ico":
             raise HTTPError(404, "no icon")

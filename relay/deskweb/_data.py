@@ -13,7 +13,7 @@ from relay import actions
 from relay.ledger import case_state
 from relay.node import Node
 from relay.queries import case_dict, show_case
-from relay.schema import cases, staff
+from relay.schema import cases
 from relay.staff import Actor, identify
 from relay.supervision import light_today
 
@@ -31,12 +31,6 @@ class CaseView:
     light: str
     item: Item | None
     allowed: list[str]  # relay.actions.allowed
-
-
-async def roster_names(node: Node) -> set[str]:
-    """Everyone on this center's roster: only they may sign in to the console."""
-    async with node.engine.connect() as conn:
-        return set((await conn.execute(select(staff.c.name))).scalars())
 
 
 async def member(node: Node, name: str) -> Actor | None:
