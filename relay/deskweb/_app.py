@@ -60,26 +60,22 @@ class Desk:
             body = f"<p>{esc(t('console.not_on_roster_note'))}</p>"
             return self.gate.html(403, t("console.not_on_roster"), body, session.name, self.links)
         parts = request.path.removeprefix(self.prefix).strip("/").split("/")
-        if parts == [""]:
-            _get_only(request)
-            rows = await _data.queue(self.node, actor, today_in_china())
-            return self.page(
-                200, t("console.queue"), _views.queue(actor, rows, self.prefix, self.item_name), actor
-            )
-        if len(parts) == 2 and parts[0] == "case":
-            _get_only(request)
-            done = request.query.get(_DONE, "")
-            message = (
-                ("done", t("console.done", action=t(f"console.action.{done}"))) if done in _FORMS else None
-            )
-            return await self.case(request, actor, parts[1], message)
         if len(parts) == 3 and parts[0] == "case" and parts[2] in _FORMS:
             if request.method != "POST":
                 raise HTTPError(405, "an action is a POST of its form")
-            return await self.take(request, session, actor, parts[1], parts[2])
-        return self.page(
-            404, t("page.not_found"), f'<p><a href="{self.prefix}/">{esc(t("console.queue"))}</a></p>', actor
-        )
+            return await self.take(request, actor, parts[1], parts[2])
+        if request.method == "POST":
+            raise HTTPError(405, "this page takes no form")
+        if parts == [""]:
+            rows = await _data.queue(self.node, actor, today_in_china())
+            body = _views.queue(actor, rows, self.prefix, self.item_name)
+            return self.page(200, t("console.queue"), body, actor)
+        if len(parts) == 2 and parts[0] == "case":
+            done = request.query.get(_DONE, "")
+            said = t("console.done", action=t(f"console.action.{done}"))
+            return await self.case(request, actor, parts[1], ("done", said) if done in _FORMS else None)
+        home = f'<p><a href="{self.prefix}/">{esc(t("console.queue"))}</a></p>'
+        return self.page(404, t("page.not_found"), home, actor)
 
     async def case(
         self, request: Request, actor: Actor, case_id: str, message: tuple[str, str] | None, status: int = 200
@@ -90,9 +86,7 @@ class Desk:
         body = _views.case_page(view, actor, self.prefix, self.gate.form_token(request), message)
         return self.page(status, f"{t('console.case')}：{case_id}", body, actor)
 
-    async def take(
-        self, request: Request, session: Session, actor: Actor, case_id: str, name: str
-    ) -> Response:
+    async def take(self, request: Request, actor: Actor, case_id: str, name: str) -> Response:
         """Take one action as the signed-in staff member: back to the case page, which says
         it was done, or shows why not (one line) with the form to correct."""
         form = self.gate.posted_form(request)
@@ -101,15 +95,12 @@ class Desk:
             return self.page(404, t("page.not_found"), f"<p>{esc(t('case.not_found'))}</p>", actor)
         try:
             action = _FORMS[name](form, view.item)
-        except InvalidInput as exc:
-            error = str(exc)
-        else:
-            [outcome] = await act(self.node, [case_id], action.event_type, action.payload, session.name)
-            if outcome.ok:
-                return redirect(f"{self.prefix}/case/{case_id}?{_DONE}={name}")
-            error = outcome.error
-        message = ("error", t("console.refused", reason=error))
-        return await self.case(request, actor, case_id, message, 409)
+        except InvalidInput as exc:  # a form filled in wrong
+            return await self.case(request, actor, case_id, _refused(str(exc)), 400)
+        [outcome] = await act(self.node, [case_id], action.event_type, action.payload, actor.name)
+        if not outcome.ok:  # the rules or the roster say no
+            return await self.case(request, actor, case_id, _refused(outcome.error), 409)
+        return redirect(f"{self.prefix}/case/{case_id}?{_DONE}={name}")
 
     def page(self, status: int, title: str, body: str, actor: Actor) -> Response:
         return self.gate.html(status, title, body, actor.name, self.links)
@@ -119,9 +110,8 @@ class Desk:
         return found.name if found else code
 
 
-def _get_only(request: Request) -> None:
-    if request.method == "POST":
-        raise HTTPError(405, "this page takes no form")
+def _refused(reason: str) -> tuple[str, str]:
+    return "error", t("console.refused", reason=reason)
 
 
 def _correction(form: dict[str, str], item: Item | None) -> Action:

@@ -1,6 +1,6 @@
 """The staff console's pages as HTML, from data already read (see _data)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from messages import t
@@ -20,7 +20,7 @@ def whoami(actor: Actor) -> str:
     return f'<p class="note whoami">{esc(said)}{esc(where) if where else ""}</p>'
 
 
-def queue(actor: Actor, rows: Sequence[dict[str, Any]], prefix: str, item_name: Any) -> str:
+def queue(actor: Actor, rows: Sequence[dict[str, Any]], prefix: str, item_name: Callable[[str], str]) -> str:
     """The window's open cases, the most urgent first."""
     body = [
         [
