@@ -149,7 +149,7 @@ def test_only_staff_on_the_roster_sign_in(center: Center) -> None:
     assert refused.status == 401 and refused.getheader("Set-Cookie") is None
     queue = page(center.township, "/", sign_in(center.township, WINDOW_2))
     assert center.cases["pension"] in queue and center.cases["fresh"] not in queue
-    assert "李四，2号窗口（A岗）" in queue
+    assert "李四 · 窗口：2 · A岗" in queue
 
 
 def test_actions_need_this_sites_form_and_the_sessions_token(center: Center) -> None:
@@ -192,15 +192,22 @@ def test_a_window_acting_outside_its_items_is_refused_in_one_line(center: Center
     assert case_on(center, T, case_id)["status"] == "submitted"
 
 
-def test_an_escalated_case_reaches_the_district_desk(center: Center) -> None:
-    """Window 1 accepts a 低保 request and escalates it with an opinion; the district's civil
-    affairs staff find it on their desk and accept it; the management office has no desk."""
+@pytest.fixture(scope="module")
+def escalated(center: Center) -> str:
+    """Window 1 accepts a 低保 request and escalates it with an opinion; it reaches the district."""
     cookie, case_id = sign_in(center.township, WINDOW_1), center.cases["dibao"]
     for action, fields in (("accept", {}), ("escalate", {"opinion": "入户调查属实，建议批准"})):
         fields["token"] = token(center.township, f"/case/{case_id}", cookie)
         status, _ = post(center.township, f"/case/{case_id}/{action}", cookie, fields)
         assert status == 303, action
     wait_until(lambda: case_on(center, D, case_id).get("status") == "escalated")
+    return case_id
+
+
+def test_an_escalated_case_reaches_the_district_desk(center: Center, escalated: str) -> None:
+    """The district's civil affairs staff find the escalated case on their desk and accept it,
+    after the township's window 1; the management office has no desk."""
+    case_id = escalated
     desk = sign_in(center.district, DEPARTMENT)
     assert case_id in page(center.district, "/desk/", desk)
     fields = {"token": token(center.district, f"/desk/case/{case_id}", desk)}
@@ -217,6 +224,31 @@ def test_an_escalated_case_reaches_the_district_desk(center: Center) -> None:
 @pytest.fixture(scope="module")
 def chromium() -> str:
     return chromium_or_skip()
+
+
+def test_browser_district_desk(chromium: str, center: Center, escalated: str, tmp_path: Path) -> None:
+    """The district's department staff get the same console under /desk/, beside the dashboard."""
+    folder = artifacts()
+    browser = Browser(chromium, tmp_path / "profile", tmp_path / "chromium.log")
+    try:
+        browser.goto(f"http://{center.district}/desk/")
+        browser.submit(
+            f"document.getElementById('name').value = {DEPARTMENT!r};"
+            f"document.getElementById('password').value = {PASSWORD!r};"
+            "document.querySelector('form.login').submit();"
+        )
+        assert browser.evaluate("location.pathname") == "/desk/"
+        rows = browser.evaluate(
+            "[...document.querySelectorAll('table.queue tbody tr')].map(r => r.cells[0].textContent)"
+        )
+        assert rows == [escalated]
+        browser.screenshot(folder / "console-district-queue.png")
+        browser.goto(f"http://{center.district}/desk/case/{escalated}")
+        text = browser.evaluate("document.body.innerText")
+        assert "入户调查属实，建议批准" in text and WINDOW_1 in text
+        browser.screenshot(folder / "console-district-case.png")
+    finally:
+        browser.close()
 
 
 def test_browser_correction_notice_then_decision(chromium: str, center: Center, tmp_path: Path) -> None:
