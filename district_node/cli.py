@@ -1,7 +1,6 @@
 """district-node: the district hub's command line."""
 
 import shutil
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,14 +8,13 @@ import typer
 from rich.table import Table
 
 from casework import Divisions, InvalidInput
-from casework.lifecycle import RETURNED
 from district_node import coverage
 from district_node.dashboard import dashboard
-from relay import calendars, catalogs, revocations
+from relay import actions, calendars, catalogs, revocations
 from relay.bundle import Bundle
 from relay.certify import DistrictCertifier, record_enrolled
 from relay.clock import iso, now_us
-from relay.config import CONFIG_FILE, NodeConfig, TLSConfig, default_db_url
+from relay.config import NodeConfig, TLSConfig, default_db_url
 from relay.console import (
     AsJson,
     Home,
@@ -38,7 +36,7 @@ from relay.joining import found_network, issue_for
 from relay.node import CATALOG_FILE, Node
 from relay.pki import NODE_DAYS
 from relay.revocations import Revocation
-from relay.web import add_user, list_users, remove_user
+from relay.webcli import add_web_user_commands
 
 DIVISIONS_FILE = "divisions.csv"
 app = typer.Typer(
@@ -49,6 +47,11 @@ app = typer.Typer(
 add_common_commands(app)
 add_staff_commands(app)
 add_supervise_command(app)
+add_web_user_commands(
+    app,
+    "Who may sign in to the web pages (serve --http): the management office's dashboard; "
+    "department staff on the roster (staff list) also get the staff console under /desk/.",
+)
 
 
 @app.command("return")
@@ -60,7 +63,7 @@ def return_for_rework(
     as_json: AsJson = False,
 ) -> None:
     """Send escalated cases back to their township for rework, saying what to rework."""
-    staff_action(home, case_ids, RETURNED, {"reason": reason.strip()}, staff, as_json)
+    staff_action(home, case_ids, lambda: actions.return_for_rework(reason), staff, as_json)
 
 
 @app.command()
@@ -215,57 +218,6 @@ def coverage_report(home: Home, as_json: AsJson = False) -> None:
         out.print(f"coverage: {share} of {report['villages']} villages active in the last week", markup=False)
 
     emit(report, as_json, human)
-
-
-web_user_app = typer.Typer(help="Staff who may log in to the web dashboard (serve --http).")
-app.add_typer(web_user_app, name="web-user")
-
-
-@web_user_app.command("add")
-def web_user_add(
-    home: Home,
-    name: Annotated[str, typer.Option(help="The login name.")],
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
-    ] = False,
-) -> None:
-    """Add a dashboard user, or set a new password for one (which ends their sessions)."""
-    if not (home / CONFIG_FILE).exists():
-        fail(f"no node in {home}: run 'init' first (or pass --home)")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    try:
-        new = add_user(home, name, password)
-    except InvalidInput as exc:
-        fail(str(exc))
-    out.print(f"web user {name.strip()} {'added' if new else 'has a new password'}", markup=False)
-
-
-@web_user_app.command("remove")
-def web_user_remove(home: Home, name: Annotated[str, typer.Option(help="The login name.")]) -> None:
-    """Remove a dashboard user; their sessions end at once."""
-    try:
-        remove_user(home, name)
-    except InvalidInput as exc:
-        fail(str(exc))
-    out.print(f"web user {name} removed", markup=False)
-
-
-@web_user_app.command("list")
-def web_user_list(home: Home, as_json: AsJson = False) -> None:
-    """The dashboard's users and when each password was set."""
-    try:
-        users = list_users(home)
-    except InvalidInput as exc:
-        fail(str(exc))
-
-    def human() -> None:
-        for user in users:
-            out.print(f"{user['name']}  {user['set_at']}", markup=False)
-
-    emit(users, as_json, human)
 
 
 async def _check_divisions(path: Path, code: str) -> Divisions:

@@ -1,27 +1,18 @@
 """The window staff's commands, the same at a township center and at the district: acting on
 cases, the roster of windows (AB岗, 首席代表), and rectification records."""
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from casework.lifecycle import (
-    ACCEPTED,
-    CMD_COMPLAIN,
-    CMD_DELIVER,
-    CMD_RATE,
-    CORRECTION_REQUESTED,
-    DECIDED,
-    DEPARTMENT_DECIDED,
-    PAUSED,
-    RECTIFIED,
-    REFUSED,
-    RESUMED,
-    SCORES,
-)
+from casework import InvalidInput
+from relay import actions
 from relay import staff as roster
+from relay.actions import Action
 from relay.console import AsJson, CaseIds, Home, Staff, emit, fail, out, print_outcomes, run, with_node
 from relay.node import Node
 from relay.staff import Outcome, act
@@ -30,18 +21,26 @@ Reason = Annotated[str, typer.Option(help="Why: told to the applicant.")]
 
 
 def staff_action(
-    home: Path, case_ids: list[str], event_type: str, payload: dict[str, Any], staff: str, as_json: bool
+    home: Path, case_ids: list[str], make: Callable[[], Action], staff: str, as_json: bool
 ) -> None:
+    """Make the action from what the command was given (relay.actions), then take it on each
+    case as ``staff``."""
+    try:
+        action = make()
+    except InvalidInput as exc:
+        fail(str(exc))
+
     async def go(node: Node) -> list[Outcome]:
-        return await act(node, case_ids, event_type, payload, staff)
+        return await act(node, case_ids, action.event_type, action.payload, staff)
 
     print_outcomes(run(with_node(home, go)), as_json)
 
 
-def _said(text: str, option: str) -> str:
-    if not text.strip():
-        fail(f"{option} must not be empty")
-    return text.strip()
+def _said(text: str, what: str) -> str:
+    try:
+        return actions.said(text, what)
+    except InvalidInput as exc:
+        fail(str(exc))
 
 
 def add_staff_commands(app: typer.Typer) -> None:
@@ -50,14 +49,14 @@ def add_staff_commands(app: typer.Typer) -> None:
     @app.command()
     def accept(home: Home, case_ids: CaseIds, staff: Staff = "", as_json: AsJson = False) -> None:
         """Accept cases this node owns."""
-        staff_action(home, case_ids, ACCEPTED, {}, staff, as_json)
+        staff_action(home, case_ids, actions.accept, staff, as_json)
 
     @app.command()
     def refuse(
         home: Home, case_ids: CaseIds, reason: Reason, staff: Staff = "", as_json: AsJson = False
     ) -> None:
         """Refuse to accept requests (不予受理), saying why."""
-        staff_action(home, case_ids, REFUSED, {"reason": _said(reason, "--reason")}, staff, as_json)
+        staff_action(home, case_ids, lambda: actions.refuse(reason), staff, as_json)
 
     @app.command("request-correction")
     def request_correction(
@@ -69,10 +68,7 @@ def add_staff_commands(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """Send one correction notice listing every missing material (一次性告知)."""
-        if not missing:
-            fail("name at least one --missing material")
-        payload = {"missing": missing, "note": note}
-        staff_action(home, [case_id], CORRECTION_REQUESTED, payload, staff, as_json)
+        staff_action(home, [case_id], lambda: actions.request_correction(missing, note), staff, as_json)
 
     @app.command()
     def decide(
@@ -89,12 +85,8 @@ def add_staff_commands(app: typer.Typer) -> None:
     ) -> None:
         """Approve or reject cases this node owns and decides (joint items: per --department).
         A chief representative may decide a request that is not yet accepted, on the spot."""
-        if approve == reject:
-            fail("say either --approve or --reject")
-        payload: dict[str, Any] = {"approved": approve, "reason": _said(reason, "--reason")}
-        if department:
-            payload["department"] = department
-        staff_action(home, case_ids, DEPARTMENT_DECIDED if department else DECIDED, payload, staff, as_json)
+        decision = partial(actions.decide, approve, reject, reason, department)
+        staff_action(home, case_ids, decision, staff, as_json)
 
     @app.command()
     def pause(
@@ -106,17 +98,17 @@ def add_staff_commands(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """Stop the clock for a step the law excludes from the time limit (公示, 鉴定 …)."""
-        staff_action(home, case_ids, PAUSED, {"step": step.strip(), "note": note}, staff, as_json)
+        staff_action(home, case_ids, lambda: actions.pause(step, note), staff, as_json)
 
     @app.command()
     def resume(home: Home, case_ids: CaseIds, staff: Staff = "", as_json: AsJson = False) -> None:
         """Restart the clock once the excluded step is over; deadlines move by the days it took."""
-        staff_action(home, case_ids, RESUMED, {}, staff, as_json)
+        staff_action(home, case_ids, actions.resume, staff, as_json)
 
     @app.command()
     def deliver(home: Home, case_ids: CaseIds, staff: Staff = "", as_json: AsJson = False) -> None:
         """The result was handed to the applicant at this window (送达)."""
-        staff_action(home, case_ids, CMD_DELIVER, {}, staff, as_json)
+        staff_action(home, case_ids, actions.deliver, staff, as_json)
 
     @app.command()
     def rate(
@@ -128,9 +120,7 @@ def add_staff_commands(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """Record the applicant's rating given at this window."""
-        if score not in SCORES:
-            fail("--score must be 1 to 5 (5 非常满意 … 1 非常不满意)")
-        staff_action(home, [case_id], CMD_RATE, {"score": score, "comment": comment}, staff, as_json)
+        staff_action(home, [case_id], lambda: actions.rate(score, comment), staff, as_json)
 
     @app.command()
     def complain(
@@ -142,11 +132,11 @@ def add_staff_commands(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """Record a complaint made at this window, about a case or about a window."""
-        said = _said(text, "--text")
+        said = _said(text, "the complaint")
         if (case_id is None) == (window is None):
             fail("name either the CASE_ID or the --window complained about")
         if case_id is not None:
-            staff_action(home, [case_id], CMD_COMPLAIN, {"text": said}, staff, as_json)
+            staff_action(home, [case_id], lambda: actions.complain(said), staff, as_json)
             return
         window_name = str(window).strip()
         record = run(
@@ -167,7 +157,7 @@ def add_staff_commands(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """Close a rectification record opened by a bad review or a complaint."""
-        said = _said(outcome, "--outcome")
+        said = _said(outcome, "the outcome")
         if case_id is None:
             if not record or not record.startswith(roster.WINDOW_RECORD):
                 fail("name the CASE_ID, or a window complaint's --record window:N")
@@ -179,10 +169,7 @@ def add_staff_commands(app: typer.Typer) -> None:
                 lambda: out.print(f"{record}: rectified", markup=False),
             )
             return
-        payload: dict[str, Any] = {"outcome": said}
-        if record:
-            payload["of"] = record
-        staff_action(home, [case_id], RECTIFIED, payload, staff, as_json)
+        staff_action(home, [case_id], lambda: actions.rectify(said, record), staff, as_json)
 
     @app.command()
     def rectifications(

@@ -257,7 +257,7 @@ class Ledger:
         else:
             if record.type == PAUSED:
                 self._check_step(row, payload.get("step"))
-            after = evolve(_state(row), record.type, payload, record.origin_node)
+            after = evolve(case_state(row), record.type, payload, record.origin_node)
             missing = _missing_after(row, record.type, payload)
             dates = follow(_dates(row), record.type, payload)
             row.update(status=after.status, owner=after.owner, updated_at=record.recorded_at)
@@ -386,7 +386,7 @@ class Ledger:
             return  # the owner is upstream: the command travels on to it
         where = (command.village_code, command.township_code)
         try:
-            event_type, payload = answer_command(_state(row), command.type, command.payload_dict())
+            event_type, payload = answer_command(case_state(row), command.type, command.payload_dict())
             payload = self._stamp(row, event_type, payload | {"command_event_id": command.event_id})
             answer = self._make(batch, command.case_id, event_type, payload, *where)
             self._apply(batch, answer, via=None)
@@ -477,7 +477,8 @@ async def _known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
     return known
 
 
-def _state(row: dict[str, Any]) -> CaseState:
+def case_state(row: dict[str, Any]) -> CaseState:
+    """The lifecycle's state of a case from its row in ``cases``."""
     return CaseState(
         row["case_id"],
         row["item_code"],

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from casework import CaseworkError, IllegalTransition, InvalidInput, Item
+from casework import CaseState, CaseworkError, IllegalTransition, InvalidInput, Item
 from casework.lifecycle import (
     ACCEPTED,
     ANSWERS,
@@ -25,6 +25,7 @@ from casework.lifecycle import (
 )
 from relay.counters import read_value, write_value
 from relay.db import serialize_writers
+from relay.ledger import case_state
 from relay.node import Node
 from relay.schema import cases, rectifications, staff, window_complaints, windows
 
@@ -55,6 +56,10 @@ class Actor:
 
     def stamp(self, payload: dict[str, Any]) -> dict[str, Any]:
         return payload | {"staff": self.name, "window": self.window, "role": self.role}
+
+    def on_the_spot(self, state: CaseState) -> bool:
+        """A chief representative decides a request not yet accepted on the spot (当场办结)."""
+        return self.role == "chief" and state.status == "submitted"
 
     def check(self, item: Item | None, event_type: str, payload: dict[str, Any]) -> None:
         """Refuse what this staff member may not do to a case of ``item``."""
@@ -131,7 +136,7 @@ async def _changes(
         raise IllegalTransition(f"case {row.case_id} is owned by {row.owner}, not this node")
     if event_type == RECTIFIED:
         return [(event_type, payload | {"of": await _open_record(conn, row.case_id, payload.get("of"))})]
-    if event_type in _DECISIONS and row.status == "submitted" and actor.role == "chief":
+    if event_type in _DECISIONS and actor.on_the_spot(case_state(dict(row._mapping))):
         return [(ACCEPTED, {}), (event_type, payload)]  # 当场办结
     return [(event_type, payload)]
 
@@ -277,6 +282,12 @@ async def serve_items(node: Node, window: str, items: list[str]) -> None:
     async with node.engine.begin() as conn:
         await conn.execute(delete(windows).where(windows.c.window == window))
         await conn.execute(windows.insert().values(window=window, item_codes=json.dumps(items)))
+
+
+async def names(node: Node) -> set[str]:
+    """Everyone on this center's roster (only they may sign in to the staff console)."""
+    async with node.engine.connect() as conn:
+        return set((await conn.execute(select(staff.c.name))).scalars())
 
 
 async def roster(node: Node) -> list[dict[str, Any]]:

@@ -54,9 +54,7 @@ def hub_counts() -> tuple[int, Counter[int], int]:
                 cases = (await conn.execute(text("SELECT count(*) FROM cases"))).scalar_one()
                 per_case = (
                     await conn.execute(
-                        text(
-                            "SELECT count(*) FROM events WHERE type = 'case.submitted' GROUP BY case_id"
-                        )
+                        text("SELECT count(*) FROM events WHERE type = 'case.submitted' GROUP BY case_id")
                     )
                 ).scalars()
                 dead = (await conn.execute(text("SELECT count(*) FROM dead_letters"))).scalar_one()

@@ -82,11 +82,16 @@ def wait_until(condition: object, seconds: float = 20.0) -> None:
 
 
 def get(
-    address: str, path: str, cookie: str = "", method: str = "GET", body: str = ""
+    address: str,
+    path: str,
+    cookie: str = "",
+    method: str = "GET",
+    body: str = "",
+    headers: dict[str, str] | None = None,
 ) -> http.client.HTTPResponse:
     """One request; the response is read whole (the server closes every connection)."""
     connection = http.client.HTTPConnection(address, timeout=10)
-    headers = {"Cookie": cookie} if cookie else {}
+    headers = dict(headers or {}) | ({"Cookie": cookie} if cookie else {})
     if body:
         headers["Content-Type"] = "application/x-www-form-urlencoded"
     connection.request(method, path, body=body.encode() or None, headers=headers)
@@ -137,7 +142,7 @@ def test_metrics_show_backlog_cases_and_batches_on_both_tiers(hub: Hub) -> None:
     assert township[("servicenet_cases", (("status", "accepted"),))] == len(ACCEPTED)
     assert township[("servicenet_last_push_age_seconds", ())] < 120
     assert ("servicenet_relay_retries_total", (("loop", "push"),)) in township
-    assert get(hub.township, "/").status == 404  # the township serves /metrics only
+    assert get(hub.township, "/").status == 303  # the staff console: sign in first
 
 
 def test_dashboard_refuses_without_login_and_wrong_password(hub: Hub) -> None:

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from casework.lifecycle import ESCALATED
+from relay import actions
 from relay.certcli import add_renew_command
 from relay.clock import iso
 from relay.console import (
@@ -27,8 +27,10 @@ from relay.console import (
     with_node,
 )
 from relay.deskcli import add_staff_commands, staff_action
+from relay.deskweb import desk
 from relay.enrollment import TOKEN_MINUTES, Token, make_token
 from relay.node import Node
+from relay.webcli import add_web_user_commands
 
 app = typer.Typer(
     help="A township node: decides township items, escalates the rest to the district.",
@@ -40,6 +42,12 @@ add_staff_commands(app)
 add_supervise_command(app)
 add_sync_command(app)
 add_renew_command(app, "township")
+add_web_user_commands(
+    app,
+    "Who may sign in to the staff console (serve --http): each one's name must be on the roster "
+    "(staff list) as well.",
+    roster_only=True,
+)
 
 
 @app.command()
@@ -63,7 +71,10 @@ def serve(
     listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")],
     http: Annotated[
         str | None,
-        typer.Option(help="HOST:PORT for /metrics (no login: bind it to an internal address)."),
+        typer.Option(
+            help="HOST:PORT for the staff console (sign-in: see web-user) and /metrics (no login: "
+            "bind it to an internal address)."
+        ),
     ] = None,
     enroll_listen: Annotated[
         str | None,
@@ -71,7 +82,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the villages and sync with the district (runs until SIGTERM or Ctrl+C)."""
-    run_service(serve_node(home, listen, http, enroll_listen=enroll_listen))
+    run_service(serve_node(home, listen, http, desk if http else None, enroll_listen=enroll_listen))
 
 
 @app.command("enroll-token")
@@ -111,7 +122,7 @@ def escalate(
     as_json: AsJson = False,
 ) -> None:
     """Send accepted district items up to the district."""
-    staff_action(home, case_ids, ESCALATED, {"opinion": opinion}, staff, as_json)
+    staff_action(home, case_ids, lambda: actions.escalate(opinion), staff, as_json)
 
 
 def main() -> None:

@@ -1,7 +1,9 @@
 """The management office's dashboard: routes and the data each page reads.
 
 Read-only: every page is a GET; the only forms are login and logout, answered by the gate
-(relay.web). /metrics is answered before this, by relay.httpd.
+(relay.web). /metrics is answered before this, by relay.httpd. Under /desk/ the district's
+department staff (those on the roster) get the staff console (relay.deskweb) for the cases the
+district owns, behind the same sign-in.
 """
 
 from collections.abc import Awaitable, Callable
@@ -14,11 +16,14 @@ from district_node.dashboard import _data, _views
 from messages import t
 from relay import supervision
 from relay.clock import now_us, today_in_china
+from relay.deskweb import Desk
 from relay.httpd import HTTPError, Request, Response
 from relay.node import Node
 from relay.queries import show_case
 from relay.web import Gate, esc
 
+DESK = "/desk"  # where the staff console is
+LINKS = (("/", "nav.overview"), (f"{DESK}/", "console.queue"))
 Page = Callable[[str, Request], Awaitable[tuple[str, str]]]  # (title, body HTML)
 
 
@@ -31,6 +36,7 @@ class Dashboard:
     def __init__(self, node: Node, divisions: Divisions) -> None:
         self.node, self.divisions = node, divisions
         self.gate = Gate(node.home)
+        self.desk = Desk(node, self.gate, DESK)
         every = [
             divisions.district,
             *(d for level in ("township", "village") for d in divisions.of_level(level)),
@@ -53,10 +59,13 @@ class Dashboard:
             return self.gate.to_login(request)
         if request.path == "/logout" and request.method == "POST":
             return self.gate.logout(request, session)
+        if request.path == DESK or request.path.startswith(f"{DESK}/"):
+            return await self.desk.serve(request, session)
         if request.method == "POST":
             raise HTTPError(405, "the dashboard is read-only")
         title, body = await self.route(request)
-        return self.gate.html(200 if title != t("page.not_found") else 404, title, body, session.name)
+        status = 200 if title != t("page.not_found") else 404
+        return self.gate.html(status, title, body, session.name, LINKS)
 
     async def route(self, request: Request) -> tuple[str, str]:
         if request.path == "/":

@@ -1,6 +1,5 @@
 """The dashboard's pages as HTML, from data already read (see _data and relay.supervision)."""
 
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,6 +12,7 @@ from relay.web import (
     Cell,
     ago,
     badge,
+    compact,
     count,
     esc,
     figures,
@@ -25,7 +25,6 @@ from relay.web import (
 
 FINISHED = ("approved", "rejected", "delivered")
 SEVERITY = {"overdue": 0, "red": 1, "yellow": 2}
-DETAILS_CHARS = 300
 
 
 class Names:
@@ -338,15 +337,10 @@ def case_page(found: dict[str, Any], applicant: tuple[str, str], light: str, nam
                 when_iso(e["recorded_at"]),
                 esc(t(f"event.{e['type']}")),
                 esc(names.place(e["origin_node"])),
-                (esc(_details(e["payload"])), "details"),
+                (esc(compact(e["payload"])), "details"),
             ]
             for e in found["events"]
         ],
         "events",
     )
     return f"{facts}{limits}<h2>{esc(t('case.events'))}</h2>{events}"
-
-
-def _details(payload: dict[str, Any]) -> str:
-    text = json.dumps(payload, ensure_ascii=False, separators=(", ", ": "))
-    return text if len(text) <= DETAILS_CHARS else text[: DETAILS_CHARS - 1] + "…"

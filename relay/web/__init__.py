@@ -4,9 +4,12 @@ loaded from elsewhere."""
 
 from relay.web._gate import HTML, SECURITY_HEADERS, Gate, same_origin
 from relay.web._html import (
+    HOME,
     Cell,
+    Link,
     ago,
     badge,
+    compact,
     count,
     esc,
     figures,
@@ -21,14 +24,17 @@ from relay.web._html import (
 from relay.web._users import Session, add_user, list_users, remove_user
 
 __all__ = [
+    "HOME",
     "HTML",
     "SECURITY_HEADERS",
     "Cell",
     "Gate",
+    "Link",
     "Session",
     "add_user",
     "ago",
     "badge",
+    "compact",
     "count",
     "esc",
     "figures",

@@ -6,7 +6,9 @@ cookies: see _users.
 """
 
 import asyncio
-from collections.abc import Callable
+import hashlib
+import hmac
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -16,7 +18,7 @@ from messages import t
 from relay.clock import now_us
 from relay.httpd import HTTPError, Request, Response, redirect
 from relay.web import _users
-from relay.web._html import esc, page
+from relay.web._html import HOME, Link, esc, page
 
 COOKIE = "servicenet_session"
 FAILED_LOGIN_DELAY = 1.0  # seconds before a wrong password is answered
@@ -38,8 +40,11 @@ class Gate:
     """Sign-in for the pages of the node whose home is ``home``; ``app`` is the title of the
     application (a catalog key) shown on every page."""
 
-    def __init__(self, home: Path, app: str = "app.title") -> None:
+    def __init__(
+        self, home: Path, app: str = "app.title", login_title: str = "login.title", no_users: str = ""
+    ) -> None:
         self.home, self.app = home, app
+        self.login_title, self.no_users = login_title, no_users or "login.no_users"
         self.secret = _users.session_secret(home)
         self.logins = asyncio.Semaphore(2)  # password checks cost CPU and memory: two at once
         self.ended: dict[str, int] = {}  # cookies logged out, until they expire anyway
@@ -76,7 +81,7 @@ class Gate:
         if not ok or not may_sign_in(name):
             log.warning("web.login.refused")
             await asyncio.sleep(FAILED_LOGIN_DELAY)
-            message = t("login.failed") if _users.list_users(self.home) else t("login.no_users")
+            message = t("login.failed") if _users.list_users(self.home) else t(self.no_users)
             return self.login_page(_safe_next(form.get("next", target)), message, 401)
         log.info("web.login", user=name)
         cookie = _users.issue(self.home, self.secret, name, now_us() // 1_000_000)
@@ -96,10 +101,26 @@ class Gate:
             f'<input type="hidden" name="next" value="{esc(target)}">'
             f'<button type="submit">{esc(t("login.submit"))}</button></form>'
         )
-        return self.html(status, t("login.title"), body, None)
+        return self.html(status, t(self.login_title), body, None)
 
-    def html(self, status: int, title: str, body: str, user: str | None) -> Response:
-        return Response(status, page(title, body, user, t(self.app)), HTML, SECURITY_HEADERS)
+    def html(
+        self, status: int, title: str, body: str, user: str | None, links: Sequence[Link] = HOME
+    ) -> Response:
+        return Response(status, page(title, body, user, t(self.app), links), HTML, SECURITY_HEADERS)
+
+    def form_token(self, request: Request) -> str:
+        """The token a page puts in its forms: bound to the session cookie, so a form made for
+        one session is refused in another (CSRF, with :func:`same_origin`)."""
+        cookie = str(request.cookie(COOKIE))
+        return hmac.new(self.secret, f"form.{cookie}".encode(), hashlib.sha256).hexdigest()
+
+    def posted_form(self, request: Request) -> dict[str, str]:
+        """A form posted from this site with this session's token; HTTPError 403 otherwise."""
+        same_origin(request)
+        form = request.form()
+        if not hmac.compare_digest(form.get("token", ""), self.form_token(request)):
+            raise HTTPError(403, "the form is out of date or not from this site: reload the page")
+        return form
 
 
 def same_origin(request: Request) -> None:

@@ -2,14 +2,19 @@
 No JavaScript, nothing loaded from elsewhere; the style is inline."""
 
 import html
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from messages import language, t
 from relay.clock import CHINA
 
 Cell = str | tuple[str, str]  # HTML, or (HTML, CSS class of the cell)
+Link = tuple[str, str]  # (path, catalog key of its label): the header's navigation
+HOME: tuple[Link, ...] = (("/", "nav.overview"),)
+DETAILS_CHARS = 300
 
 STYLE = """
 body{font-family:"Noto Sans CJK SC","WenQuanYi Micro Hei","Microsoft YaHei",sans-serif;margin:0;color:#222}
@@ -44,6 +49,13 @@ td.n{text-align:right}
 .login input{width:100%;box-sizing:border-box;padding:.3em}
 .login button{margin-top:1em;padding:.3em 1.2em}
 .error{color:#b71c1c}
+.done{color:#1b5e20}
+.actions{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
+.action{border:1px solid #ddd;border-radius:6px;padding:.4em 1em .8em;min-width:16em;max-width:30em}
+.action h3{font-size:1em;margin:.3em 0 .5em}
+.action label{display:block;margin:.25em 0}
+.action textarea{display:block;width:100%;box-sizing:border-box;min-height:4em;margin-top:.2em}
+.action button{margin-top:.5em;padding:.3em 1.2em}
 """
 
 
@@ -122,14 +134,14 @@ def figures(pairs: Sequence[tuple[str, str]]) -> str:
     return f'<div class="figures">{boxes}</div>'
 
 
-def page(title: str, body: str, user: str | None, app: str) -> bytes:
-    """A whole page of the application ``app``: the header with navigation and logout (when
-    logged in), then the body."""
+def page(title: str, body: str, user: str | None, app: str, links: Sequence[Link] = HOME) -> bytes:
+    """A whole page of the application ``app``: the header with navigation (``links``) and
+    logout (when logged in), then the body."""
     nav = ""
     if user is not None:
         nav = (
-            f'<a href="/">{esc(t("nav.overview"))}</a>'
-            f'<form method="post" action="/logout"><span>{esc(t("nav.user"))}：{esc(user)}</span> '
+            "".join(f'<a href="{html.escape(path)}">{esc(t(key))}</a>' for path, key in links)
+            + f'<form method="post" action="/logout"><span>{esc(t("nav.user"))}：{esc(user)}</span> '
             f'<button type="submit">{esc(t("nav.logout"))}</button></form>'
         )
     return (
@@ -139,3 +151,9 @@ def page(title: str, body: str, user: str | None, app: str) -> bytes:
         f'<body><header><span class="app">{esc(app)}</span>{nav}</header>'
         f"<main><h1>{esc(title)}</h1>{body}</main></body></html>"
     ).encode()
+
+
+def compact(payload: dict[str, Any], chars: int = DETAILS_CHARS) -> str:
+    """An event's payload as one line of JSON text (not yet escaped), cut to ``chars``."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= chars else text[: chars - 1] + "…"

@@ -1,0 +1,74 @@
+"""What the staff console reads: who the signed-in staff member is on the roster, their queue
+with each case's light today, and one case with what they may do to it. Read-only; actions go
+through relay.staff.act."""
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import case, or_, select
+
+from casework import CaseworkError, Item, mask_resident_id
+from relay import actions
+from relay.ledger import case_state
+from relay.node import Node
+from relay.queries import case_dict, show_case
+from relay.schema import cases
+from relay.staff import Actor, identify
+from relay.supervision import light_today
+
+OPEN = ("submitted", "accepted", "correction_requested", "escalated")
+QUEUE_LIMIT = 500
+# The queue's order: the most urgent first, then requests still to accept, then the rest.
+_URGENCY = {"overdue": 0, "red": 1, "yellow": 2, "not_accepted": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    case: dict[str, Any]  # relay.queries.show_case, with its events
+    applicant: str
+    id_number: str  # masked
+    light: str
+    item: Item | None
+    allowed: list[str]  # relay.actions.allowed
+
+
+async def member(node: Node, name: str) -> Actor | None:
+    """The signed-in staff member as the roster has them now; None if they are not on it."""
+    async with node.engine.connect() as conn:
+        try:
+            actor = await identify(conn, name)
+        except CaseworkError:
+            return None
+    return actor if actor.role else None  # no roster: nobody is known to act here
+
+
+async def queue(node: Node, actor: Actor, today: date) -> list[dict[str, Any]]:
+    """The open cases this node owns that are ``actor``'s window's (a chief representative:
+    every window's), the most urgent first, each with its light today."""
+    running = light_today(today)
+    light = running.label("light")
+    query = select(cases, light).where(cases.c.owner == node.config.code, cases.c.status.in_(OPEN))
+    if actor.role != "chief" and actor.items:
+        handled = cases.c.window == f"{node.config.code}:{actor.window[:19]}"
+        query = query.where(or_(cases.c.item_code.in_(actor.items), handled))
+    urgency = case(_URGENCY, value=running, else_=len(_URGENCY))
+    query = query.order_by(urgency, cases.c.deadline, cases.c.created_at).limit(QUEUE_LIMIT)
+    async with node.engine.connect() as conn:
+        return [case_dict(row) | {"light": row.light} for row in await conn.execute(query)]
+
+
+async def case_view(node: Node, case_id: str, actor: Actor, today: date) -> CaseView | None:
+    """One case with its history, its applicant (ID number masked), its light today and the
+    actions ``actor`` may take on it; None if this node does not know it."""
+    found = await show_case(node, case_id)
+    if found is None:
+        return None
+    light = light_today(today).label("light")
+    query = select(cases, light).where(cases.c.case_id == case_id)
+    async with node.engine.connect() as conn:
+        row = (await conn.execute(query)).one()
+    catalog = node.ledger.catalogs.get(row.catalog_version, node.ledger.catalog)
+    item = catalog.items.get(row.item_code)
+    allowed = actions.allowed(case_state(dict(row._mapping)), item, actor, node.config.code)
+    return CaseView(found, row.applicant_name, mask_resident_id(row.applicant_id), row.light, item, allowed)

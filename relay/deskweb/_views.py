@@ -1,0 +1,181 @@
+"""The staff console's pages as HTML, from data already read (see _data)."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from messages import t
+from relay.actions import DEPARTMENT_ACTION
+from relay.deskweb._data import QUEUE_LIMIT, CaseView
+from relay.staff import Actor
+from relay.web import Cell, badge, compact, esc, href, link, table, when_iso
+
+# Who acted is a column of its own; the rest of an event's payload is its details.
+_STAMP = ("staff", "window", "role")
+
+
+def whoami(actor: Actor) -> str:
+    role = t(f"role.{actor.role}")
+    where = t("console.chief_of", department=actor.department) if actor.role == "chief" else ""
+    said = t("console.whoami", name=actor.name, window=actor.window, role=role)
+    return f'<p class="note whoami">{esc(said)}{esc(where) if where else ""}</p>'
+
+
+def queue(actor: Actor, rows: Sequence[dict[str, Any]], prefix: str, item_name: Callable[[str], str]) -> str:
+    """The window's open cases, the most urgent first."""
+    body = [
+        [
+            link(href(*_parts(prefix), "case", row["case_id"]), row["case_id"]),
+            esc(item_name(row["item_code"])),
+            esc(t(f"status.{row['status']}")),
+            esc(row["village_code"]),
+            when_iso(row["created_at"]),
+            esc(row["deadline"]),
+            esc(row["statutory_deadline"]),
+            badge("l", row["light"]),
+        ]
+        for row in rows
+    ]
+    headers = (
+        "col.case",
+        "col.item",
+        "col.status",
+        "col.village",
+        "col.created",
+        "col.deadline",
+        "col.statutory",
+        "col.light",
+    )
+    listing = table(headers, body, "queue") if rows else f"<p>{esc(t('console.empty'))}</p>"
+    scope = "console.scope_chief" if actor.role == "chief" else "console.scope_window"
+    note = t(scope) + (t("console.limit", n=QUEUE_LIMIT) if len(rows) >= QUEUE_LIMIT else "")
+    return f'{whoami(actor)}{listing}<p class="note">{esc(note)}</p>'
+
+
+def case_page(view: CaseView, actor: Actor, prefix: str, token: str, message: tuple[str, str] | None) -> str:
+    """One case: where it stands, its materials, the actions ``actor`` may take, its history."""
+    found = view.case
+    shown = ""
+    if message is not None:
+        css, text = message
+        shown = f'<p class="{css}" role="status">{esc(text)}</p>'
+    facts = table(
+        ("col.applicant", "col.id_number", "col.item", "col.status", "col.village", "col.window"),
+        [
+            [
+                esc(view.applicant),
+                esc(view.id_number),
+                esc(view.item.name if view.item else found["item_code"]),
+                esc(t(f"status.{found['status']}")),
+                esc(found["village_code"]),
+                esc(found["window"]),
+            ]
+        ],
+    )
+    limits = table(
+        ("col.created", "col.deadline", "col.statutory", "col.light", "col.reason"),
+        [
+            [
+                when_iso(found["created_at"]),
+                esc(found["deadline"]),
+                esc(found["statutory_deadline"]),
+                badge("l", view.light),
+                esc(found["reason"]),
+            ]
+        ],
+    )
+    target = href(*_parts(prefix), "case", found["case_id"])
+    return (
+        f"{shown}{whoami(actor)}{facts}{limits}"
+        f"<h2>{esc(t('console.materials'))}</h2>{_materials(view)}"
+        f"<h2>{esc(t('console.actions'))}</h2>{_actions(view, target, token)}"
+        f"<h2>{esc(t('case.events'))}</h2>{_history(found['events'])}"
+    )
+
+
+def _materials(view: CaseView) -> str:
+    missing = _missing(view)
+    listed = view.item.materials if view.item else ()
+    rows: list[list[Cell]] = [
+        [
+            esc(m.name),
+            esc(m.form),
+            esc(t("console.required") if m.required else t("console.optional")),
+            (esc(t("console.missing")), "l-yellow") if m.name in missing else esc(None),
+        ]
+        for m in listed
+    ]
+    rows += [
+        [esc(name), esc(None), esc(None), (esc(t("console.missing")), "l-yellow")]
+        for name in sorted(missing - {m.name for m in listed})
+    ]
+    return table(("console.material", "console.form", "console.kind", "console.state"), rows, "materials")
+
+
+def _actions(view: CaseView, target: str, token: str) -> str:
+    if not view.allowed:
+        return f'<p class="note">{esc(t("console.no_actions"))}</p>'
+    forms = "".join(_form(name, view, target, token) for name in view.allowed)
+    return f'<div class="actions">{forms}</div>'
+
+
+def _form(name: str, view: CaseView, target: str, token: str) -> str:
+    action, _, department = name.partition(DEPARTMENT_ACTION)
+    fields = f'<input type="hidden" name="token" value="{esc(token)}">'
+    title = t(f"console.action.{action}")
+    if action == "correction":  # what the case lacks already is ticked
+        missing = _missing(view)
+        fields += f'<p class="note">{esc(t("console.pick"))}</p>' + "".join(
+            f'<label><input type="checkbox" name="m{i}" value="1"{" checked" if m.name in missing else ""}> '
+            f"{esc(m.name)}（{esc(m.form)}）</label>"
+            for i, m in enumerate(view.item.materials if view.item else ())
+        )
+        fields += _text("note", "console.note", required=False)
+    elif action == "decide":
+        if department:
+            title += f"：{department}"
+            fields += f'<input type="hidden" name="department" value="{esc(department)}">'
+        fields += "".join(
+            f'<label><input type="radio" name="verdict" value="{verdict}" required> '
+            f"{esc(t(f'console.{verdict}'))}</label>"
+            for verdict in ("approve", "reject")
+        )
+        fields += _text("reason", "col.reason")
+    elif action == "escalate":
+        fields += _text("opinion", "console.opinion")
+    elif action in ("refuse", "return"):
+        fields += _text("reason", "col.reason")
+    return (
+        f'<form class="action {esc(action)}" method="post" action="{target}/{action}">'
+        f"<h3>{esc(title)}</h3>{fields}"
+        f'<button type="submit">{esc(t("console.submit"))}</button></form>'
+    )
+
+
+def _text(name: str, label: str, required: bool = True) -> str:
+    need = " required" if required else ""
+    return f'<label>{esc(t(label))}<textarea name="{name}" maxlength="500"{need}></textarea></label>'
+
+
+def _history(events: Sequence[dict[str, Any]]) -> str:
+    rows: list[list[Cell]] = [
+        [
+            when_iso(e["recorded_at"]),
+            esc(t(f"event.{e['type']}")),
+            esc(e["payload"].get("staff")),
+            esc(e["origin_node"]),
+            (esc(compact({k: v for k, v in e["payload"].items() if k not in _STAMP})), "details"),
+        ]
+        for e in events
+    ]
+    return table(("col.time", "col.event", "console.staff", "col.origin", "col.details"), rows, "events")
+
+
+def _missing(view: CaseView) -> set[str]:
+    """The materials the case still lacks, while it waits to be accepted (once accepted, they
+    were handed in at the window)."""
+    waiting = view.case["status"] in ("submitted", "correction_requested")
+    return set(view.case["missing_materials"]) if waiting else set()
+
+
+def _parts(prefix: str) -> list[str]:
+    return [part for part in prefix.split("/") if part]

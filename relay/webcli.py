@@ -1,0 +1,71 @@
+"""The ``web-user`` commands: who may sign in to a node's web pages (relay.web), the same on
+the district (dashboard, staff console) and at a township (staff console)."""
+
+import sys
+from typing import Annotated
+
+import typer
+
+from casework import InvalidInput
+from relay.config import CONFIG_FILE
+from relay.console import AsJson, Home, emit, err, fail, out, run, with_node
+from relay.staff import names as roster_names
+from relay.web import add_user, list_users, remove_user
+
+
+def add_web_user_commands(app: typer.Typer, help_text: str, roster_only: bool = False) -> None:
+    """``web-user add|remove|list`` on ``app``; ``help_text`` says what the users sign in to.
+    With ``roster_only`` (a township: its only pages are the staff console) adding a user not on
+    the roster warns that they cannot sign in yet."""
+    web_user_app = typer.Typer(help=help_text, no_args_is_help=True)
+    app.add_typer(web_user_app, name="web-user")
+
+    @web_user_app.command("add")
+    def web_user_add(
+        home: Home,
+        name: Annotated[str, typer.Option(help="The login name.")],
+        password_stdin: Annotated[
+            bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+        ] = False,
+    ) -> None:
+        """Add a web user, or set a new password for one (which ends their sessions)."""
+        if not (home / CONFIG_FILE).exists():
+            fail(f"no node in {home}: run 'init' first (or pass --home)")
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        try:
+            new = add_user(home, name, password)
+        except InvalidInput as exc:
+            fail(str(exc))
+        out.print(f"web user {name.strip()} {'added' if new else 'has a new password'}", markup=False)
+        if roster_only and name.strip() not in run(with_node(home, roster_names)):
+            err.print(
+                f"note: {name.strip()} is not on the roster: they can sign in once 'staff add' adds them",
+                markup=False,
+                highlight=False,
+            )
+
+    @web_user_app.command("remove")
+    def web_user_remove(home: Home, name: Annotated[str, typer.Option(help="The login name.")]) -> None:
+        """Remove a web user; their sessions end at once."""
+        try:
+            remove_user(home, name)
+        except InvalidInput as exc:
+            fail(str(exc))
+        out.print(f"web user {name} removed", markup=False)
+
+    @web_user_app.command("list")
+    def web_user_list(home: Home, as_json: AsJson = False) -> None:
+        """The web users and when each password was set."""
+        try:
+            users = list_users(home)
+        except InvalidInput as exc:
+            fail(str(exc))
+
+        def human() -> None:
+            for user in users:
+                out.print(f"{user['name']}  {user['set_at']}", markup=False)
+
+        emit(users, as_json, human)
