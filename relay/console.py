@@ -26,7 +26,7 @@ from relay.clock import iso, today_in_china
 from relay.config import CONFIG_FILE, NodeConfig
 from relay.counters import read_value
 from relay.errors import TransientError
-from relay.httpd import Handler, node_routes, start_http
+from relay.httpd import Handler, Uploads, node_routes, start_http
 from relay.joining import config_from_bundle, install_credentials
 from relay.node import Node, open_node
 from relay.queries import list_cases, show_case
@@ -306,10 +306,12 @@ async def serve_node(
     listen: str | None,
     http: str | None = None,
     pages: Callable[[Node], Handler] | None = None,
+    uploads: Uploads | None = None,
 ) -> None:
     """Serve the relay to the nodes below (unless listen is None), and keep syncing with the
     upstream where the node has one. With ``http`` (HOST:PORT), also serve /metrics there and
-    the tier's ``pages`` (the district's dashboard), if it has any."""
+    the tier's ``pages`` (the district's dashboard, the village's intake app), if it has any;
+    ``uploads`` names the paths that take files."""
     configure_logging()
     log = structlog.get_logger()
     async with open_node(home) as node:
@@ -321,7 +323,8 @@ async def serve_node(
             syncer = node.syncer()
             jobs = [syncer.forward_forever, syncer.pull_forever, syncer.heartbeat_forever]
         if http is not None:
-            web, http_port = await start_http(http, node_routes(node, pages(node) if pages else None))
+            routes = node_routes(node, pages(node) if pages else None)
+            web, http_port = await start_http(http, routes, uploads)
             log.info("node.http", code=node.config.code, port=http_port, pages=pages is not None)
         if listen is not None and security is not None:
             service = RelayService(node.engine, node.ledger)

@@ -122,6 +122,14 @@ class Browser:
         self.evaluate(expression)
         self.wait_for_load()
 
+    def set_files(self, selector: str, *files: Path) -> None:
+        """Choose files in a file input, as a person would in the file dialog."""
+        found = self.call(
+            "Runtime.evaluate", {"expression": f"document.querySelector({selector!r})"}, self.session
+        )
+        params = {"files": [str(f) for f in files], "objectId": found["result"]["objectId"]}
+        self.call("DOM.setFileInputFiles", params, self.session)
+
     def screenshot(self, path: Path) -> None:
         """The whole page, not just the window, as PNG."""
         self.call("Emulation.clearDeviceMetricsOverride", {}, self.session)

@@ -1,0 +1,270 @@
+"""The village agent's intake app (``village-agent run --ui``) against a real subprocess whose
+upstream is down (its township's address has nothing listening): headless Chromium finds an
+item, reads its guide, files a request with a scan and the mandate, sees the missing material
+listed, prints the receipt and opens the case list; screenshots go to tests/artifacts/village-*.
+Plain HTTP requests check what the app refuses: forged forms, bad uploads, wrong ID numbers."""
+
+import hashlib
+import http.client
+import os
+import re
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from relay.multipart import MultipartError, parse
+from tests.browser import Browser, artifacts, chromium_or_skip
+from tests.netkit import IDS, Network, free_port
+
+pytestmark = pytest.mark.e2e
+T, V = "500117001", "500117001005"
+ITEM = "twp-pension-enroll"  # two required materials: 居民身份证或户口簿, 城乡居民基本养老保险参保登记表
+APPLICANT, PHONE = "赵六", "13900001111"
+WRONG_ID = IDS[0][:-1] + ("1" if IDS[0][-1] != "1" else "2")  # the check digit is off
+
+
+@dataclass
+class App:
+    net: Network
+    address: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    root = tmp_path_factory.mktemp("village-app")
+    net = Network(root)
+    net.cli("district", "500117", "enroll", "--code", T, "--out", str(root / "township.bundle"))
+    net.role[T], net.ports[T] = "township", free_port()  # enrolled, never started: the upstream is down
+    net.add(V)
+    address = f"127.0.0.1:{free_port()}"
+    log = root / "village.log"
+    process = net.spawn(V, "run", "--ui", address, stdout=log, stderr=log)
+    try:
+        wait_for(address)
+        yield App(net, address, process, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    text = log.read_text(encoding="utf-8")
+    assert "node.http" in text
+    assert APPLICANT not in text and IDS[0] not in text and PHONE not in text, "personal data in the log"
+
+
+def wait_for(address: str, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if request(address, "GET", "/")[0] == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the intake app did not answer on {address}")
+        time.sleep(0.1)
+
+
+def request(
+    address: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> tuple[int, str, dict[str, str]]:
+    connection = http.client.HTTPConnection(address, timeout=10)
+    connection.request(method, path, body=body or None, headers=headers or {})
+    response = connection.getresponse()
+    answer = (response.status, response.read().decode("utf-8", "replace"), dict(response.getheaders()))
+    connection.close()
+    return answer
+
+
+def multipart(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
+    boundary = "----servicenet-test-boundary"
+    chunks = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    chunks += [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="scan.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for name, data in files.items()
+    ]
+    return b"".join(chunks) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def token(address: str) -> str:
+    status, page, _ = request(address, "GET", f"/item/{ITEM}/take")
+    assert status == 200
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+def post_take(
+    address: str, fields: dict[str, str], files: dict[str, bytes], origin: str = ""
+) -> tuple[int, str]:
+    body, content_type = multipart(fields, files)
+    headers = {"Content-Type": content_type} | ({"Origin": origin} if origin else {})
+    status, page, _ = request(address, "POST", f"/item/{ITEM}/take", body, headers)
+    return status, page
+
+
+def no_case_yet(app: App) -> bool:
+    status, page, _ = request(app.address, "GET", "/cases")
+    return status == 200 and "还没有案件" in page
+
+
+def test_forged_and_broken_forms_are_refused_and_nothing_is_recorded(app: App) -> None:
+    """No token, a wrong token or another site's origin: 403. A broken multipart body: 400.
+    A body over the upload limit, or over the small limit on a path without files: 413. A
+    request to a name that is not the loopback (DNS rebinding): 421. The app serves on."""
+    good = {"csrf": token(app.address), "name": APPLICANT, "id_number": IDS[0], "mandate": "in_person"}
+    scan = {"m0": b"\xff\xd8scan"}
+    assert post_take(app.address, good | {"csrf": ""}, scan)[0] == 403
+    assert post_take(app.address, good | {"csrf": "x" * 43}, scan)[0] == 403
+    assert post_take(app.address, good, scan, origin="http://evil.example")[0] == 403
+    broken = {"Content-Type": "multipart/form-data; boundary=nothere"}
+    assert request(app.address, "POST", f"/item/{ITEM}/take", b"--else\r\n\r\nx", broken)[0] == 400
+    huge = {"Content-Type": broken["Content-Type"], "Content-Length": str(33 * 1024 * 1024)}
+    assert raw_status(app.address, f"/item/{ITEM}/take", huge) == 413
+    assert raw_status(app.address, "/case/x/deliver", {"Content-Length": str(64 * 1024)}) == 413
+    assert request(app.address, "GET", "/", headers={"Host": f"evil.example:{app.address[-5:]}"})[0] == 421
+    assert request(app.address, "GET", "/no/such/page")[0] == 404
+    assert no_case_yet(app)
+    exposed = app.net.node(V, "run", "--ui", "0.0.0.0:8700", check=False)
+    assert exposed.returncode == 2 and b"give a loopback address" in exposed.stderr
+
+
+def test_multipart_keeps_any_bytes_and_refuses_what_is_not_a_form() -> None:
+    """A scan's bytes come back exactly (line breaks, NULs, boundary-like runs); a text field
+    in UTF-8; an empty file input is left out; a body without its boundary, a part without a
+    name, too many parts or a field that is not UTF-8 are refused."""
+    data = os.urandom(100_000) + b"\r\n--x\r\n\r\r\n\n--\0"
+    body, kind = multipart({"name": APPLICANT}, {"m0": data, "m1": b""})
+    parts = parse(kind, body)
+    assert parts.fields == {"name": APPLICANT} and list(parts.files) == ["m0"]
+    assert parts.files["m0"].data == data and parts.files["m0"].filename == "scan.jpg"
+    for content_type, bad in (
+        (kind, b"no boundary here"),
+        (kind, body.replace(b'name="name"', b"")),
+        (kind, multipart({f"f{n}": "x" for n in range(41)}, {})[0]),
+        (kind, multipart({"name": "x"}, {})[0].replace(b"\r\nx\r\n", b"\r\n\xff\r\n")),
+        ("application/x-www-form-urlencoded", body),
+    ):
+        with pytest.raises(MultipartError):
+            parse(content_type, bad)
+
+
+def test_a_wrong_id_number_is_refused_in_words_the_agent_reads(app: App) -> None:
+    """The server checks the ID number whatever the page's script did: a wrong check digit is
+    answered with the form again, the message from the catalog and the typed values kept."""
+    fields = {"csrf": token(app.address), "name": APPLICANT, "id_number": WRONG_ID, "mandate": "in_person"}
+    status, page = post_take(app.address, fields, {"m0": b"scan"})
+    assert status == 422
+    assert "身份证号校验位不对" in page and f'value="{APPLICANT}"' in page
+    status, page = post_take(app.address, fields | {"id_number": "12345"}, {})
+    assert status == 422 and "身份证号应为 18 位" in page
+    status, page = post_take(app.address, fields | {"id_number": IDS[0], "mandate": "written"}, {})
+    assert status == 422 and "代办授权委托书扫描件" in page
+    assert no_case_yet(app)
+
+
+def raw_status(address: str, path: str, headers: dict[str, str]) -> int:
+    """The status answered to a POST whose head announces a body that is never sent."""
+    connection = http.client.HTTPConnection(address, timeout=10)
+    connection.putrequest("POST", path)
+    for name, value in headers.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    return chromium_or_skip()
+
+
+def test_browser_takes_a_request_offline_and_prints_the_receipt(
+    chromium: str, app: App, tmp_path: Path
+) -> None:
+    """At 1366 px wide, by the search box, the guide and the form: a request with one of its two
+    materials scanned and a written mandate is filed while the upstream is down; the missing
+    material is listed, the receipt prints without the app's header, the case list shows what
+    the villager must bring."""
+    folder = artifacts()
+    scan, mandate = tmp_path / "id-card.jpg", tmp_path / "mandate.jpg"
+    scan.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(200_000))
+    mandate.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(50_000))
+    browser = Browser(chromium, tmp_path / "profile", tmp_path / "chromium.log", width=1366)
+    base = f"http://{app.address}"
+
+    def shot(name: str) -> None:
+        wide = browser.evaluate("document.documentElement.scrollWidth")
+        assert wide <= 1366, f"{name}: {wide} px, wider than the screen"
+        browser.screenshot(folder / f"village-{name}.png")
+
+    try:
+        browser.goto(f"{base}/")
+        assert browser.evaluate("document.activeElement.id") == "q"  # typing starts in the search box
+        assert "离线" in browser.evaluate("document.querySelector('header').innerText")
+        browser.submit("document.getElementById('q').value = 'ylbx'; document.forms[0].submit();")
+        names = browser.evaluate("[...document.querySelectorAll('ol.items a')].map(a => a.textContent)")
+        assert names[0] == "城乡居民基本养老保险参保登记"
+        shot("find")
+        browser.submit("document.querySelector('ol.items a').click();")
+        guide = browser.evaluate("document.querySelector('dl.guide').innerText")
+        assert "居民身份证或户口簿" in guide and "不收费" in guide and "当场办结" in guide
+        shot("guide")
+        browser.submit("document.querySelector('a.primary').click();")
+        assert browser.evaluate("document.activeElement.id") == "name"
+        browser.evaluate(f"document.getElementById('name').value = {APPLICANT!r};")
+        browser.evaluate(
+            f"var box = document.getElementById('id_number'); box.value = {WRONG_ID!r};"
+            "box.dispatchEvent(new Event('input'));"
+        )
+        assert "校验位不对" in browser.evaluate("document.getElementById('id_number-note').textContent")
+        assert browser.evaluate("document.querySelector('form').checkValidity()") is False
+        browser.evaluate(
+            f"box.value = {IDS[0]!r}; box.dispatchEvent(new Event('input'));"
+            f"document.getElementById('phone').value = {PHONE!r};"
+            "document.querySelector('input[value=written]').checked = true;"
+        )
+        assert "校验通过" in browser.evaluate("document.getElementById('id_number-note').textContent")
+        browser.set_files("#m0", scan)
+        browser.set_files("#mandate_scan", mandate)
+        shot("form")
+        browser.submit("document.querySelector('form').requestSubmit();")
+        assert browser.evaluate("location.pathname").startswith("/case/")
+        case_id = browser.evaluate("location.pathname").split("/")[2]
+        text = browser.evaluate("document.body.innerText")
+        assert "还缺以下材料" in text and "城乡居民基本养老保险参保登记表" in text
+        assert "离线" in text and "待上传 1 条" in text
+        shot("taken")
+        browser.submit("document.querySelector('a[accesskey=r]').click();")
+        receipt = browser.evaluate("document.querySelector('.receipt').innerText")
+        assert case_id in receipt and "居民身份证或户口簿" in receipt and "代办授权委托书" in receipt
+        assert "城乡居民基本养老保险参保登记表" in receipt  # listed as missing
+        browser.call("Emulation.setEmulatedMedia", {"media": "print"}, browser.session)
+        assert browser.evaluate("getComputedStyle(document.querySelector('header')).display") == "none"
+        shot("receipt")
+        browser.call("Emulation.setEmulatedMedia", {"media": ""}, browser.session)
+        browser.goto(f"{base}/cases")
+        todo = browser.evaluate("document.querySelector('table.cases').innerText")
+        assert case_id in todo and APPLICANT in todo and "请村民补交：城乡居民基本养老保险参保登记表" in todo
+        shot("cases")
+    finally:
+        browser.close()
+    kept = app.net.home(V) / "scans"
+    for path in (scan, mandate):
+        stored = kept / hashlib.sha256(path.read_bytes()).hexdigest()
+        assert stored.read_bytes() == path.read_bytes()
+        assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    [case] = app.net.cases(V)
+    assert case["missing_materials"] == ["城乡居民基本养老保险参保登记表"] and case["status"] == "submitted"
