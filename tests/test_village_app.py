@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -52,6 +53,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+        net.stop_all()  # the township, once a test started it
     text = log.read_text(encoding="utf-8")
     assert "node.http" in text
     assert APPLICANT not in text and IDS[0] not in text and PHONE not in text, "personal data in the log"
@@ -212,7 +214,7 @@ def test_browser_takes_a_request_offline_and_prints_the_receipt(
 
     try:
         browser.goto(f"{base}/")
-        assert browser.evaluate("document.activeElement.id") == "q"  # typing starts in the search box
+        assert focused(browser) == "q"  # typing starts in the search box
         assert "离线" in browser.evaluate("document.querySelector('header').innerText")
         browser.submit("document.getElementById('q').value = 'ylbx'; document.forms[0].submit();")
         names = browser.evaluate("[...document.querySelectorAll('ol.items a')].map(a => a.textContent)")
@@ -223,7 +225,7 @@ def test_browser_takes_a_request_offline_and_prints_the_receipt(
         assert "居民身份证或户口簿" in guide and "不收费" in guide and "当场办结" in guide
         shot("guide")
         browser.submit("document.querySelector('a.primary').click();")
-        assert browser.evaluate("document.activeElement.id") == "name"
+        assert focused(browser) == "name"
         browser.evaluate(f"document.getElementById('name').value = {APPLICANT!r};")
         browser.evaluate(
             f"var box = document.getElementById('id_number'); box.value = {WRONG_ID!r};"
@@ -268,3 +270,71 @@ def test_browser_takes_a_request_offline_and_prints_the_receipt(
         assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     [case] = app.net.cases(V)
     assert case["missing_materials"] == ["城乡居民基本养老保险参保登记表"] and case["status"] == "submitted"
+
+
+def test_case_list_leads_the_agent_through_correction_delivery_and_rating(app: App) -> None:
+    """Once the township is up: its correction notice shows as materials to bring and is
+    answered with a scan; its decision shows as a result to deliver; delivery then the
+    villager's rating are recorded from the case's page, each shown as sent until the
+    township answers, and the case ends as done."""
+    fields = {"csrf": token(app.address), "name": APPLICANT, "id_number": IDS[0], "mandate": "in_person"}
+    body, content_type = multipart(fields, {"m0": b"id card", "m1": b"form"})
+    status, _, headers = request(
+        app.address, "POST", f"/item/{ITEM}/take", body, {"Content-Type": content_type}
+    )
+    assert status == 303
+    case_id = headers["Location"].split("/")[2].split("?")[0]
+    bundle = app.net.root / "township.bundle"
+    app.net.cli("township", T, "init", "--bundle", str(bundle), "--district", f"127.0.0.1:{free_port()}")
+    app.net.start(T)
+    page = until(app, case_id, "待上传 0 条")  # the township has it
+    assert '<span class="on">在线</span>' in until(app, case_id, "在线") and "尚未同步" not in page
+    app.net.node(T, "request-correction", case_id, "--missing", "近期免冠照片", "--missing", "户口簿")
+    page = until(app, case_id, "乡镇要求补正，请村民带来：近期免冠照片、户口簿")
+    assert 'action="/case/' + case_id + '/supplement"' in page
+    post(app, case_id, "supplement", {}, {"m0": b"photo", "m1": b"household register"})
+    until(app, case_id, "正在办理")
+    app.net.node(T, "decide", case_id, "--approve", "--reason", "符合条件")
+    until(app, case_id, "结果已出，请通知村民领取，并登记送达")
+    post(app, case_id, "deliver", {}, {})
+    until(app, case_id, "请记录村民对办理的评价")
+    assert "请选择评价" in post(app, case_id, "rate", {"score": "9"}, {}, expect=422)
+    assert "已登记，联网后上传" in post(app, case_id, "rate", {"score": "5", "comment": "很好"}, {})
+    until(app, case_id, "已办结")
+    listed = request(app.address, "GET", "/cases")[1]
+    assert case_id in listed and case_id not in listed.split("全部案件")[0], "done, yet still to do"
+
+
+def focused(browser: Browser) -> str:
+    """The id of the element with the focus, once autofocus has given it (after the next frame)."""
+    deadline = time.monotonic() + 5
+    while not (found := browser.evaluate("document.activeElement.id")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return str(found)
+
+
+def until(app: App, case_id: str, words: str, seconds: float = 20.0) -> str:
+    """The case's page once it says ``words`` (the village syncs on its own meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status, page, _ = request(app.address, "GET", f"/case/{case_id}")
+        if status == 200 and words in page:
+            return page
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the case's page never said {words!r}")
+        time.sleep(0.2)
+
+
+def post(
+    app: App, case_id: str, action: str, fields: dict[str, str], files: dict[str, bytes], expect: int = 303
+) -> str:
+    """Post one of the case page's forms; returns the page answered (after the redirect)."""
+    fields = {"csrf": token(app.address)} | fields
+    if action == "supplement":
+        body, content_type = multipart(fields, files)
+    else:
+        body, content_type = urlencode(fields).encode(), "application/x-www-form-urlencoded"
+    path = f"/case/{case_id}/{action}"
+    status, page, headers = request(app.address, "POST", path, body, {"Content-Type": content_type})
+    assert status == expect, page
+    return request(app.address, "GET", headers["Location"])[1] if status == 303 else page
