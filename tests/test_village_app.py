@@ -216,28 +216,31 @@ def test_browser_takes_a_request_offline_and_prints_the_receipt(
         browser.goto(f"{base}/")
         assert focused(browser) == "q"  # typing starts in the search box
         assert "离线" in browser.evaluate("document.querySelector('header').innerText")
-        browser.submit("document.getElementById('q').value = 'ylbx'; document.forms[0].submit();")
+        browser.type("ylbx")  # by keyboard alone: type, Enter; Tab, Tab to the first item, Enter
+        browser.press("Enter", loads=True)
         names = browser.evaluate("[...document.querySelectorAll('ol.items a')].map(a => a.textContent)")
         assert names[0] == "城乡居民基本养老保险参保登记"
         shot("find")
-        browser.submit("document.querySelector('ol.items a').click();")
+        assert focused(browser) == "q"
+        browser.press("Tab")
+        browser.press("Tab")
+        browser.press("Enter", loads=True)
         guide = browser.evaluate("document.querySelector('dl.guide').innerText")
         assert "居民身份证或户口簿" in guide and "不收费" in guide and "当场办结" in guide
         shot("guide")
-        browser.submit("document.querySelector('a.primary').click();")
+        assert focused(browser) == "start"
+        browser.press("Enter", loads=True)
         assert focused(browser) == "name"
-        browser.evaluate(f"document.getElementById('name').value = {APPLICANT!r};")
-        browser.evaluate(
-            f"var box = document.getElementById('id_number'); box.value = {WRONG_ID!r};"
-            "box.dispatchEvent(new Event('input'));"
-        )
+        browser.type(APPLICANT)
+        browser.press("Tab")
+        browser.type(WRONG_ID)  # checked as it is typed
         assert "校验位不对" in browser.evaluate("document.getElementById('id_number-note').textContent")
         assert browser.evaluate("document.querySelector('form').checkValidity()") is False
-        browser.evaluate(
-            f"box.value = {IDS[0]!r}; box.dispatchEvent(new Event('input'));"
-            f"document.getElementById('phone').value = {PHONE!r};"
-            "document.querySelector('input[value=written]').checked = true;"
-        )
+        browser.evaluate("document.getElementById('id_number').select()")
+        browser.type(IDS[0])
+        browser.press("Tab")
+        browser.type(PHONE)
+        browser.evaluate("document.querySelector('input[value=written]').checked = true")
         assert "校验通过" in browser.evaluate("document.getElementById('id_number-note').textContent")
         browser.set_files("#m0", scan)
         browser.set_files("#mandate_scan", mandate)
@@ -306,9 +309,11 @@ def test_case_list_leads_the_agent_through_correction_delivery_and_rating(app: A
 
 
 def focused(browser: Browser) -> str:
-    """The id of the element with the focus, once autofocus has given it (after the next frame)."""
+    """The id (or the text, for a link) of the element with the focus, once autofocus has given
+    it (after the next frame)."""
     deadline = time.monotonic() + 5
-    while not (found := browser.evaluate("document.activeElement.id")) and time.monotonic() < deadline:
+    script = "document.activeElement === document.body ? '' : document.activeElement.id"
+    while not (found := browser.evaluate(script)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return str(found)
 

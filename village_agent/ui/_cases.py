@@ -9,6 +9,7 @@ from messages import t
 from relay.web import Cell, esc, href, table, when_iso
 from village_agent.ui._views import csrf_field, error_box, fee, joined, limit, w
 
+LIST_LIMIT = 200  # as note.limit says
 OPEN = ("submitted", "accepted", "correction_requested", "escalated")
 DECIDED = ("approved", "rejected")
 
@@ -37,10 +38,13 @@ def next_step(case: dict[str, Any]) -> tuple[str, str]:
 
 
 def case_list(rows: list[dict[str, Any]], names: dict[str, str]) -> str:
+    """Every case with something to do here, then the newest LIST_LIMIT cases."""
     todo = [row for row in rows if next_step(row)[0] == "todo"]
+    note = f'<p class="note">{esc(t("note.limit"))}</p>' if len(rows) > LIST_LIMIT else ""
     return (
         f"<h2>{w('todo')}</h2>{_table(todo, names) if todo else '<p>' + w('todo_none') + '</p>'}"
-        f"<h2>{w('all_cases')}</h2>{_table(rows, names) if rows else '<p>' + w('cases_none') + '</p>'}"
+        f"<h2>{w('all_cases')}</h2>"
+        f"{_table(rows[:LIST_LIMIT], names) + note if rows else '<p>' + w('cases_none') + '</p>'}"
     )
 
 

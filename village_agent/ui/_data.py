@@ -18,7 +18,6 @@ from relay.schema import events
 from relay.sync import backlog
 
 ONLINE_SECONDS = 60  # a pull is answered at least every PULL_WAIT_MS while the link is up
-LIST_LIMIT = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +45,9 @@ async def link(node: Node) -> Link:
 
 
 async def case_rows(node: Node) -> list[dict[str, Any]]:
-    """The newest cases first, each with its Followed under "followed"."""
-    rows = (await list_cases(node))[::-1][:LIST_LIMIT]
-    followed = await _followed(node, [row["case_id"] for row in rows])
-    return [row | {"followed": followed.get(row["case_id"], Followed())} for row in rows]
+    """Every case of the village, the newest first, each with its Followed under "followed"."""
+    followed, rows = await _followed(node), await list_cases(node)
+    return [row | {"followed": followed.get(row["case_id"], Followed())} for row in rows[::-1]]
 
 
 async def case(node: Node, case_id: str) -> dict[str, Any] | None:
@@ -60,11 +58,12 @@ async def case(node: Node, case_id: str) -> dict[str, Any] | None:
     return found | {"followed": _follow([(e["event_id"], e["type"], e["payload"]) for e in found["events"]])}
 
 
-async def _followed(node: Node, case_ids: list[str]) -> dict[str, Followed]:
+async def _followed(node: Node) -> dict[str, Followed]:
+    """Commands and their answers of every case here (a village's database holds its own only)."""
     kinds = [*COMMANDS, *ANSWERS.values(), COMMAND_REFUSED]
     query = (
         select(events.c.case_id, events.c.event_id, events.c.type, events.c.payload)
-        .where(events.c.type.in_(kinds), events.c.case_id.in_(case_ids))
+        .where(events.c.type.in_(kinds))
         .order_by(events.c.position)
     )
     grouped: dict[str, list[tuple[str, str, dict[str, Any]]]] = defaultdict(list)

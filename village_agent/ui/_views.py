@@ -42,7 +42,7 @@ def find(query: str, found: list[Item]) -> str:
 def guide(item: Item) -> str:
     target = href("item", item.code, "take")
     start = f'<a class="primary" href="{target}"'
-    first = f'{start} accesskey="s" autofocus>{w("guide_start")}</a>'
+    first = f'{start} id="start" accesskey="s" autofocus>{w("guide_start")}</a>'
     last = f"{start}>{w('guide_start')}</a>"
     elements = [
         ("item", w("named", name=item.name, code=item.code)),
