@@ -1,4 +1,5 @@
-"""The village agent's intake app (``village-agent run --ui``) against a real subprocess whose
+"""The village agent's intake app (``village-agent run --ui --open``; the browser it opens is a
+stand-in that records the address) against a real subprocess whose
 upstream is down (its township's address has nothing listening): headless Chromium finds an
 item, reads its guide, files a request with a scan and the mandate, sees the missing material
 listed, prints the receipt and opens the case list; screenshots go to tests/artifacts/village-*.
@@ -45,10 +46,16 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     net.role[T], net.ports[T] = "township", free_port()  # enrolled, never started: the upstream is down
     net.add(V)
     address = f"127.0.0.1:{free_port()}"
-    log = root / "village.log"
-    process = net.spawn(V, "run", "--ui", address, stdout=log, stderr=log)
+    log, opened = root / "village.log", root / "opened.txt"
+    os.environ["BROWSER"] = f"sh -c 'echo \"$0\" > {opened}' %s"  # what --open runs: record the address
+    try:
+        process = net.spawn(V, "run", "--ui", address, "--open", stdout=log, stderr=log)
+    finally:
+        del os.environ["BROWSER"]
     try:
         wait_for(address)
+        until_file(opened)
+        assert opened.read_text().strip() == f"http://{address}/"
         yield App(net, address, process, log)
     finally:
         process.terminate()
@@ -70,6 +77,14 @@ def wait_for(address: str, seconds: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"the intake app did not answer on {address}")
         time.sleep(0.1)
+
+
+def until_file(path: Path, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not (path.exists() and path.read_text().strip()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never written")
+        time.sleep(0.05)
 
 
 def request(
