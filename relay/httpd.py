@@ -1,11 +1,13 @@
 """A small HTTP/1.1 server on the node's own asyncio loop: ``/metrics`` on every node, and
 whatever pages a tier adds (the district's dashboard, the village agent's intake app).
 
-The standard library is enough for what it serves (a few GET pages and one login form), so it
-adds no dependency. It is built to stay up whatever a client sends: one request per connection,
-a bounded head and body, a time limit on reading and on answering, a bounded number of
-connections at once; a bad request gets a 4xx, a failing page a 500, and neither reaches the
-relay. ``/metrics`` needs no login: bind ``--http`` to an internal address (or firewall it).
+The standard library is enough for what it serves (a few GET pages, a login form, the village
+intake app's forms with scans: see relay/multipart.py), so it adds no dependency. It is built
+to stay up whatever a client sends: one request per connection, a bounded head and body (larger
+only on the paths a server names for files), a time limit on reading and on answering, a
+bounded number of connections at once; a bad request gets a 4xx, a failing page a 500, and
+neither reaches the relay. ``/metrics`` needs no login: bind ``--http`` to an internal address
+(or firewall it).
 """
 
 import asyncio

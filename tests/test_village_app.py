@@ -1,9 +1,10 @@
-"""The village agent's intake app (``village-agent run --ui --open``; the browser it opens is a
-stand-in that records the address) against a real subprocess whose
-upstream is down (its township's address has nothing listening): headless Chromium finds an
-item, reads its guide, files a request with a scan and the mandate, sees the missing material
-listed, prints the receipt and opens the case list; screenshots go to tests/artifacts/village-*.
-Plain HTTP requests check what the app refuses: forged forms, bad uploads, wrong ID numbers."""
+"""The village agent's intake app against a real ``village-agent run --ui --open`` whose
+upstream is down (its township's address has nothing listening; the browser --open starts is a
+stand-in that records the address): headless Chromium finds an item, reads its guide, files a
+request with a scan and the mandate, sees the missing material listed, prints the receipt and
+opens the case list; screenshots go to tests/artifacts/village-*. Plain HTTP requests check
+what the app refuses (forged forms, bad uploads, wrong ID numbers) and, once the township is
+up, the follow-up of a case (correction, delivery, rating)."""
 
 import hashlib
 import http.client
@@ -144,6 +145,7 @@ def test_forged_and_broken_forms_are_refused_and_nothing_is_recorded(app: App) -
     scan = {"m0": b"\xff\xd8scan"}
     assert post_take(app.address, good | {"csrf": ""}, scan)[0] == 403
     assert post_take(app.address, good | {"csrf": "x" * 43}, scan)[0] == 403
+    assert post_take(app.address, good | {"csrf": "令牌"}, scan)[0] == 403
     assert post_take(app.address, good, scan, origin="http://evil.example")[0] == 403
     broken = {"Content-Type": "multipart/form-data; boundary=nothere"}
     assert request(app.address, "POST", f"/item/{ITEM}/take", b"--else\r\n\r\nx", broken)[0] == 400

@@ -10,6 +10,7 @@ import hmac
 import secrets
 from typing import Any
 
+from casework import Item
 from messages import t
 from relay.httpd import HTTPError, Request, Response, redirect
 from relay.multipart import Parts
@@ -64,16 +65,16 @@ class IntakeApp:
                 return await self.case_page(await self.case(case_id), request.query.get("done", ""), "")
             case ["case", case_id, "receipt"]:
                 case = await self.case(case_id)
-                item = self.node.ledger.catalog.items.get(case["item_code"])
+                taken_for = self.node.ledger.catalog.items.get(case["item_code"])
                 village, agent = self.node.config.name, self.node.config.operator
-                body = _cases.receipt(case, item, village, agent)
+                body = _cases.receipt(case, taken_for, village, agent)
                 return await self.page(t("village_app.receipt_title"), body)
         raise NotFound
 
     async def post(self, request: Request, parts: list[str]) -> Response:
         same_origin(request)
         form = request.parts() if takes_files(request.path) else Parts(request.form(), {})
-        if not hmac.compare_digest(form.fields.get("csrf", ""), self.token):
+        if not hmac.compare_digest(form.fields.get("csrf", "").encode(), self.token.encode()):
             raise HTTPError(403, t("village_app.error.forbidden"))
         match parts:
             case ["item", code, "take"]:
@@ -111,10 +112,10 @@ class IntakeApp:
         html = frame(title, body, t("village_app.title"), _nav(link), STYLE, SCRIPT)
         return Response(status, html, HTML, HEADERS)
 
-    def find(self, query: str) -> list[Any]:
+    def find(self, query: str) -> list[Item]:
         return _find.find(self.node.ledger.catalog.takeable_at("village"), query)
 
-    def item(self, code: str) -> Any:
+    def item(self, code: str) -> Item:
         found = self.node.ledger.catalog.items.get(code)
         if found is None or found.accept_level != "village":
             raise NotFound
