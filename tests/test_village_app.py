@@ -280,6 +280,7 @@ def test_browser_takes_a_request_offline_and_prints_the_receipt(
         browser.goto(f"{base}/cases")
         todo = browser.evaluate("document.querySelector('table.cases').innerText")
         assert case_id in todo and APPLICANT in todo and "请村民补交：城乡居民基本养老保险参保登记表" in todo
+        assert "已提交 待上传" in todo  # still on the laptop
         shot("cases")
     finally:
         browser.close()
@@ -320,7 +321,18 @@ def test_case_list_leads_the_agent_through_correction_delivery_and_rating(app: A
     until(app, case_id, "请记录村民对办理的评价")
     assert "请选择评价" in post(app, case_id, "rate", {"score": "9"}, {}, expect=422)
     assert "已登记，联网后上传" in post(app, case_id, "rate", {"score": "5", "comment": "很好"}, {})
-    until(app, case_id, "已办结")
+    page = until(app, case_id, "已办结")
+    history = page.split("办理记录")[1]
+    for words in (
+        "提交申请",
+        "一次性告知补正",
+        "近期免冠照片、户口簿",
+        "代办点补交材料",
+        "作出决定",
+        "送达",
+        "评价",
+    ):
+        assert words in history, words
     listed = request(app.address, "GET", "/cases")[1]
     assert case_id in listed and case_id not in listed.split("全部案件")[0], "done, yet still to do"
 

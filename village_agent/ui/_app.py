@@ -144,6 +144,6 @@ def _nav(link: _data.Link) -> str:
     return (
         f'<nav><a href="/" accesskey="n">{w("nav_take")}</a>'
         f'<a href="{href("cases")}" accesskey="c">{w("nav_cases")}</a></nav>'
-        f'<div class="link" role="status">{state}<span>{w("queued", n=link.queued)}</span>'
+        f'<div class="link" role="status">{state}<a href="{href("cases")}">{w("queued", n=link.queued)}</a>'
         f"<span>{synced}</span></div>"
     )

@@ -58,12 +58,18 @@ def _table(rows: list[dict[str, Any]], names: dict[str, str]) -> str:
                 f'<a href="{href("case", row["case_id"])}">{esc(row["case_id"])}</a>',
                 (esc(names.get(row["item_code"], row["item_code"])), "wrap"),
                 esc(row["applicant_name"]),
-                esc(t(f"status.{row['status']}")),
+                _status(row),
                 (esc(text), f"wrap {kind}"),
                 esc(when_iso(row["updated_at"])[:16]),
             ]
         )
     return table([f"village_app.{key}" for key in headers], cells, "cases")
+
+
+def _status(row: dict[str, Any]) -> str:
+    """The status in words, marked while some of the case has not left the laptop."""
+    queued = f' <span class="queued">{w("queued_mark")}</span>' if row["queued"] else ""
+    return esc(t(f"status.{row['status']}")) + queued
 
 
 def missing_box(missing: list[str]) -> str:
@@ -130,7 +136,38 @@ def case_page(case: dict[str, Any], item: Item | None, token: str, notice: str, 
         f"{missing_box(case['missing_materials']) if kind == 'todo' and case['missing_materials'] else ''}"
         f'<p><a class="primary" href="{href("case", case["case_id"], "receipt")}" accesskey="r">'
         f'{w("case_receipt")}</a></p><div class="actions">{_actions(case, token)}</div>'
+        f"<h2>{w('history')}</h2>{_history(case['events'])}"
     )
+
+
+def _history(events: list[dict[str, Any]]) -> str:
+    """What happened to the case, in words: the owner's events and the agent's commands."""
+    rows: list[list[Cell]] = [
+        [
+            esc(when_iso(e["recorded_at"])[:16]),
+            esc(_event_words(e["type"])),
+            (esc(_event_note(e["payload"])), "wrap"),
+        ]
+        for e in events
+    ]
+    return table(["village_app.col_time", "village_app.col_event", "village_app.col_note"], rows)
+
+
+def _event_words(kind: str) -> str:
+    if kind.startswith("cmd."):
+        return t(f"village_app.command.{kind[4:]}")
+    return t(f"event.{kind}")
+
+
+def _event_note(payload: dict[str, Any]) -> str:
+    """The words a person wrote on the event (a reason, a note, the missing materials)."""
+    missing = payload.get("missing")
+    if isinstance(missing, list) and missing:
+        return joined(missing)
+    for key in ("reason", "note", "opinion", "step", "text"):
+        if isinstance(payload.get(key), str) and payload[key]:
+            return str(payload[key])
+    return ""
 
 
 def _actions(case: dict[str, Any], token: str) -> str:

@@ -14,7 +14,7 @@ from relay.clock import now_us
 from relay.counters import read_value
 from relay.node import Node
 from relay.queries import list_cases, show_case
-from relay.schema import events
+from relay.schema import events, outbox
 from relay.sync import backlog
 
 ONLINE_SECONDS = 60  # a pull is answered at least every PULL_WAIT_MS while the link is up
@@ -45,9 +45,13 @@ async def link(node: Node) -> Link:
 
 
 async def case_rows(node: Node) -> list[dict[str, Any]]:
-    """Every case of the village, the newest first, each with its Followed under "followed"."""
-    followed, rows = await _followed(node), await list_cases(node)
-    return [row | {"followed": followed.get(row["case_id"], Followed())} for row in rows[::-1]]
+    """Every case of the village, the newest first, each with its Followed under "followed"
+    and whether some of it still waits in the outbox under "queued"."""
+    followed, queued, rows = await _followed(node), await _queued(node), await list_cases(node)
+    return [
+        row | {"followed": followed.get(row["case_id"], Followed()), "queued": row["case_id"] in queued}
+        for row in rows[::-1]
+    ]
 
 
 async def case(node: Node, case_id: str) -> dict[str, Any] | None:
@@ -71,6 +75,19 @@ async def _followed(node: Node) -> dict[str, Followed]:
         for row in await conn.execute(query):
             grouped[row.case_id].append((row.event_id, row.type, json.loads(row.payload)))
     return {case_id: _follow(history) for case_id, history in grouped.items()}
+
+
+async def _queued(node: Node) -> set[str]:
+    """The cases with an event not yet acknowledged by the upstream."""
+    async with node.engine.connect() as conn:
+        acked = await read_value(conn, "acked_upto")
+        query = (
+            select(events.c.case_id)
+            .join(outbox, outbox.c.event_id == events.c.event_id)
+            .where(outbox.c.seq > acked)
+            .distinct()
+        )
+        return {row.case_id for row in await conn.execute(query)}
 
 
 def _follow(history: list[tuple[str, str, dict[str, Any]]]) -> Followed:

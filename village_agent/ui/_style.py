@@ -30,6 +30,7 @@ ol.items li{margin:.35em 0}
 table{font-size:.95em}
 td.wrap{white-space:normal;min-width:14em}
 td.todo{background:#fff3e0}
+.queued{background:#fff176;padding:0 .3em;border-radius:3px;font-size:.85em}
 dl.guide dt{font-weight:bold;margin-top:.7em}
 dl.guide dd{margin:.1em 0 0 1.2em}
 .receipt th{width:8em;vertical-align:top}
