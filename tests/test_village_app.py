@@ -179,6 +179,20 @@ def test_multipart_keeps_any_bytes_and_refuses_what_is_not_a_form() -> None:
             parse(content_type, bad)
 
 
+def test_items_are_found_by_name_keyword_or_pinyin_initials(app: App) -> None:
+    """Words of the name come first, then initials, then a material or condition; an item
+    taken at the township window is not offered; nothing found says so."""
+    for query, first in (("养老", "城乡居民基本养老保险参保登记"), ("zdshbz", "最低生活保障审核确认")):
+        page = request(app.address, "GET", "/?" + urlencode({"q": query}))[1]
+        found = re.search(r'<ol class="items"><li><a href="/item/[^"]+">([^<]+)</a>', page)
+        assert found is not None and found.group(1) == first, query
+    keyword = request(app.address, "GET", "/?" + urlencode({"q": "残疾人证"}))[1]
+    assert keyword.index("残疾人证新办") < keyword.index("特困人员认定")  # by name, then by material
+    assert "没有找到相关事项" in request(app.address, "GET", "/?q=qqqq")[1]
+    assert request(app.address, "GET", "/item/twp-sscard-apply")[0] == 404  # taken at the township
+    assert "twp-sscard-apply" not in request(app.address, "GET", "/?q=")[1]
+
+
 def test_a_wrong_id_number_is_refused_in_words_the_agent_reads(app: App) -> None:
     """The server checks the ID number whatever the page's script did: a wrong check digit is
     answered with the form again, the message from the catalog and the typed values kept."""
