@@ -28,7 +28,7 @@ from relay.config import CONFIG_FILE, NodeConfig
 from relay.counters import read_value
 from relay.enrollment import EnrollmentServicer, start_enrollment
 from relay.errors import TransientError
-from relay.httpd import Handler, node_routes, start_http
+from relay.httpd import Handler, Uploads, node_routes, start_http
 from relay.joining import config_from_bundle, install_credentials
 from relay.node import Node, open_node
 from relay.pki import validity_of
@@ -331,13 +331,15 @@ async def serve_node(
     pages: Callable[[Node], Handler] | None = None,
     certifier: Callable[[Node], Certifier] | None = None,
     enroll_listen: str | None = None,
+    uploads: Uploads | None = None,
 ) -> None:
     """Serve the relay to the nodes below (unless listen is None), and keep syncing with the
     upstream where the node has one, renewing its certificate before it expires. With ``http``
-    (HOST:PORT), also serve /metrics there and the tier's ``pages`` (the district's dashboard),
-    if it has any. ``certifier`` signs certificates (the district's); a node with an upstream
-    passes requests on to it. With ``enroll_listen``, a township also serves enrollment by
-    one-time token there (relay.enrollment)."""
+    (HOST:PORT), also serve /metrics there and the tier's ``pages`` (the district's dashboard,
+    the village's intake app), if it has any; ``uploads`` names the paths that take files.
+    ``certifier`` signs certificates (the district's); a node with an upstream passes requests
+    on to it. With ``enroll_listen``, a township also serves enrollment by one-time token there
+    (relay.enrollment)."""
     configure_logging()
     log = structlog.get_logger()
     async with open_node(home) as node:
@@ -354,7 +356,8 @@ async def serve_node(
             if isinstance(upstream.security, Credentials):
                 jobs.append(Renewer(home, node.config, upstream).renew_forever)
         if http is not None:
-            web, http_port = await start_http(http, node_routes(node, pages(node) if pages else None))
+            routes = node_routes(node, pages(node) if pages else None)
+            web, http_port = await start_http(http, routes, uploads)
             log.info("node.http", code=node.config.code, port=http_port, pages=pages is not None)
         if listen is not None and security is not None:
             service = RelayService(node.engine, node.ledger, signer)

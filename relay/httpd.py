@@ -1,11 +1,13 @@
 """A small HTTP/1.1 server on the node's own asyncio loop: ``/metrics`` on every node, and
-whatever pages a tier adds (the district's dashboard).
+whatever pages a tier adds (the district's dashboard, the village agent's intake app).
 
-The standard library is enough for what it serves (a few GET pages and one login form), so it
-adds no dependency. It is built to stay up whatever a client sends: one request per connection,
-a bounded head and body, a time limit on reading and on answering, a bounded number of
-connections at once; a bad request gets a 4xx, a failing page a 500, and neither reaches the
-relay. ``/metrics`` needs no login: bind ``--http`` to an internal address (or firewall it).
+The standard library is enough for what it serves (a few GET pages, a login form, the village
+intake app's forms with scans: see relay/multipart.py), so it adds no dependency. It is built
+to stay up whatever a client sends: one request per connection, a bounded head and body (larger
+only on the paths a server names for files), a time limit on reading and on answering, a
+bounded number of connections at once; a bad request gets a 4xx, a failing page a 500, and
+neither reaches the relay. ``/metrics`` needs no login: bind ``--http`` to an internal address
+(or firewall it).
 """
 
 import asyncio
@@ -20,11 +22,12 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import structlog
 
 from casework import InvalidInput
-from relay import metrics, scrape
+from relay import metrics, multipart, scrape
 from relay.node import Node
 
 MAX_HEAD = 16 * 1024  # request line and headers
 MAX_BODY = 16 * 1024  # a login form is a few dozen bytes
+MAX_UPLOAD = 32 * 1024 * 1024  # a form with scans of materials, on the paths a server allows it
 MAX_FIELDS = 20  # query or form fields
 READ_SECONDS = 10.0  # to receive the whole request
 ANSWER_SECONDS = 30.0  # to make the answer
@@ -49,6 +52,13 @@ class Request:
         except UnicodeDecodeError as exc:
             raise HTTPError(400, "the form is not UTF-8") from exc
 
+    def parts(self) -> multipart.Parts:
+        """A multipart/form-data body (a form with files); HTTPError 400 if it is not one."""
+        try:
+            return multipart.parse(self.headers.get("content-type", ""), self.body)
+        except multipart.MultipartError as exc:
+            raise HTTPError(400, str(exc)) from exc
+
     def cookie(self, name: str) -> str | None:
         jar: SimpleCookie = SimpleCookie()
         with contextlib.suppress(CookieError):
@@ -66,6 +76,7 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+Uploads = Callable[[str], bool]  # whether a path takes a body up to MAX_UPLOAD (files)
 
 
 class HTTPError(Exception):
@@ -102,14 +113,17 @@ def node_routes(node: Node, pages: Handler | None = None) -> Handler:
     return handle
 
 
-async def start_http(listen: str, handler: Handler) -> tuple[asyncio.Server, int]:
+async def start_http(
+    listen: str, handler: Handler, uploads: Uploads | None = None
+) -> tuple[asyncio.Server, int]:
     """A listening server that answers each connection's request with ``handler``; returns
-    the server and its port (useful with port 0)."""
+    the server and its port (useful with port 0). A POST to a path ``uploads`` accepts may
+    carry a body up to MAX_UPLOAD; every other body stays within MAX_BODY."""
     host, port = _address(listen)
     slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _connection(reader, writer, handler, slots)
+        await _connection(reader, writer, handler, slots, uploads or _no_uploads)
 
     try:
         server = await asyncio.start_server(connected, host, port, limit=MAX_HEAD)
@@ -131,13 +145,14 @@ async def _connection(
     writer: asyncio.StreamWriter,
     handler: Handler,
     slots: asyncio.Semaphore,
+    uploads: Uploads,
 ) -> None:
     try:
         if slots.locked():
             await _write(writer, text(503, "busy: try again in a moment"), head_only=False)
             return
         async with slots:
-            await _exchange(reader, writer, handler)
+            await _exchange(reader, writer, handler, uploads)
     except (ConnectionError, TimeoutError):
         pass  # the client went away; nothing to answer
     except Exception as exc:  # never let one connection end the node
@@ -148,10 +163,16 @@ async def _connection(
             await asyncio.wait_for(writer.wait_closed(), 1)
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler) -> None:
+def _no_uploads(path: str) -> bool:
+    return False
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler, uploads: Uploads
+) -> None:
     started = time.monotonic()
     try:
-        request = await asyncio.wait_for(_read(reader), READ_SECONDS)
+        request = await asyncio.wait_for(_read(reader, uploads), READ_SECONDS)
     except HTTPError as exc:
         await _write(writer, text(exc.status, str(exc)), head_only=False)
         return
@@ -175,7 +196,7 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
         )
 
 
-async def _read(reader: asyncio.StreamReader) -> Request:
+async def _read(reader: asyncio.StreamReader, uploads: Uploads) -> Request:
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.LimitOverrunError as exc:
@@ -183,13 +204,13 @@ async def _read(reader: asyncio.StreamReader) -> Request:
     lines = head.decode("latin-1").split("\r\n")
     method, target = _request_line(lines[0])
     headers = _headers(lines[1:])
-    length = _length(headers)
-    body = await reader.readexactly(length) if length else b""
     parts = urlsplit(target)
     try:
         path = unquote(parts.path, errors="strict")
     except UnicodeDecodeError as exc:
         raise HTTPError(400, "the path is not UTF-8") from exc
+    length = _length(headers, MAX_UPLOAD if method == "POST" and uploads(path) else MAX_BODY)
+    body = await reader.readexactly(length) if length else b""
     return Request(method, path, _fields(parts.query), headers, body)
 
 
@@ -220,14 +241,14 @@ def _headers(lines: list[str]) -> dict[str, str]:
     return headers
 
 
-def _length(headers: dict[str, str]) -> int:
+def _length(headers: dict[str, str], limit: int) -> int:
     if "transfer-encoding" in headers:
         raise HTTPError(501, "chunked requests are not supported: send Content-Length")
     given = headers.get("content-length", "0")
     if not given.isdigit():
         raise HTTPError(400, "bad Content-Length")
-    if int(given) > MAX_BODY:
-        raise HTTPError(413, f"request body larger than {MAX_BODY} bytes")
+    if int(given) > limit:
+        raise HTTPError(413, f"request body larger than {limit} bytes")
     return int(given)
 
 

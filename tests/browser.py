@@ -122,6 +122,31 @@ class Browser:
         self.evaluate(expression)
         self.wait_for_load()
 
+    def type(self, text: str) -> None:
+        """Type text into the element that has the focus."""
+        self.call("Input.insertText", {"text": text}, self.session)
+
+    def press(self, key: str, loads: bool = False) -> None:
+        """Press and release Enter or Tab as the keyboard would; with ``loads``, wait for the
+        page it leads to."""
+        self._events.clear()
+        code, text = {"Enter": (13, "\r"), "Tab": (9, "")}[key]
+        for kind in ("keyDown", "keyUp"):
+            params: dict[str, Any] = {"type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code}
+            if kind == "keyDown" and text:
+                params["text"] = text
+            self.call("Input.dispatchKeyEvent", params, self.session)
+        if loads:
+            self.wait_for_load()
+
+    def set_files(self, selector: str, *files: Path) -> None:
+        """Choose files in a file input, as a person would in the file dialog."""
+        found = self.call(
+            "Runtime.evaluate", {"expression": f"document.querySelector({selector!r})"}, self.session
+        )
+        params = {"files": [str(f) for f in files], "objectId": found["result"]["objectId"]}
+        self.call("DOM.setFileInputFiles", params, self.session)
+
     def screenshot(self, path: Path) -> None:
         """The whole page, not just the window, as PNG."""
         self.call("Emulation.clearDeviceMetricsOverride", {}, self.session)

@@ -1,6 +1,10 @@
 """village-agent: the village service point's command line (runs on the agent's laptop)."""
 
 import json
+import socket
+import threading
+import time
+import webbrowser
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -158,9 +162,32 @@ def import_(home: Home, file: Path, as_json: AsJson = False) -> None:
 
 
 @app.command("run")
-def run_(home: Home) -> None:
-    """Stay up and sync whenever the upstream can be reached (Ctrl+C to stop)."""
-    run_service(serve_node(home, None))
+def run_(
+    home: Home,
+    ui: Annotated[
+        str | None,
+        typer.Option(
+            help="Also serve the intake app on this loopback HOST:PORT (e.g. 127.0.0.1:8700): find "
+            "an item, take requests with scans, print receipts, follow cases; works offline.",
+        ),
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the intake app in the web browser once it is up.")
+    ] = False,
+) -> None:
+    """Stay up and sync whenever the upstream can be reached (Ctrl+C to stop); with --ui, serve
+    the intake app on the laptop too."""
+    if ui is None:
+        if open_browser:
+            fail("--open needs --ui HOST:PORT")
+        run_service(serve_node(home, None))
+        return
+    address = _loopback(ui)
+    if open_browser:
+        _open_when_up(address)
+    from village_agent.ui import intake_app, takes_files  # only here: pypinyin takes 0.4 s to load
+
+    run_service(serve_node(home, None, ui, intake_app, uploads=takes_files))
 
 
 @app.command()
@@ -326,6 +353,32 @@ def _pairs(values: list[str], option: str, shape: str) -> dict[str, str]:
             fail(f"{option} {value!r} is not {shape}")
         pairs[key.strip()] = rest
     return pairs
+
+
+def _loopback(listen: str) -> tuple[str, int]:
+    """The app holds villagers' personal data and has no login: it listens on loopback only."""
+    host, _, port = listen.rpartition(":")
+    if host.strip("[]") not in ("127.0.0.1", "::1", "localhost") or not port.isdigit() or int(port) == 0:
+        fail(f"--ui {listen!r}: give a loopback address and a port, e.g. 127.0.0.1:8700")
+    return host.strip("[]"), int(port)
+
+
+def _open_when_up(address: tuple[str, int]) -> None:
+    """Open the browser on the app as soon as it answers (within 30 s), from a side thread."""
+
+    def wait_then_open() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(address, timeout=1).close()
+            except OSError:
+                time.sleep(0.2)
+                continue
+            host = f"[{address[0]}]" if ":" in address[0] else address[0]
+            webbrowser.open(f"http://{host}:{address[1]}/")
+            return
+
+    threading.Thread(target=wait_then_open, daemon=True).start()
 
 
 def main() -> None:

@@ -4,9 +4,10 @@
 
 .DESCRIPTION
     Creates the task "servicenet-village-agent" for the current Windows user. It starts
-    `village-agent.exe run --home <HomeDir>` when that user logs on, runs only while the user is
-    logged on, has no execution time limit, keeps running on battery, and is brought back if it
-    stops. The agent only dials out to its township; it never listens for inbound connections.
+    `village-agent.exe run --home <HomeDir> --ui 127.0.0.1:8700` when that user logs on, runs only
+    while the user is logged on, has no execution time limit, keeps running on battery, and is
+    brought back if it stops. The agent dials out to its township and listens only on the
+    loopback, for the intake app (http://127.0.0.1:8700/ in the laptop's browser).
 
     Run it as the agent's own Windows user, after `village-agent init`; elevation is normally not
     needed. Windows blocks unsigned scripts by default, so start it like this:
@@ -61,7 +62,7 @@ if (-not (Test-Path -LiteralPath (Join-Path $HomeDir 'node.toml') -PathType Leaf
 $ExePath = (Resolve-Path -LiteralPath $ExePath).Path
 # A trailing backslash before the closing quote would escape it on the command line.
 $HomeDir = (Resolve-Path -LiteralPath $HomeDir).Path.TrimEnd('\')
-$AgentArgs = "run --home `"$HomeDir`""
+$AgentArgs = "run --home `"$HomeDir`" --ui 127.0.0.1:8700"
 
 # village-agent.exe is a console program. To keep its window hidden it is started through
 # `conhost.exe --headless` (Windows 10 1809 or later; an undocumented but long-standing switch).

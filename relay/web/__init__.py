@@ -1,8 +1,8 @@
 """What every node's web pages share: staff accounts and sign-in (the gate), and small pieces
-of server-rendered HTML (escaping, tables, badges, the page frame). No JavaScript, nothing
-loaded from elsewhere."""
+of server-rendered HTML (escaping, tables, badges, the page frame). No JavaScript but the
+small inline scripts a page's policy allows by hash, nothing loaded from elsewhere."""
 
-from relay.web._gate import HTML, SECURITY_HEADERS, Gate, same_origin
+from relay.web._gate import HTML, SECURITY_HEADERS, Gate, same_origin, security_headers
 from relay.web._html import (
     HOME,
     Cell,
@@ -13,6 +13,7 @@ from relay.web._html import (
     count,
     esc,
     figures,
+    frame,
     href,
     link,
     page,
@@ -38,6 +39,7 @@ __all__ = [
     "count",
     "esc",
     "figures",
+    "frame",
     "href",
     "link",
     "list_users",
@@ -45,6 +47,7 @@ __all__ = [
     "percent",
     "remove_user",
     "same_origin",
+    "security_headers",
     "table",
     "when",
     "when_iso",

@@ -144,12 +144,20 @@ def page(title: str, body: str, user: str | None, app: str, links: Sequence[Link
             + f'<form method="post" action="/logout"><span>{esc(t("nav.user"))}：{esc(user)}</span> '
             f'<button type="submit">{esc(t("nav.logout"))}</button></form>'
         )
+    return frame(title, body, app, nav)
+
+
+def frame(title: str, body: str, app: str, nav: str = "", style: str = "", script: str = "") -> bytes:
+    """The page around ``body``: the header with the application's name and ``nav`` (HTML),
+    the shared STYLE plus ``style``, and ``script`` inline at the end (its hash must be allowed
+    by the page's Content-Security-Policy: see security_headers)."""
+    tail = f"<script>{script}</script>" if script else ""
     return (
         f'<!DOCTYPE html><html lang="{language()}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)} · {esc(app)}</title><style>{STYLE}</style></head>"
+        f"<title>{esc(title)} · {esc(app)}</title><style>{STYLE}{style}</style></head>"
         f'<body><header><span class="app">{esc(app)}</span>{nav}</header>'
-        f"<main><h1>{esc(title)}</h1>{body}</main></body></html>"
+        f"<main><h1>{esc(title)}</h1>{body}</main>{tail}</body></html>"
     ).encode()
 
 
