@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from casework.lifecycle import EVENT_TYPES
 from messages import LANGUAGES, catalog, language, t
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,3 +105,9 @@ def test_a_message_fills_its_fields_in_the_language_asked() -> None:
     assert t("ago.minutes", lang="zh-CN", n=3) == "3分钟前"
     assert t("ago.minutes", lang="en", n=3) == "3 min ago"
     assert t("status.accepted", lang="en") == "Accepted"
+
+
+def test_every_event_type_has_words() -> None:
+    """Pages name each event of a case's history by its type (``event.<type>``)."""
+    for lang in LANGUAGES:
+        assert sorted(k for k in EVENT_TYPES if f"event.{k}" not in catalog(lang)) == [], lang
