@@ -31,6 +31,7 @@ D, T, V = "500117", "500117001", "500117001005"
 PASSWORD = "window pass 1"
 WINDOW_1, WINDOW_2, OUTSIDER = "张三", "李四", "王八"  # the outsider has a password, no roster entry
 DEPARTMENT, OFFICE = "赵六", "监察员"  # district: on the roster, and the management office
+SUPERVISOR = "孙督"  # the township's supervisor (督查): reads every window, takes no casework step
 APPLICANT = "钱七"
 TODAY = {"SERVICENET_TODAY": "2026-04-01"}  # the township's day: the cases accepted below are late
 LATE = (("twp-land-transfer", date(2026, 3, 2)), ("twp-mediation", date(2026, 3, 2)))  # overdue, red
@@ -42,7 +43,7 @@ class Center:
     net: Network
     township: str  # HOST:PORT of the township's web server
     district: str
-    cases: dict[str, str]  # what each case is for (late-0, late-1, fresh, dibao, pension): its id
+    cases: dict[str, str]  # what each case is for (late-0, late-1, fresh, dibao, pension, …): its id
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
     township, district = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     net.start(D, "--http", district)
     net.start(T, "--http", township, env=TODAY)
-    items = [item for item, _ in LATE] + [FRESH, DIBAO, PENSION]
+    items = [item for item, _ in LATE] + [FRESH, DIBAO, PENSION, DIBAO, FRESH]
     requests = net.root / "requests.jsonl"
     requests.write_text(
         "".join(
@@ -86,12 +87,13 @@ async def roster(net: Network) -> None:
     async with open_node(net.home(T)) as node:
         await add_member(node, WINDOW_1, "1", "A", "")
         await add_member(node, WINDOW_2, "2", "A", "")
+        await add_member(node, SUPERVISOR, "", "supervisor", "")
         await serve_items(node, "1", ["twp-land-transfer", "twp-mediation", DIBAO])
         await serve_items(node, "2", [PENSION])
     async with open_node(net.home(D)) as node:
         await add_member(node, DEPARTMENT, "民政", "A", "")
         await serve_items(node, "民政", [DIBAO])
-    for home, name in ((T, WINDOW_1), (T, WINDOW_2), (D, DEPARTMENT), (D, OFFICE)):
+    for home, name in ((T, WINDOW_1), (T, WINDOW_2), (T, SUPERVISOR), (D, DEPARTMENT), (D, OFFICE)):
         add_user(net.home(home), name, PASSWORD)
 
 
@@ -99,12 +101,13 @@ async def accept_late(net: Network) -> dict[str, str]:
     """The cases by what they are for; the late ones accepted by window 1 weeks ago."""
     async with open_node(net.home(T)) as node:
         found = sorted(await list_cases(node), key=lambda c: c["created_at"])
-        assert [c["item_code"] for c in found] == [item for item, _ in LATE] + [FRESH, DIBAO, PENSION]
+        expected = [item for item, _ in LATE] + [FRESH, DIBAO, PENSION, DIBAO, FRESH]
+        assert [c["item_code"] for c in found] == expected
         for case, (_, day) in zip(found, LATE, strict=False):
             node.ledger.today = lambda day=day: day  # type: ignore[misc]
             [accepted] = await act(node, [case["case_id"]], ACCEPTED, {}, WINDOW_1)
             assert accepted.ok, accepted.error
-    names = ("late-0", "late-1", "fresh", "dibao", "pension")
+    names = ("late-0", "late-1", "fresh", "dibao", "pension", "paused", "handed")
     return dict(zip(names, (c["case_id"] for c in found), strict=True))
 
 
@@ -130,6 +133,26 @@ def token(address: str, path: str, cookie: str) -> str:
 def post(address: str, path: str, cookie: str, fields: dict[str, str]) -> tuple[int, str]:
     answer = get(address, path, cookie, method="POST", body=urlencode(fields))
     return answer.status, str(answer.body.decode())  # type: ignore[attr-defined]
+
+
+def refusal(body: str) -> str:
+    """The one line a refused action shows."""
+    [line] = re.findall(r'<p class="error" role="status">([^<]*)</p>', body)
+    return str(line)
+
+
+def act_on(
+    center: Center, cookie: str, case_id: str, action: str, fields: dict[str, str], form_on: str = ""
+) -> tuple[int, str]:
+    """Post one action's form on the township's console, with the session's token as the case
+    page shows it (or the page of case ``form_on``, where this one offers no form)."""
+    fields = fields | {"token": token(center.township, f"/case/{form_on or case_id}", cookie)}
+    return post(center.township, f"/case/{case_id}/{action}", cookie, fields)
+
+
+def forms(address: str, path: str, cookie: str) -> list[str]:
+    """The action forms a case page offers, by name."""
+    return re.findall(r'<form class="action ([a-z]+)"', page(address, path, cookie))
 
 
 def case_on(center: Center, code: str, case_id: str) -> dict[str, object]:
@@ -187,8 +210,7 @@ def test_a_window_acting_outside_its_items_is_refused_in_one_line(center: Center
         {"token": token(center.township, f"/case/{center.cases['fresh']}", cookie)},
     )
     assert status == 409
-    [line] = re.findall(r'<p class="error" role="status">([^<]*)</p>', body)
-    assert line == "未能办理：window 1 does not serve item twp-pension-enroll: ask the window that does"
+    assert refusal(body) == "未能办理：1号窗口不办理事项 twp-pension-enroll：请交由办理该事项的窗口"
     assert case_on(center, T, case_id)["status"] == "submitted"
 
 
@@ -333,7 +355,20 @@ def test_the_console_offers_only_what_the_rules_and_the_roster_allow() -> None:
     window = Actor(WINDOW_1, "1", "A", items=(FRESH, DIBAO))
     assert allowed(state(FRESH, "submitted"), items[FRESH], window, T) == ["accept", "correction", "refuse"]
     assert allowed(state(FRESH, "accepted"), items[FRESH], window, T) == ["correction", "decide"]
-    assert allowed(state(DIBAO, "accepted"), items[DIBAO], window, T) == ["correction", "escalate"]
+    assert allowed(state(DIBAO, "accepted"), items[DIBAO], window, T) == ["correction", "escalate", "pause"]
+    assert allowed(replace(state(DIBAO, "accepted"), paused_step="公示"), items[DIBAO], window, T) == [
+        "resume"
+    ]
+    assert allowed(state(FRESH, "approved"), items[FRESH], window, T, ["r1"]) == [
+        "deliver",
+        "rate",
+        "rectify",
+    ]
+    assert allowed(state(DIBAO, "approved", D), items[DIBAO], window, T) == ["deliver", "rate"]  # sent up
+    assert allowed(state(DIBAO, "approved", D), items[DIBAO], window, "500117002") == []  # not its township
+    supervisor = Actor(SUPERVISOR, "", "supervisor")
+    assert allowed(state(FRESH, "submitted"), items[FRESH], supervisor, T, ["r1"]) == ["rectify"]
+    assert allowed(state(FRESH, "accepted"), items[FRESH], supervisor, T) == []
     assert allowed(state(PENSION, "submitted"), items[PENSION], window, T) == []  # not its item
     assert allowed(state(FRESH, "accepted"), items[FRESH], window, D) == []  # not this node's case
     chief = Actor("孙八", "9", "chief", items[FRESH].department)
@@ -344,3 +379,60 @@ def test_the_console_offers_only_what_the_rules_and_the_roster_allow() -> None:
     at_district = state(medical, "accepted", D)
     assert allowed(at_district, items[medical], civil, D) == [f"decide{DEPARTMENT_ACTION}{joint}"]
     assert allowed(state(DIBAO, "escalated", D), items[DIBAO], Actor(DEPARTMENT), D) == ["accept", "return"]
+
+
+def test_pause_and_resume_at_the_window(center: Center) -> None:
+    """Window 1 stops the clock for 公示, the only step the item keeps off it (another step,
+    posted anyway, is refused in Chinese), and restarts it; the forms follow the case."""
+    cookie, case_id = sign_in(center.township, WINDOW_1), center.cases["paused"]
+    assert act_on(center, cookie, case_id, "accept", {})[0] == 303
+    assert "pause" in forms(center.township, f"/case/{case_id}", cookie)
+    status, body = act_on(center, cookie, case_id, "pause", {"step": "专家评审"})
+    assert status == 409 and refusal(body) == "未能办理：此事项不计入办理时限的环节只有：公示"
+    assert act_on(center, cookie, case_id, "pause", {"step": "公示", "note": "公示七天"})[0] == 303
+    assert case_on(center, T, case_id)["paused_step"] == "公示"
+    offered = forms(center.township, f"/case/{case_id}", cookie)
+    assert "resume" in offered and "pause" not in offered and "escalate" not in offered
+    assert act_on(center, cookie, case_id, "resume", {})[0] == 303
+    assert case_on(center, T, case_id)["paused_step"] is None
+
+
+@pytest.fixture(scope="module")
+def bad_review(center: Center) -> str:
+    """Window 1 decides a case, hands the result over and records the applicant's rating of 2
+    (a bad review, which opens a rectification record): all through the console."""
+    cookie, case_id = sign_in(center.township, WINDOW_1), center.cases["handed"]
+    assert act_on(center, cookie, case_id, "accept", {})[0] == 303
+    assert act_on(center, cookie, case_id, "decide", {"verdict": "approve", "reason": "符合条件"})[0] == 303
+    assert "deliver" in forms(center.township, f"/case/{case_id}", cookie)
+    assert act_on(center, cookie, case_id, "deliver", {})[0] == 303
+    status, body = act_on(center, cookie, case_id, "rate", {"score": "9"})
+    assert status == 400 and refusal(body) == "未能办理：请选择 1（非常不满意）到 5（非常满意）的评价"
+    assert act_on(center, cookie, case_id, "rate", {"score": "2", "comment": "等太久"})[0] == 303
+    found = case_on(center, T, case_id)
+    [rating] = [e["payload"] for e in found["events"] if e["type"] == "case.rated"]  # type: ignore[union-attr]
+    assert found["status"] == "delivered" and rating["score"] == 2 and rating["staff"] == WINDOW_1
+    return case_id
+
+
+def test_a_supervisor_reads_every_window_but_handles_no_case(center: Center, bad_review: str) -> None:
+    """The supervisor's queue holds both windows' cases; on a case they are offered no casework
+    step and one posted anyway is refused in one Chinese line; they record the rectification
+    of the bad review, under their own name."""
+    cookie = sign_in(center.township, SUPERVISOR)
+    queue = page(center.township, "/", cookie)
+    assert center.cases["pension"] in queue and center.cases["late-0"] in queue and "孙督 · 督查" in queue
+    assert forms(center.township, f"/case/{center.cases['pension']}", cookie) == []
+    for action, fields in (("accept", {}), ("decide", {"verdict": "approve", "reason": "可以"})):
+        status, body = act_on(center, cookie, center.cases["pension"], action, fields, form_on=bad_review)
+        assert status == 409 and refusal(body) == "未能办理：督查人员跟踪投诉与整改，不办理案件"
+    assert case_on(center, T, center.cases["pension"])["status"] == "submitted"
+    listed = page(center.township, "/rectifications", cookie)
+    assert f'href="/case/{bad_review}"' in listed and "差评" in listed
+    assert forms(center.township, f"/case/{bad_review}", cookie) == ["rectify"]
+    [record] = re.findall(r'<option value="([^"]+)">', page(center.township, f"/case/{bad_review}", cookie))
+    done = act_on(center, cookie, bad_review, "rectify", {"record": record, "outcome": "已回访，改进叫号"})
+    assert done[0] == 303
+    assert "没有待整改的记录" in page(center.township, "/rectifications", cookie)
+    [rectified] = [e for e in case_on(center, T, bad_review)["events"] if e["type"] == "case.rectified"]  # type: ignore[union-attr]
+    assert rectified["payload"]["staff"] == SUPERVISOR and rectified["payload"]["of"] == record

@@ -104,3 +104,27 @@ def test_a_message_fills_its_fields_in_the_language_asked() -> None:
     assert t("ago.minutes", lang="zh-CN", n=3) == "3分钟前"
     assert t("ago.minutes", lang="en", n=3) == "3 min ago"
     assert t("status.accepted", lang="en") == "Accepted"
+
+
+def test_every_refusal_code_has_its_words() -> None:
+    """A domain or roster refusal raised with a code (CaseworkError's second argument) is worded
+    in the catalog as refusal.CODE, and so is every text staff must give (relay.actions.said)."""
+    keys = catalog("zh-CN").keys()
+    coded, said = set(), set()
+    for path in program_modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = (
+                getattr(node.func, "id", getattr(node.func, "attr", None))
+                if isinstance(node, ast.Call)
+                else None
+            )
+            if not (
+                isinstance(node, ast.Call) and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)
+            ):
+                continue
+            if name in ("IllegalTransition", "InvalidInput"):
+                coded.add(node.args[1].value)
+            elif name in ("said", "_said"):
+                said.add(f"say.{str(node.args[1].value).removeprefix('the ')}")
+    assert {"supervisor", "not_served", "wrong_status", "say.reason"} <= coded | said, "the scan is broken"
+    assert sorted(code for code in coded | said if f"refusal.{code}" not in keys) == []

@@ -3,7 +3,8 @@ roster; every action is a POST from this site carrying the session's form token,
 relay.staff.act as the signed-in staff member (who is therefore on the record of the case).
 
 Routes under ``prefix`` ("" at a township, "/desk" on the district hub):
-``/`` the queue, ``/case/ID`` one case, ``POST /case/ID/ACTION`` an action on it.
+``/`` the queue, ``/case/ID`` one case, ``POST /case/ID/ACTION`` an action on it,
+``/rectifications`` the open rectification records (bad reviews, complaints).
 """
 
 from collections.abc import Awaitable, Callable
@@ -35,7 +36,10 @@ class Desk:
     def __init__(self, node: Node, gate: Gate | None = None, prefix: str = "") -> None:
         self.node, self.prefix = node, prefix
         self.gate = gate or Gate(node.home, "console.app", "console.login", "console.no_users")
-        self.links: tuple[Link, ...] = ((f"{prefix}/", "console.queue"),)
+        self.links: tuple[Link, ...] = (
+            (f"{prefix}/", "console.queue"),
+            (f"{prefix}/rectifications", "console.rectifications"),
+        )
         if prefix:
             self.links += (("/", "nav.overview"),)
 
@@ -70,6 +74,10 @@ class Desk:
             rows = await _data.queue(self.node, actor, today_in_china())
             body = _views.queue(actor, rows, self.prefix, self.item_name)
             return self.page(200, t("console.queue"), body, actor)
+        if parts == ["rectifications"]:
+            records = await _data.open_records(self.node, today_in_china())
+            body = _views.rectifications(actor, records, self.prefix)
+            return self.page(200, t("console.rectifications"), body, actor)
         if len(parts) == 2 and parts[0] == "case":
             done = request.query.get(_DONE, "")
             said = t("console.done", action=t(f"console.action.{done}"))
@@ -96,10 +104,11 @@ class Desk:
         try:
             action = _FORMS[name](form, view.item)
         except InvalidInput as exc:  # a form filled in wrong
-            return await self.case(request, actor, case_id, _refused(str(exc)), 400)
+            return await self.case(request, actor, case_id, _refused(str(exc), exc.code, exc.fields), 400)
         [outcome] = await act(self.node, [case_id], action.event_type, action.payload, actor.name)
         if not outcome.ok:  # the rules or the roster say no
-            return await self.case(request, actor, case_id, _refused(outcome.error), 409)
+            refused = _refused(outcome.error, outcome.code, outcome.fields)
+            return await self.case(request, actor, case_id, refused, 409)
         return redirect(f"{self.prefix}/case/{case_id}?{_DONE}={name}")
 
     def page(self, status: int, title: str, body: str, actor: Actor) -> Response:
@@ -110,8 +119,10 @@ class Desk:
         return found.name if found else code
 
 
-def _refused(reason: str) -> tuple[str, str]:
-    return "error", t("console.refused", reason=reason)
+def _refused(error: str, code: str, fields: dict[str, object]) -> tuple[str, str]:
+    """Why an action was not taken, in the user's language (the English ``error`` where the
+    refusal has no code yet)."""
+    return "error", t("console.refused", reason=_views.refusal(error, code, fields))
 
 
 def _correction(form: dict[str, str], item: Item | None) -> Action:
@@ -119,6 +130,11 @@ def _correction(form: dict[str, str], item: Item | None) -> Action:
     listed = item.materials if item else ()
     missing = [m.name for i, m in enumerate(listed) if form.get(f"m{i}")]
     return actions.request_correction(missing, form.get("note", ""))
+
+
+def _rating(form: dict[str, str], item: Item | None) -> Action:
+    score = form.get("score", "").strip()
+    return actions.rate(int(score) if score.isdecimal() else 0, form.get("comment", "").strip())
 
 
 def _decision(form: dict[str, str], item: Item | None) -> Action:
@@ -136,4 +152,9 @@ _FORMS: dict[str, Callable[[dict[str, str], Item | None], Action]] = {
     "escalate": lambda form, item: actions.escalate(actions.said(form.get("opinion", ""), "the opinion")),
     "return": lambda form, item: actions.return_for_rework(form.get("reason", "")),
     "refuse": lambda form, item: actions.refuse(form.get("reason", "")),
+    "pause": lambda form, item: actions.pause(form.get("step", ""), form.get("note", "").strip()),
+    "resume": lambda form, item: actions.resume(),
+    "deliver": lambda form, item: actions.deliver(),
+    "rate": _rating,
+    "rectify": lambda form, item: actions.rectify(form.get("outcome", ""), form.get("record") or None),
 }

@@ -16,7 +16,10 @@ _STAMP = ("staff", "window", "role")
 def whoami(actor: Actor) -> str:
     role = t(f"role.{actor.role}")
     where = t("console.chief_of", department=actor.department) if actor.role == "chief" else ""
-    said = t("console.whoami", name=actor.name, window=actor.window, role=role)
+    if actor.window:
+        said = t("console.whoami", name=actor.name, window=actor.window, role=role)
+    else:  # a supervisor works at no window
+        said = t("console.whoami_nowhere", name=actor.name, role=role)
     return f'<p class="note whoami">{esc(said)}{esc(where) if where else ""}</p>'
 
 
@@ -46,7 +49,7 @@ def queue(actor: Actor, rows: Sequence[dict[str, Any]], prefix: str, item_name: 
         "col.light",
     )
     listing = table(headers, body, "queue") if rows else f"<p>{esc(t('console.empty'))}</p>"
-    scope = "console.scope_chief" if actor.role == "chief" else "console.scope_window"
+    scope = "console.scope_all" if actor.sees_all else "console.scope_window"
     note = t(scope) + (t("console.limit", n=QUEUE_LIMIT) if len(rows) >= QUEUE_LIMIT else "")
     return f'{whoami(actor)}{listing}<p class="note">{esc(note)}</p>'
 
@@ -144,6 +147,20 @@ def _form(name: str, view: CaseView, target: str, token: str) -> str:
         fields += _text("opinion", "console.opinion")
     elif action in ("refuse", "return"):
         fields += _text("reason", "col.reason")
+    elif action == "pause":
+        steps = view.item.excluded_steps if view.item else ()
+        fields += _choice("step", "console.step", [(step, step) for step in steps])
+        fields += _text("note", "console.note", required=False)
+    elif action == "rate":
+        fields += "".join(
+            f'<label><input type="radio" name="score" value="{n}" required> '
+            f"{esc(t(f'console.score.{n}'))}</label>"
+            for n in range(5, 0, -1)
+        )
+        fields += _text("comment", "console.comment", required=False)
+    elif action == "rectify":
+        fields += _choice("record", "console.record", [(record, record) for record in view.records])
+        fields += _text("outcome", "console.outcome")
     return (
         f'<form class="action {esc(action)}" method="post" action="{target}/{action}">'
         f"<h3>{esc(title)}</h3>{fields}"
@@ -151,9 +168,47 @@ def _form(name: str, view: CaseView, target: str, token: str) -> str:
     )
 
 
+def _choice(name: str, label: str, options: Sequence[tuple[str, str]]) -> str:
+    """A drop-down of (value, shown text) pairs, the first chosen."""
+    listed = "".join(f'<option value="{esc(value)}">{esc(shown)}</option>' for value, shown in options)
+    return f'<label>{esc(t(label))}<select name="{name}" required>{listed}</select></label>'
+
+
 def _text(name: str, label: str, required: bool = True) -> str:
     need = " required" if required else ""
     return f'<label>{esc(t(label))}<textarea name="{name}" maxlength="500"{need}></textarea></label>'
+
+
+def rectifications(actor: Actor, records: Sequence[dict[str, Any]], prefix: str) -> str:
+    """The center's open rectification records, the earliest due first: each case's to close
+    on its page; a window complaint's with 'rectify --record window:N' for now."""
+    rows: list[list[Cell]] = [
+        [
+            esc(r["record"]),
+            link(href(*_parts(prefix), "case", r["case_id"]), r["case_id"]) if r["case_id"] else esc(None),
+            esc(t(f"console.record_kind.{r['kind']}")),
+            esc(r["window"]),
+            (esc(r["rectify_by"]), "l-overdue") if r["overdue"] else esc(r["rectify_by"]),
+        ]
+        for r in records
+    ]
+    headers = ("console.record", "col.case", "console.record_type", "col.window", "console.rectify_by")
+    listing = table(headers, rows, "rectifications") if rows else f"<p>{esc(t('console.no_records'))}</p>"
+    return f'{whoami(actor)}{listing}<p class="note">{esc(t("console.records_note"))}</p>'
+
+
+def refusal(error: str, code: str, fields: dict[str, object]) -> str:
+    """A refusal in the user's language, by its code (casework's errors, relay.staff); a
+    status or an event it names is worded too. Without a code: ``error`` as it is."""
+    if not code:
+        return error
+    worded = {
+        name: t(f"{_WORDED[name]}.{value}") if name in _WORDED else value for name, value in fields.items()
+    }
+    return t(f"refusal.{code}", None, **worded)
+
+
+_WORDED = {"status": "status", "event": "event"}  # fields that are themselves catalog keys
 
 
 def _history(events: Sequence[dict[str, Any]]) -> str:
