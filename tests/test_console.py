@@ -21,7 +21,8 @@ from relay.actions import DEPARTMENT_ACTION, allowed
 from relay.node import open_node
 from relay.queries import list_cases, show_case
 from relay.staff import Actor, act, add_member, serve_items
-from relay.web import add_user
+from relay.web import add_user, list_users
+from relay.web._users import log_ref, session_secret
 from tests.browser import Browser, artifacts, chromium_or_skip
 from tests.netkit import IDS, Network, free_port
 from tests.test_http import get, wait_until
@@ -79,6 +80,17 @@ def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
     logs = net.log_text()
     assert "node.http" in logs
     assert IDS[1] not in logs and APPLICANT not in logs and PASSWORD not in logs, "secrets reached a log"
+    served = "".join(path.read_text(encoding="utf-8") for path in net.root.glob("*.log"))  # the servers'
+    staff_names = (WINDOW_1, WINDOW_2, SUPERVISOR, OUTSIDER, DEPARTMENT, OFFICE)
+    assert [name for name in staff_names if name in served] == [], "staff names are personal data too"
+    outsider = log_ref(session_secret(net.home(T)), OUTSIDER)
+    assert {"name": OUTSIDER, "log_ref": outsider} in [  # web-user list --json maps it back
+        {"name": user["name"], "log_ref": user["log_ref"]} for user in list_users(net.home(T))
+    ]
+    lines = [json.loads(line) for line in served.splitlines() if line.startswith("{")]
+    assert {"event": "web.login.refused", "user_ref": outsider, "reason": "not_allowed"} in [
+        {key: line.get(key) for key in ("event", "user_ref", "reason")} for line in lines
+    ]
 
 
 async def roster(net: Network) -> None:
