@@ -121,6 +121,7 @@ _OFFERED = {
     "resume": resume(),
     "deliver": deliver(),
     "rate": rate(5, ""),
+    "complain": complain("-"),
     "rectify": rectify("-", "-"),
 }
 

@@ -253,7 +253,9 @@ async def rectify_window(node: Node, record: str, outcome: str, staff_name: str 
     """Close a window complaint's rectification record with its outcome (once)."""
     number = record.removeprefix(WINDOW_RECORD)
     if not number.isdigit():
-        raise InvalidInput(f"{record!r} is not a window complaint's record (window:N)")
+        raise InvalidInput(
+            f"{record!r} is not a window complaint's record (window:N)", "not_open", record=record
+        )
     async with node.engine.begin() as conn:
         actor = await identify(conn, staff_name or node.config.operator)
         closed = await conn.execute(
@@ -262,7 +264,9 @@ async def rectify_window(node: Node, record: str, outcome: str, staff_name: str 
             .values(outcome=outcome, closed_by=actor.name)
         )
         if closed.rowcount != 1:
-            raise InvalidInput(f"{record} is not an open rectification record here")
+            raise InvalidInput(
+                f"{record} is not an open rectification record here", "not_open", record=record
+            )
 
 
 async def _is_window(conn: AsyncConnection, window: str) -> bool:

@@ -20,7 +20,7 @@ from casework.lifecycle import ACCEPTED
 from relay.actions import DEPARTMENT_ACTION, allowed
 from relay.node import open_node
 from relay.queries import list_cases, show_case
-from relay.staff import Actor, act, add_member, serve_items
+from relay.staff import Actor, act, add_member, complain_about_window, serve_items
 from relay.web import add_user, list_users
 from relay.web._users import log_ref, session_secret
 from tests.browser import Browser, artifacts, chromium_or_skip
@@ -365,22 +365,24 @@ def test_the_console_offers_only_what_the_rules_and_the_roster_allow() -> None:
         return replace(fresh, status=status, owner=owner)
 
     window = Actor(WINDOW_1, "1", "A", items=(FRESH, DIBAO))
-    assert allowed(state(FRESH, "submitted"), items[FRESH], window, T) == ["accept", "correction", "refuse"]
-    assert allowed(state(FRESH, "accepted"), items[FRESH], window, T) == ["correction", "decide"]
-    assert allowed(state(DIBAO, "accepted"), items[DIBAO], window, T) == ["correction", "escalate", "pause"]
-    assert allowed(replace(state(DIBAO, "accepted"), paused_step="公示"), items[DIBAO], window, T) == [
-        "resume"
+    accepted, paused = state(DIBAO, "accepted"), replace(state(DIBAO, "accepted"), paused_step="公示")
+    complain = "complain"  # the owner takes a complaint at any time
+    assert allowed(state(FRESH, "submitted"), items[FRESH], window, T) == [
+        "accept",
+        "correction",
+        "refuse",
+        complain,
     ]
-    assert allowed(state(FRESH, "approved"), items[FRESH], window, T, ["r1"]) == [
-        "deliver",
-        "rate",
-        "rectify",
-    ]
-    assert allowed(state(DIBAO, "approved", D), items[DIBAO], window, T) == ["deliver", "rate"]  # sent up
+    assert allowed(state(FRESH, "accepted"), items[FRESH], window, T) == ["correction", "decide", complain]
+    assert allowed(accepted, items[DIBAO], window, T) == ["correction", "escalate", "pause", complain]
+    assert allowed(paused, items[DIBAO], window, T) == ["resume", complain]
+    handed = ["deliver", "rate", complain]
+    assert allowed(state(FRESH, "approved"), items[FRESH], window, T, ["r1"]) == [*handed, "rectify"]
+    assert allowed(state(DIBAO, "approved", D), items[DIBAO], window, T) == handed  # sent up to the owner
     assert allowed(state(DIBAO, "approved", D), items[DIBAO], window, "500117002") == []  # not its township
     supervisor = Actor(SUPERVISOR, "", "supervisor")
-    assert allowed(state(FRESH, "submitted"), items[FRESH], supervisor, T, ["r1"]) == ["rectify"]
-    assert allowed(state(FRESH, "accepted"), items[FRESH], supervisor, T) == []
+    assert allowed(state(FRESH, "submitted"), items[FRESH], supervisor, T, ["r1"]) == [complain, "rectify"]
+    assert allowed(state(FRESH, "accepted"), items[FRESH], supervisor, T) == [complain]
     assert allowed(state(PENSION, "submitted"), items[PENSION], window, T) == []  # not its item
     assert allowed(state(FRESH, "accepted"), items[FRESH], window, D) == []  # not this node's case
     chief = Actor("孙八", "9", "chief", items[FRESH].department)
@@ -390,7 +392,11 @@ def test_the_console_offers_only_what_the_rules_and_the_roster_allow() -> None:
     civil = Actor("周九", "民政", "chief", joint)
     at_district = state(medical, "accepted", D)
     assert allowed(at_district, items[medical], civil, D) == [f"decide{DEPARTMENT_ACTION}{joint}"]
-    assert allowed(state(DIBAO, "escalated", D), items[DIBAO], Actor(DEPARTMENT), D) == ["accept", "return"]
+    assert allowed(state(DIBAO, "escalated", D), items[DIBAO], Actor(DEPARTMENT), D) == [
+        "accept",
+        "return",
+        complain,
+    ]
 
 
 def test_pause_and_resume_at_the_window(center: Center) -> None:
@@ -434,17 +440,36 @@ def test_a_supervisor_reads_every_window_but_handles_no_case(center: Center, bad
     cookie = sign_in(center.township, SUPERVISOR)
     queue = page(center.township, "/", cookie)
     assert center.cases["pension"] in queue and center.cases["late-0"] in queue and "孙督 · 督查" in queue
-    assert forms(center.township, f"/case/{center.cases['pension']}", cookie) == []
+    assert forms(center.township, f"/case/{center.cases['pension']}", cookie) == ["complain"]
     for action, fields in (("accept", {}), ("decide", {"verdict": "approve", "reason": "可以"})):
         status, body = act_on(center, cookie, center.cases["pension"], action, fields, form_on=bad_review)
         assert status == 409 and refusal(body) == "未能办理：督查人员跟踪投诉与整改，不办理案件"
     assert case_on(center, T, center.cases["pension"])["status"] == "submitted"
     listed = page(center.township, "/rectifications", cookie)
     assert f'href="/case/{bad_review}"' in listed and "差评" in listed
-    assert forms(center.township, f"/case/{bad_review}", cookie) == ["rectify"]
+    assert forms(center.township, f"/case/{bad_review}", cookie) == ["complain", "rectify"]
     [record] = re.findall(r'<option value="([^"]+)">', page(center.township, f"/case/{bad_review}", cookie))
     done = act_on(center, cookie, bad_review, "rectify", {"record": record, "outcome": "已回访，改进叫号"})
     assert done[0] == 303
     assert "没有待整改的记录" in page(center.township, "/rectifications", cookie)
     [rectified] = [e for e in case_on(center, T, bad_review)["events"] if e["type"] == "case.rectified"]  # type: ignore[union-attr]
     assert rectified["payload"]["staff"] == SUPERVISOR and rectified["payload"]["of"] == record
+
+
+def test_a_supervisor_closes_a_window_complaint_on_the_console(center: Center) -> None:
+    """A complaint about window 1 is listed with its form; the supervisor records what was done,
+    once: closing it again is refused in one Chinese line."""
+
+    async def complain() -> str:
+        async with open_node(center.net.home(T)) as node:
+            return await complain_about_window(node, "1", "午间无人", SUPERVISOR)
+
+    record, cookie = asyncio.run(complain()), sign_in(center.township, SUPERVISOR)
+    listed = page(center.township, "/rectifications", cookie)
+    assert f'name="record" value="{record}"' in listed and "窗口投诉" in listed
+    fields = {"token": token(center.township, "/rectifications", cookie), "record": record}
+    status, body = post(center.township, "/rectifications", cookie, fields | {"outcome": " "})
+    assert status == 400 and refusal(body) == "未能办理：请写明整改结果"
+    assert post(center.township, "/rectifications", cookie, fields | {"outcome": "已调整午间值班"})[0] == 303
+    status, body = post(center.township, "/rectifications", cookie, fields | {"outcome": "再次"})
+    assert status == 409 and refusal(body) == f"未能办理：{record} 不是待整改的记录（可能已经办结）"

@@ -4,12 +4,13 @@ relay.staff.act as the signed-in staff member (who is therefore on the record of
 
 Routes under ``prefix`` ("" at a township, "/desk" on the district hub):
 ``/`` the queue, ``/case/ID`` one case, ``POST /case/ID/ACTION`` an action on it,
-``/rectifications`` the open rectification records (bad reviews, complaints).
+``/rectifications`` the open rectification records (bad reviews, complaints), ``POST
+/rectifications`` the outcome of a window complaint's.
 """
 
 from collections.abc import Awaitable, Callable
 
-from casework import InvalidInput, Item
+from casework import CaseworkError, InvalidInput, Item
 from messages import t
 from relay import actions
 from relay.actions import Action
@@ -17,7 +18,7 @@ from relay.clock import today_in_china
 from relay.deskweb import _data, _views
 from relay.httpd import HTTPError, Request, Response, redirect
 from relay.node import Node
-from relay.staff import Actor, act
+from relay.staff import Actor, act, rectify_window
 from relay.staff import names as roster_names
 from relay.web import Gate, Link, Session, esc
 
@@ -68,6 +69,8 @@ class Desk:
             if request.method != "POST":
                 raise HTTPError(405, "an action is a POST of its form")
             return await self.take(request, actor, parts[1], parts[2])
+        if parts == ["rectifications"] and request.method == "POST":
+            return await self.rectify_window(request, actor)
         if request.method == "POST":
             raise HTTPError(405, "this page takes no form")
         if parts == [""]:
@@ -75,9 +78,9 @@ class Desk:
             body = _views.queue(actor, rows, self.prefix, self.item_name)
             return self.page(200, t("console.queue"), body, actor)
         if parts == ["rectifications"]:
-            records = await _data.open_records(self.node, today_in_china())
-            body = _views.rectifications(actor, records, self.prefix)
-            return self.page(200, t("console.rectifications"), body, actor)
+            said = t("console.done", action=t("console.action.rectify"))
+            closed = ("done", said) if request.query.get(_DONE) == "rectify" else None
+            return await self.records(request, actor, closed)
         if len(parts) == 2 and parts[0] == "case":
             done = request.query.get(_DONE, "")
             said = t("console.done", action=t(f"console.action.{done}"))
@@ -110,6 +113,26 @@ class Desk:
             refused = _refused(outcome.error, outcome.code, outcome.fields)
             return await self.case(request, actor, case_id, refused, 409)
         return redirect(f"{self.prefix}/case/{case_id}?{_DONE}={name}")
+
+    async def records(
+        self, request: Request, actor: Actor, message: tuple[str, str] | None, status: int = 200
+    ) -> Response:
+        records = await _data.open_records(self.node, today_in_china())
+        body = _views.rectifications(actor, records, self.prefix, self.gate.form_token(request), message)
+        return self.page(status, t("console.rectifications"), body, actor)
+
+    async def rectify_window(self, request: Request, actor: Actor) -> Response:
+        """Close a window complaint's record with its outcome, as the signed-in staff member."""
+        form = self.gate.posted_form(request)
+        try:
+            outcome = actions.said(form.get("outcome", ""), "the outcome")
+        except InvalidInput as exc:
+            return await self.records(request, actor, _refused(str(exc), exc.code, exc.fields), 400)
+        try:
+            await rectify_window(self.node, form.get("record", ""), outcome, actor.name)
+        except CaseworkError as exc:  # closed meanwhile, or the roster says no
+            return await self.records(request, actor, _refused(str(exc), exc.code, exc.fields), 409)
+        return redirect(f"{self.prefix}/rectifications?{_DONE}=rectify")
 
     def page(self, status: int, title: str, body: str, actor: Actor) -> Response:
         return self.gate.html(status, title, body, actor.name, self.links)
@@ -156,5 +179,6 @@ _FORMS: dict[str, Callable[[dict[str, str], Item | None], Action]] = {
     "resume": lambda form, item: actions.resume(),
     "deliver": lambda form, item: actions.deliver(),
     "rate": _rating,
+    "complain": lambda form, item: actions.complain(form.get("text", "")),
     "rectify": lambda form, item: actions.rectify(form.get("outcome", ""), form.get("record") or None),
 }

@@ -57,10 +57,7 @@ def queue(actor: Actor, rows: Sequence[dict[str, Any]], prefix: str, item_name: 
 def case_page(view: CaseView, actor: Actor, prefix: str, token: str, message: tuple[str, str] | None) -> str:
     """One case: where it stands, its materials, the actions ``actor`` may take, its history."""
     found = view.case
-    shown = ""
-    if message is not None:
-        css, text = message
-        shown = f'<p class="{css}" role="status">{esc(text)}</p>'
+    shown = _shown(message)
     facts = table(
         ("col.applicant", "col.id_number", "col.item", "col.status", "col.village", "col.window"),
         [
@@ -150,7 +147,7 @@ def _form(name: str, view: CaseView, target: str, token: str) -> str:
     elif action == "pause":
         steps = view.item.excluded_steps if view.item else ()
         fields += _choice("step", "console.step", [(step, step) for step in steps])
-        fields += _text("note", "console.note", required=False)
+        fields += _text("note", "console.pause_note", required=False)
     elif action == "rate":
         fields += "".join(
             f'<label><input type="radio" name="score" value="{n}" required> '
@@ -158,6 +155,8 @@ def _form(name: str, view: CaseView, target: str, token: str) -> str:
             for n in range(5, 0, -1)
         )
         fields += _text("comment", "console.comment", required=False)
+    elif action == "complain":
+        fields += _text("text", "console.complaint")
     elif action == "rectify":
         fields += _choice("record", "console.record", [(record, record) for record in view.records])
         fields += _text("outcome", "console.outcome")
@@ -179,9 +178,12 @@ def _text(name: str, label: str, required: bool = True) -> str:
     return f'<label>{esc(t(label))}<textarea name="{name}" maxlength="500"{need}></textarea></label>'
 
 
-def rectifications(actor: Actor, records: Sequence[dict[str, Any]], prefix: str) -> str:
-    """The center's open rectification records, the earliest due first: each case's to close
-    on its page; a window complaint's with 'rectify --record window:N' for now."""
+def rectifications(
+    actor: Actor, records: Sequence[dict[str, Any]], prefix: str, token: str, message: tuple[str, str] | None
+) -> str:
+    """The center's open rectification records, the earliest due first: a case's to close on
+    its page, a window complaint's here."""
+    target = href(*_parts(prefix), "rectifications")
     rows: list[list[Cell]] = [
         [
             esc(r["record"]),
@@ -189,12 +191,38 @@ def rectifications(actor: Actor, records: Sequence[dict[str, Any]], prefix: str)
             esc(t(f"console.record_kind.{r['kind']}")),
             esc(r["window"]),
             (esc(r["rectify_by"]), "l-overdue") if r["overdue"] else esc(r["rectify_by"]),
+            esc(None) if r["case_id"] else _close_window_record(r["record"], target, token),
         ]
         for r in records
     ]
-    headers = ("console.record", "col.case", "console.record_type", "col.window", "console.rectify_by")
+    headers = (
+        "console.record",
+        "col.case",
+        "console.record_type",
+        "col.window",
+        "console.rectify_by",
+        "console.outcome",
+    )
     listing = table(headers, rows, "rectifications") if rows else f"<p>{esc(t('console.no_records'))}</p>"
-    return f'{whoami(actor)}{listing}<p class="note">{esc(t("console.records_note"))}</p>'
+    return f'{_shown(message)}{whoami(actor)}{listing}<p class="note">{esc(t("console.records_note"))}</p>'
+
+
+def _close_window_record(record: str, target: str, token: str) -> str:
+    return (
+        f'<form class="action rectify-window" method="post" action="{target}">'
+        f'<input type="hidden" name="token" value="{esc(token)}">'
+        f'<input type="hidden" name="record" value="{esc(record)}">'
+        f"{_text('outcome', 'console.outcome')}"
+        f'<button type="submit">{esc(t("console.submit"))}</button></form>'
+    )
+
+
+def _shown(message: tuple[str, str] | None) -> str:
+    """What became of the last form: done, or why not (one line)."""
+    if message is None:
+        return ""
+    css, text = message
+    return f'<p class="{css}" role="status">{esc(text)}</p>'
 
 
 def refusal(error: str, code: str, fields: dict[str, object]) -> str:
