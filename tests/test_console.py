@@ -17,7 +17,9 @@ import pytest
 
 from casework import CaseState, default_catalog, submit
 from casework.lifecycle import ACCEPTED
+from messages import t
 from relay.actions import DEPARTMENT_ACTION, allowed
+from relay.deskweb._views import refusal as refusal_words
 from relay.node import open_node
 from relay.queries import list_cases, show_case
 from relay.staff import Actor, act, add_member, complain_about_window, serve_items
@@ -473,3 +475,15 @@ def test_a_supervisor_closes_a_window_complaint_on_the_console(center: Center) -
     assert post(center.township, "/rectifications", cookie, fields | {"outcome": "已调整午间值班"})[0] == 303
     status, body = post(center.township, "/rectifications", cookie, fields | {"outcome": "再次"})
     assert status == 409 and refusal(body) == f"未能办理：{record} 不是待整改的记录（可能已经办结）"
+
+
+def test_a_refusal_is_worded_in_the_users_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    """By its code, with the status and the event it names worded too; without a code (a
+    refusal no edge words yet), the English line as it is."""
+    fields: dict[str, object] = {"status": "approved", "event": "case.accepted"}
+    assert refusal_words("a case that is approved ...", "wrong_status", fields) == "已批准的案件不能受理"
+    monkeypatch.setenv("SERVICENET_LANG", "en")
+    english = refusal_words("a case that is approved ...", "wrong_status", fields)
+    assert english == f"a case that is {t('status.approved')} cannot take: {t('event.case.accepted')}"
+    assert "approved" in english.lower()
+    assert refusal_words("the node is gone", "", {}) == "the node is gone"
