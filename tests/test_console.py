@@ -442,6 +442,7 @@ def test_a_supervisor_reads_every_window_but_handles_no_case(center: Center, bad
     cookie = sign_in(center.township, SUPERVISOR)
     queue = page(center.township, "/", cookie)
     assert center.cases["pension"] in queue and center.cases["late-0"] in queue and "孙督 · 督查" in queue
+    assert "<td>500117001:1</td>" in queue  # each case's window: the late ones are window 1's
     assert forms(center.township, f"/case/{center.cases['pension']}", cookie) == ["complain"]
     for action, fields in (("accept", {}), ("decide", {"verdict": "approve", "reason": "可以"})):
         status, body = act_on(center, cookie, center.cases["pension"], action, fields, form_on=bad_review)
@@ -450,7 +451,9 @@ def test_a_supervisor_reads_every_window_but_handles_no_case(center: Center, bad
     listed = page(center.township, "/rectifications", cookie)
     assert f'href="/case/{bad_review}"' in listed and "差评" in listed
     assert forms(center.township, f"/case/{bad_review}", cookie) == ["complain", "rectify"]
-    [record] = re.findall(r'<option value="([^"]+)">', page(center.township, f"/case/{bad_review}", cookie))
+    shown = page(center.township, f"/case/{bad_review}", cookie)
+    [(record, said)] = re.findall(r'<option value="([^"]+)">([^<]+)</option>', shown)
+    assert re.fullmatch(r"差评（\d{4}-\d\d-\d\d前整改）", said), said
     done = act_on(center, cookie, bad_review, "rectify", {"record": record, "outcome": "已回访，改进叫号"})
     assert done[0] == 303
     assert "没有待整改的记录" in page(center.township, "/rectifications", cookie)

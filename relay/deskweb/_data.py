@@ -32,7 +32,7 @@ class CaseView:
     light: str
     item: Item | None
     allowed: list[str]  # relay.actions.allowed
-    records: list[str]  # its open rectification records (bad reviews, complaints)
+    records: list[dict[str, Any]]  # its open rectification records (relay.staff.open_records)
 
 
 async def member(node: Node, name: str) -> Actor | None:
@@ -70,10 +70,11 @@ async def case_view(node: Node, case_id: str, actor: Actor, today: date) -> Case
     query = select(cases, light).where(cases.c.case_id == case_id)
     async with node.engine.connect() as conn:
         row = (await conn.execute(query)).one()
-        records = [r["record"] for r in await open_records_of(conn, [case_id]) if r["outcome"] is None]
+        records = [r for r in await open_records_of(conn, [case_id]) if r["outcome"] is None]
     catalog = node.ledger.catalogs.get(row.catalog_version, node.ledger.catalog)
     item = catalog.items.get(row.item_code)
-    allowed = actions.allowed(case_state(dict(row._mapping)), item, actor, node.config.code, records)
+    named = [r["record"] for r in records]
+    allowed = actions.allowed(case_state(dict(row._mapping)), item, actor, node.config.code, named)
     applicant, id_number = row.applicant_name, mask_resident_id(row.applicant_id)
     return CaseView(found, applicant, id_number, row.light, item, allowed, records)
 

@@ -35,6 +35,7 @@ def queue(actor: Actor, rows: Sequence[dict[str, Any]], prefix: str, item_name: 
             esc(row["deadline"]),
             esc(row["statutory_deadline"]),
             badge("l", row["light"]),
+            *([esc(row["window"])] if actor.sees_all else []),  # whose case it is, for who sees all
         ]
         for row in rows
     ]
@@ -47,6 +48,7 @@ def queue(actor: Actor, rows: Sequence[dict[str, Any]], prefix: str, item_name: 
         "col.deadline",
         "col.statutory",
         "col.light",
+        *(("col.window",) if actor.sees_all else ()),
     )
     listing = table(headers, body, "queue") if rows else f"<p>{esc(t('console.empty'))}</p>"
     scope = "console.scope_all" if actor.sees_all else "console.scope_window"
@@ -158,7 +160,14 @@ def _form(name: str, view: CaseView, target: str, token: str) -> str:
     elif action == "complain":
         fields += _text("text", "console.complaint")
     elif action == "rectify":
-        fields += _choice("record", "console.record", [(record, record) for record in view.records])
+        records = [
+            (
+                r["record"],
+                t("console.record_due", kind=t(f"console.record_kind.{r['kind']}"), day=r["rectify_by"]),
+            )
+            for r in view.records
+        ]
+        fields += _choice("record", "console.record", records)
         fields += _text("outcome", "console.outcome")
     return (
         f'<form class="action {esc(action)}" method="post" action="{target}/{action}">'
