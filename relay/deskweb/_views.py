@@ -122,57 +122,90 @@ def _actions(view: CaseView, target: str, token: str) -> str:
 
 def _form(name: str, view: CaseView, target: str, token: str) -> str:
     action, _, department = name.partition(DEPARTMENT_ACTION)
-    fields = f'<input type="hidden" name="token" value="{esc(token)}">'
-    title = t(f"console.action.{action}")
-    if action == "correction":  # what the case lacks already is ticked
-        missing = _missing(view)
-        fields += f'<p class="note">{esc(t("console.pick"))}</p>' + "".join(
-            f'<label><input type="checkbox" name="m{i}" value="1"{" checked" if m.name in missing else ""}> '
-            f"{esc(m.name)}（{esc(m.form)}）</label>"
-            for i, m in enumerate(view.item.materials if view.item else ())
-        )
-        fields += _text("note", "console.note", required=False)
-    elif action == "decide":
-        if department:
-            title += f"：{department}"
-            fields += f'<input type="hidden" name="department" value="{esc(department)}">'
-        fields += "".join(
-            f'<label><input type="radio" name="verdict" value="{verdict}" required> '
-            f"{esc(t(f'console.{verdict}'))}</label>"
-            for verdict in ("approve", "reject")
-        )
-        fields += _text("reason", "col.reason")
-    elif action == "escalate":
-        fields += _text("opinion", "console.opinion")
-    elif action in ("refuse", "return"):
-        fields += _text("reason", "col.reason")
-    elif action == "pause":
-        steps = view.item.excluded_steps if view.item else ()
-        fields += _choice("step", "console.step", [(step, step) for step in steps])
-        fields += _text("note", "console.pause_note", required=False)
-    elif action == "rate":
-        fields += "".join(
-            f'<label><input type="radio" name="score" value="{n}" required> '
-            f"{esc(t(f'console.score.{n}'))}</label>"
-            for n in range(5, 0, -1)
-        )
-        fields += _text("comment", "console.comment", required=False)
-    elif action == "complain":
-        fields += _text("text", "console.complaint")
-    elif action == "rectify":
-        records = [
-            (
-                r["record"],
-                t("console.record_due", kind=t(f"console.record_kind.{r['kind']}"), day=r["rectify_by"]),
-            )
-            for r in view.records
-        ]
-        fields += _choice("record", "console.record", records)
-        fields += _text("outcome", "console.outcome")
+    title = t(f"console.action.{action}") + (f"：{department}" if department else "")
+    fields = f'<input type="hidden" name="token" value="{esc(token)}">' + _FIELDS[action](view, department)
     return (
         f'<form class="action {esc(action)}" method="post" action="{target}/{action}">'
         f"<h3>{esc(title)}</h3>{fields}"
         f'<button type="submit">{esc(t("console.submit"))}</button></form>'
+    )
+
+
+def _correction(view: CaseView, department: str) -> str:
+    """Every material to tick, what the case lacks already ticked, and the one note."""
+    missing = _missing(view)
+    return (
+        f'<p class="note">{esc(t("console.pick"))}</p>'
+        + "".join(
+            f'<label><input type="checkbox" name="m{i}" value="1"{" checked" if m.name in missing else ""}> '
+            f"{esc(m.name)}（{esc(m.form)}）</label>"
+            for i, m in enumerate(view.item.materials if view.item else ())
+        )
+        + _text("note", "console.note", required=False)
+    )
+
+
+def _decision(view: CaseView, department: str) -> str:
+    named = f'<input type="hidden" name="department" value="{esc(department)}">' if department else ""
+    return (
+        named
+        + _radios("verdict", [(v, f"console.{v}") for v in ("approve", "reject")])
+        + _text("reason", "col.reason")
+    )
+
+
+def _pause(view: CaseView, department: str) -> str:
+    steps = view.item.excluded_steps if view.item else ()
+    return _choice("step", "console.step", [(step, step) for step in steps]) + _text(
+        "note", "console.pause_note", required=False
+    )
+
+
+def _rating(view: CaseView, department: str) -> str:
+    scores = [(str(n), f"console.score.{n}") for n in range(5, 0, -1)]
+    return _radios("score", scores) + _text("comment", "console.comment", required=False)
+
+
+def _rectification(view: CaseView, department: str) -> str:
+    """The case's open records, each by its kind and date, and what was done."""
+    records = [
+        (
+            r["record"],
+            t("console.record_due", kind=t(f"console.record_kind.{r['kind']}"), day=r["rectify_by"]),
+        )
+        for r in view.records
+    ]
+    return _choice("record", "console.record", records) + _text("outcome", "console.outcome")
+
+
+def _asks(name: str, label: str) -> Callable[[CaseView, str], str]:
+    """A form that asks for one text."""
+    return lambda view, department: _text(name, label)
+
+
+# The fields of each action's form (after the token), from the case and, for a joint item's
+# decision, the department deciding.
+_FIELDS: dict[str, Callable[[CaseView, str], str]] = {
+    "accept": lambda view, department: "",
+    "correction": _correction,
+    "decide": _decision,
+    "escalate": _asks("opinion", "console.opinion"),
+    "return": _asks("reason", "col.reason"),
+    "refuse": _asks("reason", "col.reason"),
+    "pause": _pause,
+    "resume": lambda view, department: "",
+    "deliver": lambda view, department: "",
+    "rate": _rating,
+    "complain": _asks("text", "console.complaint"),
+    "rectify": _rectification,
+}
+
+
+def _radios(name: str, options: Sequence[tuple[str, str]]) -> str:
+    """One required choice of (value, catalog key of its label) pairs."""
+    return "".join(
+        f'<label><input type="radio" name="{name}" value="{esc(value)}" required> {esc(t(label))}</label>'
+        for value, label in options
     )
 
 
