@@ -2,7 +2,15 @@
 
 
 class CaseworkError(Exception):
-    """Root of the domain's errors; the message is one line for the user."""
+    """Root of the domain's errors; the message is one line for the user, in English (logs,
+    the command lines). ``code`` names the refusal for an edge that words it in the user's
+    language (the messages catalog's ``refusal.CODE``), filled in from ``fields``; "" where no
+    edge words it yet."""
+
+    def __init__(self, message: str, code: str = "", **fields: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.fields = fields
 
 
 class InvalidInput(CaseworkError):

@@ -130,19 +130,25 @@ def evolve(state: CaseState, event_type: str, payload: dict[str, Any], origin: s
     if event_type not in STATUS_EVENTS:
         raise IllegalTransition(f"unknown event type {event_type!r}")
     if origin != state.owner:
-        raise IllegalTransition(f"{event_type} by {origin}, but the case's owner is {state.owner}")
+        raise IllegalTransition(
+            f"{event_type} by {origin}, but the case's owner is {state.owner}", "not_owner", owner=state.owner
+        )
     if event_type == COMMAND_REFUSED:
         return state
     if event_type == RECTIFIED:
         record, outcome = payload.get("of"), payload.get("outcome")
         named = isinstance(record, str) and 0 < len(record) <= 64
         if not (named and isinstance(outcome, str) and outcome.strip()):
-            raise IllegalTransition("a rectification names the record it closes and its outcome")
+            raise IllegalTransition(
+                "a rectification names the record it closes and its outcome", "rectify_what"
+            )
         return state
     if event_type in (PAUSED, RESUMED):
         return _pause_or_resume(state, event_type, payload)
     if state.paused_step and event_type in _WAITS_FOR_RESUME:
-        raise IllegalTransition(f"the case is paused for {state.paused_step}: resume it first")
+        raise IllegalTransition(
+            f"the case is paused for {state.paused_step}: resume it first", "paused", step=state.paused_step
+        )
     if event_type == DEPARTMENT_DECIDED:
         return _department_decides(state, payload)
     status, owner = _next(state, event_type, payload)
@@ -163,14 +169,22 @@ def _pause_or_resume(state: CaseState, event_type: str, payload: dict[str, Any])
     if event_type == PAUSED:
         step = str(payload.get("step", "")).strip()
         if state.status != "accepted":
-            raise IllegalTransition(f"only an accepted case can pause; this one is {state.status}")
+            raise IllegalTransition(
+                f"only an accepted case can pause; this one is {state.status}",
+                "pause_status",
+                status=state.status,
+            )
         if state.paused_step:
-            raise IllegalTransition(f"the case is paused for {state.paused_step} already")
+            raise IllegalTransition(
+                f"the case is paused for {state.paused_step} already",
+                "paused_already",
+                step=state.paused_step,
+            )
         if not step:
-            raise IllegalTransition("a pause names the step the law keeps off the clock")
+            raise IllegalTransition("a pause names the step the law keeps off the clock", "pause_step")
         return replace(state, paused_step=step[:64])
     if not state.paused_step:
-        raise IllegalTransition("the case is not paused")
+        raise IllegalTransition("the case is not paused", "not_paused")
     return replace(state, paused_step="")
 
 
@@ -180,11 +194,17 @@ def _department_decides(state: CaseState, payload: dict[str, Any]) -> CaseState:
     department = payload.get("department")
     if state.status != "accepted" or _decider(state) != state.owner:
         raise IllegalTransition(
-            f"a case that is {state.status} at {state.owner} cannot take a department's decision"
+            f"a case that is {state.status} at {state.owner} cannot take a department's decision",
+            "wrong_status",
+            status=state.status,
+            event=DEPARTMENT_DECIDED,
         )
     if department not in state.pending():
+        pending = ", ".join(state.pending())
         raise IllegalTransition(
-            f"{department!r} is not a department still to decide: {', '.join(state.pending())}"
+            f"{department!r} is not a department still to decide: {pending}",
+            "decided_already",
+            pending=pending,
         )
     verdict = "approved" if payload.get("approved") else "rejected"
     departments = tuple((n, verdict if n == department else v) for n, v in state.departments)
@@ -202,13 +222,20 @@ def _next(state: CaseState, event_type: str, payload: dict[str, Any]) -> tuple[s
         return "correction_requested", state.owner
     if event_type == ESCALATED and current == "accepted" and state.owner == state.township_code:
         if state.decide_level != "district":
-            raise IllegalTransition("this item is decided at the township: decide it, do not escalate")
+            raise IllegalTransition(
+                "this item is decided at the township: decide it, do not escalate", "decide_here"
+            )
         return "escalated", district_of(state.village_code)
     if event_type == DECIDED and current == "accepted":
         if _decider(state) != state.owner:
-            raise IllegalTransition("this item is decided at the district: escalate it first")
+            raise IllegalTransition(
+                "this item is decided at the district: escalate it first", "escalate_first"
+            )
         if state.departments:
-            raise IllegalTransition(f"a joint item: each department decides ({', '.join(state.pending())})")
+            pending = ", ".join(state.pending())
+            raise IllegalTransition(
+                f"a joint item: each department decides ({pending})", "joint", pending=pending
+            )
         return ("approved" if payload.get("approved") else "rejected"), state.owner
     if event_type == DELIVERED and current in _DECIDED:
         return "delivered", state.owner
@@ -216,11 +243,13 @@ def _next(state: CaseState, event_type: str, payload: dict[str, Any]) -> tuple[s
         return "withdrawn", state.owner
     if event_type == REFUSED and current in ("submitted", "correction_requested"):
         if not str(payload.get("reason", "")).strip():
-            raise IllegalTransition("a refusal says why the request cannot be accepted (--reason)")
+            raise IllegalTransition(
+                "a refusal says why the request cannot be accepted (--reason)", "say.reason"
+            )
         return "rejected", state.owner
     if event_type == RETURNED and current in ("escalated", "accepted") and state.owner != state.township_code:
         if not str(payload.get("reason", "")).strip():
-            raise IllegalTransition("a return for rework says what to rework (--reason)")
+            raise IllegalTransition("a return for rework says what to rework (--reason)", "say.reason")
         return "accepted", state.township_code  # back at the township, which reworks it
     if event_type == SUPPLEMENTED and current == "correction_requested":
         materials = payload.get("materials")
@@ -230,13 +259,15 @@ def _next(state: CaseState, event_type: str, payload: dict[str, Any]) -> tuple[s
     if event_type == RATED and current in (*_DECIDED, "delivered"):
         score = payload.get("score")
         if type(score) is not int or score not in SCORES:
-            raise IllegalTransition("a rating is a score from 1 to 5")
+            raise IllegalTransition("a rating is a score from 1 to 5", "score")
         return current, state.owner
     if event_type == COMPLAINT_FILED:
         if not str(payload.get("text", "")).strip():
-            raise IllegalTransition("a complaint needs its text")
+            raise IllegalTransition("a complaint needs its text", "say.complaint")
         return current, state.owner
-    raise IllegalTransition(f"a case that is {current} cannot take {event_type}")
+    raise IllegalTransition(
+        f"a case that is {current} cannot take {event_type}", "wrong_status", status=current, event=event_type
+    )
 
 
 def _decider(state: CaseState) -> str:

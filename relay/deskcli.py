@@ -211,14 +211,15 @@ def _roster_app() -> typer.Typer:
     def add(
         home: Home,
         name: Annotated[str, typer.Option(help="The staff member's name.")],
-        window: Annotated[str, typer.Option(help="Their window (e.g. 3).")],
-        role: Annotated[str, typer.Option(help="A, B, or chief (首席代表).")],
+        role: Annotated[str, typer.Option(help="A, B, chief (首席代表) or supervisor (督查).")],
+        window: Annotated[str, typer.Option(help="Their window (e.g. 3); a supervisor has none.")] = "",
         department: Annotated[str, typer.Option(help="The department a chief represents.")] = "",
     ) -> None:
         """Put a staff member on the roster, or change their window or role."""
         name, window = name.strip(), window.strip()
         run(with_node(home, lambda node: roster.add_member(node, name, window, role, department)))
-        out.print(f"{name} at window {window} as {role}", markup=False)
+        where = f" at window {window}" if window else ""
+        out.print(f"{name}{where} as {role}", markup=False)
 
     @app.command("remove")
     def remove(home: Home, name: Annotated[str, typer.Option(help="The staff member's name.")]) -> None:

@@ -338,7 +338,9 @@ class Ledger:
         steps = item.excluded_steps if item else ()
         if step not in steps:
             allowed = "、".join(steps) or "none"
-            raise IllegalTransition(f"item {row['item_code']}: the steps kept off the clock are {allowed}")
+            raise IllegalTransition(
+                f"item {row['item_code']}: the steps kept off the clock are {allowed}", "steps", steps=allowed
+            )
 
     def adopt(self, catalogs: dict[str, Catalog], newest: str) -> None:
         """Take the catalog versions this node keeps; requests are taken under the newest."""

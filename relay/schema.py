@@ -139,13 +139,14 @@ calendars = Table(
 )
 
 # The staff roster of a township or district service center (AB岗 and 首席代表): who may act,
-# at which window, in which role. An empty roster means staff are not checked (demos, tests).
+# at which window ("" for a supervisor, who has none), in which role. An empty roster means staff
+# are not checked (demos, tests).
 staff = Table(
     "staff",
     metadata,
     Column("name", String(64), primary_key=True),
     Column("window", String(32), nullable=False),
-    Column("role", String(8), nullable=False),  # "A", "B" or "chief"
+    Column("role", String(16), nullable=False),  # "A", "B", "chief" or "supervisor"
     Column("department", Text, nullable=False, default=""),  # the chief's department
 )
 

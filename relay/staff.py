@@ -4,11 +4,14 @@ member who acted, their window and their role.
 A service center keeps a roster (AB岗): every window has an A and a B staff member and either
 may act on the window's items; a department's chief representative (首席代表) acts on that
 department's items and may decide a request on the spot (当场办结: accept and decide at once).
+A supervisor (督查) reads every window's queue and cases and follows up complaints and bad
+reviews (records complaints and rectifications), but takes no step of the casework itself:
+who checks the windows' work does not do it.
 With an empty roster nobody is checked (demos and tests); the name given is still recorded.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -18,6 +21,7 @@ from casework import CaseState, CaseworkError, IllegalTransition, InvalidInput, 
 from casework.lifecycle import (
     ACCEPTED,
     ANSWERS,
+    CMD_COMPLAIN,
     COMMANDS,
     DECIDED,
     DEPARTMENT_DECIDED,
@@ -29,7 +33,10 @@ from relay.ledger import case_state
 from relay.node import Node
 from relay.schema import cases, rectifications, staff, window_complaints, windows
 
-ROLES = ("A", "B", "chief")
+SUPERVISOR = "supervisor"
+ROLES = ("A", "B", "chief", SUPERVISOR)
+# What a supervisor records on a case: complaints and the outcome of rectification records.
+_SUPERVISED = frozenset({RECTIFIED, CMD_COMPLAIN})
 ROSTER_KEPT = "roster_kept"  # set once a roster exists: staff are checked from then on
 _DECISIONS = (DECIDED, DEPARTMENT_DECIDED)
 
@@ -41,7 +48,9 @@ class Outcome:
     case_id: str
     ok: bool
     status: str = ""
-    error: str = ""
+    error: str = ""  # in English, for logs and the command lines
+    code: str = ""  # the refusal's code, for words in the user's language (CaseworkError.code)
+    fields: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,28 +66,50 @@ class Actor:
     def stamp(self, payload: dict[str, Any]) -> dict[str, Any]:
         return payload | {"staff": self.name, "window": self.window, "role": self.role}
 
+    @property
+    def sees_all(self) -> bool:
+        """A chief representative and a supervisor see every window's cases."""
+        return self.role in ("chief", SUPERVISOR)
+
     def on_the_spot(self, state: CaseState) -> bool:
         """A chief representative decides a request not yet accepted on the spot (当场办结)."""
         return self.role == "chief" and state.status == "submitted"
 
     def check(self, item: Item | None, event_type: str, payload: dict[str, Any]) -> None:
         """Refuse what this staff member may not do to a case of ``item``."""
+        if self.role == SUPERVISOR:
+            if event_type not in _SUPERVISED:
+                raise IllegalTransition(
+                    f"{self.name} is a supervisor: supervisors follow up complaints and rectifications"
+                    ", they do not handle cases",
+                    "supervisor",
+                )
+            return
         if not self.role or item is None:
             return
         if event_type == DEPARTMENT_DECIDED and payload.get("department") != self.department:
             # A joint item's departments each decide through their own staff.
-            raise IllegalTransition(f"{self.name} does not decide for {payload.get('department')}")
+            department = payload.get("department")
+            raise IllegalTransition(
+                f"{self.name} does not decide for {department}", "not_department", department=department
+            )
         if self.role == "chief":
             own = self.department == item.department
             if not own and not (
                 event_type == DEPARTMENT_DECIDED and self.department in item.joint_departments
             ):
                 raise IllegalTransition(
-                    f"{self.name} is chief representative of {self.department}, not of {item.department}"
+                    f"{self.name} is chief representative of {self.department}, not of {item.department}",
+                    "other_department",
+                    own=self.department,
+                    department=item.department,
                 )
         elif self.items and item.code not in self.items:
             raise IllegalTransition(
-                f"window {self.window} does not serve item {item.code}: ask the window that does"
+                f"window {self.window} does not serve item {item.code}: ask the window that does",
+                "not_served",
+                window=self.window,
+                item=item.code,
             )
 
 
@@ -97,7 +128,7 @@ async def _act_one(node: Node, case_id: str, event_type: str, payload: dict[str,
             actor = await identify(conn, name)
             row = (await conn.execute(select(cases).where(cases.c.case_id == case_id))).first()
             if row is None:
-                raise IllegalTransition(f"no case {case_id} here")
+                raise IllegalTransition(f"no case {case_id} here", "no_case")
             catalog = node.ledger.catalogs.get(row.catalog_version, node.ledger.catalog)
             item = catalog.items.get(row.item_code)
             actor.check(item, event_type, payload)
@@ -111,7 +142,7 @@ async def _act_one(node: Node, case_id: str, event_type: str, payload: dict[str,
             )
             status = (await conn.execute(select(cases.c.status).where(cases.c.case_id == case_id))).scalar()
     except CaseworkError as exc:
-        return Outcome(case_id, False, error=str(exc))
+        return Outcome(case_id, False, error=str(exc), code=exc.code, fields=exc.fields)
     return Outcome(case_id, True, status=status or "")
 
 
@@ -130,10 +161,16 @@ async def _changes(
         if own:
             return [(ANSWERS[event_type], payload)]
         if row.owner != node.config.upstream_code:
-            raise IllegalTransition(f"case {row.case_id} is owned by {row.owner}: it is handled there")
+            raise IllegalTransition(
+                f"case {row.case_id} is owned by {row.owner}: it is handled there",
+                "owned_by",
+                owner=row.owner,
+            )
         return [(event_type, payload)]  # travels up to the owner, who answers it
     if not own:
-        raise IllegalTransition(f"case {row.case_id} is owned by {row.owner}, not this node")
+        raise IllegalTransition(
+            f"case {row.case_id} is owned by {row.owner}, not this node", "owned_by", owner=row.owner
+        )
     if event_type == RECTIFIED:
         return [(event_type, payload | {"of": await _open_record(conn, row.case_id, payload.get("of"))})]
     if event_type in _DECISIONS and actor.on_the_spot(case_state(dict(row._mapping))):
@@ -145,11 +182,15 @@ async def identify(conn: AsyncConnection, name: str) -> Actor:
     """The staff member acting; refused if the node keeps a roster without them."""
     if (await conn.execute(select(staff.c.name).limit(1))).first() is None:
         if await read_value(conn, ROSTER_KEPT):
-            raise IllegalTransition("this center's staff roster is empty: add staff with 'staff add'")
+            raise IllegalTransition(
+                "this center's staff roster is empty: add staff with 'staff add'", "roster_empty"
+            )
         return Actor(name)
     member = (await conn.execute(select(staff).where(staff.c.name == name))).first()
     if member is None:
-        raise IllegalTransition(f"{name!r} is not on this center's staff roster: see 'staff list'")
+        raise IllegalTransition(
+            f"{name!r} is not on this center's staff roster: see 'staff list'", "not_on_roster"
+        )
     window = windows.c.window == member.window
     served = (await conn.execute(select(windows.c.item_codes).where(window))).scalar()
     items = tuple(json.loads(served or "[]"))
@@ -212,7 +253,9 @@ async def rectify_window(node: Node, record: str, outcome: str, staff_name: str 
     """Close a window complaint's rectification record with its outcome (once)."""
     number = record.removeprefix(WINDOW_RECORD)
     if not number.isdigit():
-        raise InvalidInput(f"{record!r} is not a window complaint's record (window:N)")
+        raise InvalidInput(
+            f"{record!r} is not a window complaint's record (window:N)", "not_open", record=record
+        )
     async with node.engine.begin() as conn:
         actor = await identify(conn, staff_name or node.config.operator)
         closed = await conn.execute(
@@ -221,10 +264,14 @@ async def rectify_window(node: Node, record: str, outcome: str, staff_name: str 
             .values(outcome=outcome, closed_by=actor.name)
         )
         if closed.rowcount != 1:
-            raise InvalidInput(f"{record} is not an open rectification record here")
+            raise InvalidInput(
+                f"{record} is not an open rectification record here", "not_open", record=record
+            )
 
 
 async def _is_window(conn: AsyncConnection, window: str) -> bool:
+    if not window:  # a supervisor works at no window: "" is none
+        return False
     staffed = select(staff.c.name).where(staff.c.window == window).limit(1)
     served = select(windows.c.window).where(windows.c.window == window)
     return (await conn.execute(staffed)).first() is not None or (
@@ -235,20 +282,26 @@ async def _is_window(conn: AsyncConnection, window: str) -> bool:
 async def _open_record(conn: AsyncConnection, case_id: str, wanted: Any) -> str:
     still_open = [r["record"] for r in await open_records(conn, [case_id]) if r["outcome"] is None]
     if not still_open:
-        raise IllegalTransition(f"case {case_id} has no open rectification record")
+        raise IllegalTransition(f"case {case_id} has no open rectification record", "no_open_record")
     if wanted is None:
         return str(still_open[0])
     if wanted not in still_open:
-        raise IllegalTransition(f"{wanted} is not an open rectification record of case {case_id}")
+        raise IllegalTransition(
+            f"{wanted} is not an open rectification record of case {case_id}",
+            "not_open_record",
+            record=wanted,
+        )
     return str(wanted)
 
 
 async def add_member(node: Node, name: str, window: str, role: str, department: str) -> None:
     """Put a staff member on the roster (or change their window or role)."""
-    if not name.strip() or not window.strip():
-        raise InvalidInput("a staff member needs a name and a window")
+    if not name.strip():
+        raise InvalidInput("a staff member needs a name")
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if role != SUPERVISOR and not window.strip():
+        raise InvalidInput(f"role {role} works at a window: give --window (only a supervisor has none)")
     if role == "chief" and not department.strip():
         raise InvalidInput("a chief representative represents a department: give --department")
     async with node.engine.begin() as conn:

@@ -17,11 +17,14 @@ import pytest
 
 from casework import CaseState, default_catalog, submit
 from casework.lifecycle import ACCEPTED
+from messages import t
 from relay.actions import DEPARTMENT_ACTION, allowed
+from relay.deskweb._views import refusal as refusal_words
 from relay.node import open_node
 from relay.queries import list_cases, show_case
-from relay.staff import Actor, act, add_member, serve_items
-from relay.web import add_user
+from relay.staff import Actor, act, add_member, complain_about_window, serve_items
+from relay.web import add_user, list_users
+from relay.web._users import log_ref, session_secret
 from tests.browser import Browser, artifacts, chromium_or_skip
 from tests.netkit import IDS, Network, free_port
 from tests.test_http import get, wait_until
@@ -31,6 +34,7 @@ D, T, V = "500117", "500117001", "500117001005"
 PASSWORD = "window pass 1"
 WINDOW_1, WINDOW_2, OUTSIDER = "张三", "李四", "王八"  # the outsider has a password, no roster entry
 DEPARTMENT, OFFICE = "赵六", "监察员"  # district: on the roster, and the management office
+SUPERVISOR = "孙督"  # the township's supervisor (督查): reads every window, takes no casework step
 APPLICANT = "钱七"
 TODAY = {"SERVICENET_TODAY": "2026-04-01"}  # the township's day: the cases accepted below are late
 LATE = (("twp-land-transfer", date(2026, 3, 2)), ("twp-mediation", date(2026, 3, 2)))  # overdue, red
@@ -42,7 +46,7 @@ class Center:
     net: Network
     township: str  # HOST:PORT of the township's web server
     district: str
-    cases: dict[str, str]  # what each case is for (late-0, late-1, fresh, dibao, pension): its id
+    cases: dict[str, str]  # what each case is for (late-0, late-1, fresh, dibao, pension, …): its id
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +62,7 @@ def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
     township, district = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     net.start(D, "--http", district)
     net.start(T, "--http", township, env=TODAY)
-    items = [item for item, _ in LATE] + [FRESH, DIBAO, PENSION]
+    items = [item for item, _ in LATE] + [FRESH, DIBAO, PENSION, DIBAO, FRESH]
     requests = net.root / "requests.jsonl"
     requests.write_text(
         "".join(
@@ -78,6 +82,9 @@ def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
     logs = net.log_text()
     assert "node.http" in logs
     assert IDS[1] not in logs and APPLICANT not in logs and PASSWORD not in logs, "secrets reached a log"
+    served = "".join(path.read_text(encoding="utf-8") for path in net.root.glob("*.log"))  # the servers'
+    staff_names = (WINDOW_1, WINDOW_2, SUPERVISOR, OUTSIDER, DEPARTMENT, OFFICE)
+    assert [name for name in staff_names if name in served] == [], "staff names are personal data too"
 
 
 async def roster(net: Network) -> None:
@@ -86,12 +93,13 @@ async def roster(net: Network) -> None:
     async with open_node(net.home(T)) as node:
         await add_member(node, WINDOW_1, "1", "A", "")
         await add_member(node, WINDOW_2, "2", "A", "")
+        await add_member(node, SUPERVISOR, "", "supervisor", "")
         await serve_items(node, "1", ["twp-land-transfer", "twp-mediation", DIBAO])
         await serve_items(node, "2", [PENSION])
     async with open_node(net.home(D)) as node:
         await add_member(node, DEPARTMENT, "民政", "A", "")
         await serve_items(node, "民政", [DIBAO])
-    for home, name in ((T, WINDOW_1), (T, WINDOW_2), (D, DEPARTMENT), (D, OFFICE)):
+    for home, name in ((T, WINDOW_1), (T, WINDOW_2), (T, SUPERVISOR), (D, DEPARTMENT), (D, OFFICE)):
         add_user(net.home(home), name, PASSWORD)
 
 
@@ -99,12 +107,13 @@ async def accept_late(net: Network) -> dict[str, str]:
     """The cases by what they are for; the late ones accepted by window 1 weeks ago."""
     async with open_node(net.home(T)) as node:
         found = sorted(await list_cases(node), key=lambda c: c["created_at"])
-        assert [c["item_code"] for c in found] == [item for item, _ in LATE] + [FRESH, DIBAO, PENSION]
+        expected = [item for item, _ in LATE] + [FRESH, DIBAO, PENSION, DIBAO, FRESH]
+        assert [c["item_code"] for c in found] == expected
         for case, (_, day) in zip(found, LATE, strict=False):
             node.ledger.today = lambda day=day: day  # type: ignore[misc]
             [accepted] = await act(node, [case["case_id"]], ACCEPTED, {}, WINDOW_1)
             assert accepted.ok, accepted.error
-    names = ("late-0", "late-1", "fresh", "dibao", "pension")
+    names = ("late-0", "late-1", "fresh", "dibao", "pension", "paused", "handed")
     return dict(zip(names, (c["case_id"] for c in found), strict=True))
 
 
@@ -132,6 +141,26 @@ def post(address: str, path: str, cookie: str, fields: dict[str, str]) -> tuple[
     return answer.status, str(answer.body.decode())  # type: ignore[attr-defined]
 
 
+def refusal(body: str) -> str:
+    """The one line a refused action shows."""
+    [line] = re.findall(r'<p class="error" role="status">([^<]*)</p>', body)
+    return str(line)
+
+
+def act_on(
+    center: Center, cookie: str, case_id: str, action: str, fields: dict[str, str], form_on: str = ""
+) -> tuple[int, str]:
+    """Post one action's form on the township's console, with the session's token as the case
+    page shows it (or the page of case ``form_on``, where this one offers no form)."""
+    fields = fields | {"token": token(center.township, f"/case/{form_on or case_id}", cookie)}
+    return post(center.township, f"/case/{case_id}/{action}", cookie, fields)
+
+
+def forms(address: str, path: str, cookie: str) -> list[str]:
+    """The action forms a case page offers, by name."""
+    return re.findall(r'<form class="action ([a-z]+)"', page(address, path, cookie))
+
+
 def case_on(center: Center, code: str, case_id: str) -> dict[str, object]:
     async def load() -> dict[str, object]:
         async with open_node(center.net.home(code)) as node:
@@ -147,6 +176,15 @@ def test_only_staff_on_the_roster_sign_in(center: Center) -> None:
         center.township, "/login", method="POST", body=urlencode({"name": OUTSIDER, "password": PASSWORD})
     )
     assert refused.status == 401 and refused.getheader("Set-Cookie") is None
+    outsider = log_ref(session_secret(center.net.home(T)), OUTSIDER)
+    assert {"name": OUTSIDER, "log_ref": outsider} in [  # web-user list --json maps it back
+        {"name": user["name"], "log_ref": user["log_ref"]} for user in list_users(center.net.home(T))
+    ]
+    logged = "".join(path.read_text(encoding="utf-8") for path in center.net.root.glob("*.log"))
+    lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    assert {"event": "web.login.refused", "user_ref": outsider, "reason": "not_allowed"} in [
+        {key: line.get(key) for key in ("event", "user_ref", "reason")} for line in lines
+    ]
     queue = page(center.township, "/", sign_in(center.township, WINDOW_2))
     assert center.cases["pension"] in queue and center.cases["fresh"] not in queue
     assert "李四 · 窗口：2 · A岗" in queue
@@ -187,8 +225,7 @@ def test_a_window_acting_outside_its_items_is_refused_in_one_line(center: Center
         {"token": token(center.township, f"/case/{center.cases['fresh']}", cookie)},
     )
     assert status == 409
-    [line] = re.findall(r'<p class="error" role="status">([^<]*)</p>', body)
-    assert line == "未能办理：window 1 does not serve item twp-pension-enroll: ask the window that does"
+    assert refusal(body) == "未能办理：1号窗口不办理事项 twp-pension-enroll：请交由办理该事项的窗口"
     assert case_on(center, T, case_id)["status"] == "submitted"
 
 
@@ -331,9 +368,24 @@ def test_the_console_offers_only_what_the_rules_and_the_roster_allow() -> None:
         return replace(fresh, status=status, owner=owner)
 
     window = Actor(WINDOW_1, "1", "A", items=(FRESH, DIBAO))
-    assert allowed(state(FRESH, "submitted"), items[FRESH], window, T) == ["accept", "correction", "refuse"]
-    assert allowed(state(FRESH, "accepted"), items[FRESH], window, T) == ["correction", "decide"]
-    assert allowed(state(DIBAO, "accepted"), items[DIBAO], window, T) == ["correction", "escalate"]
+    accepted, paused = state(DIBAO, "accepted"), replace(state(DIBAO, "accepted"), paused_step="公示")
+    complain = "complain"  # the owner takes a complaint at any time
+    assert allowed(state(FRESH, "submitted"), items[FRESH], window, T) == [
+        "accept",
+        "correction",
+        "refuse",
+        complain,
+    ]
+    assert allowed(state(FRESH, "accepted"), items[FRESH], window, T) == ["correction", "decide", complain]
+    assert allowed(accepted, items[DIBAO], window, T) == ["correction", "escalate", "pause", complain]
+    assert allowed(paused, items[DIBAO], window, T) == ["resume", complain]
+    handed = ["deliver", "rate", complain]
+    assert allowed(state(FRESH, "approved"), items[FRESH], window, T, ["r1"]) == [*handed, "rectify"]
+    assert allowed(state(DIBAO, "approved", D), items[DIBAO], window, T) == handed  # sent up to the owner
+    assert allowed(state(DIBAO, "approved", D), items[DIBAO], window, "500117002") == []  # not its township
+    supervisor = Actor(SUPERVISOR, "", "supervisor")
+    assert allowed(state(FRESH, "submitted"), items[FRESH], supervisor, T, ["r1"]) == [complain, "rectify"]
+    assert allowed(state(FRESH, "accepted"), items[FRESH], supervisor, T) == [complain]
     assert allowed(state(PENSION, "submitted"), items[PENSION], window, T) == []  # not its item
     assert allowed(state(FRESH, "accepted"), items[FRESH], window, D) == []  # not this node's case
     chief = Actor("孙八", "9", "chief", items[FRESH].department)
@@ -343,4 +395,99 @@ def test_the_console_offers_only_what_the_rules_and_the_roster_allow() -> None:
     civil = Actor("周九", "民政", "chief", joint)
     at_district = state(medical, "accepted", D)
     assert allowed(at_district, items[medical], civil, D) == [f"decide{DEPARTMENT_ACTION}{joint}"]
-    assert allowed(state(DIBAO, "escalated", D), items[DIBAO], Actor(DEPARTMENT), D) == ["accept", "return"]
+    assert allowed(state(DIBAO, "escalated", D), items[DIBAO], Actor(DEPARTMENT), D) == [
+        "accept",
+        "return",
+        complain,
+    ]
+
+
+def test_pause_and_resume_at_the_window(center: Center) -> None:
+    """Window 1 stops the clock for 公示, the only step the item keeps off it (another step,
+    posted anyway, is refused in Chinese), and restarts it; the forms follow the case."""
+    cookie, case_id = sign_in(center.township, WINDOW_1), center.cases["paused"]
+    assert act_on(center, cookie, case_id, "accept", {})[0] == 303
+    assert "pause" in forms(center.township, f"/case/{case_id}", cookie)
+    status, body = act_on(center, cookie, case_id, "pause", {"step": "专家评审"})
+    assert status == 409 and refusal(body) == "未能办理：此事项不计入办理时限的环节只有：公示"
+    assert act_on(center, cookie, case_id, "pause", {"step": "公示", "note": "公示七天"})[0] == 303
+    assert case_on(center, T, case_id)["paused_step"] == "公示"
+    offered = forms(center.township, f"/case/{case_id}", cookie)
+    assert "resume" in offered and "pause" not in offered and "escalate" not in offered
+    assert act_on(center, cookie, case_id, "resume", {})[0] == 303
+    assert case_on(center, T, case_id)["paused_step"] is None
+
+
+@pytest.fixture(scope="module")
+def bad_review(center: Center) -> str:
+    """Window 1 decides a case, hands the result over and records the applicant's rating of 2
+    (a bad review, which opens a rectification record): all through the console."""
+    cookie, case_id = sign_in(center.township, WINDOW_1), center.cases["handed"]
+    assert act_on(center, cookie, case_id, "accept", {})[0] == 303
+    assert act_on(center, cookie, case_id, "decide", {"verdict": "approve", "reason": "符合条件"})[0] == 303
+    assert "deliver" in forms(center.township, f"/case/{case_id}", cookie)
+    assert act_on(center, cookie, case_id, "deliver", {})[0] == 303
+    status, body = act_on(center, cookie, case_id, "rate", {"score": "9"})
+    assert status == 400 and refusal(body) == "未能办理：请选择 1（非常不满意）到 5（非常满意）的评价"
+    assert act_on(center, cookie, case_id, "rate", {"score": "2", "comment": "等太久"})[0] == 303
+    found = case_on(center, T, case_id)
+    [rating] = [e["payload"] for e in found["events"] if e["type"] == "case.rated"]  # type: ignore[union-attr]
+    assert found["status"] == "delivered" and rating["score"] == 2 and rating["staff"] == WINDOW_1
+    return case_id
+
+
+def test_a_supervisor_reads_every_window_but_handles_no_case(center: Center, bad_review: str) -> None:
+    """The supervisor's queue holds both windows' cases; on a case they are offered no casework
+    step and one posted anyway is refused in one Chinese line; they record the rectification
+    of the bad review, under their own name."""
+    cookie = sign_in(center.township, SUPERVISOR)
+    queue = page(center.township, "/", cookie)
+    assert center.cases["pension"] in queue and center.cases["late-0"] in queue and "孙督 · 督查" in queue
+    assert "<td>500117001:1</td>" in queue  # each case's window: the late ones are window 1's
+    assert forms(center.township, f"/case/{center.cases['pension']}", cookie) == ["complain"]
+    for action, fields in (("accept", {}), ("decide", {"verdict": "approve", "reason": "可以"})):
+        status, body = act_on(center, cookie, center.cases["pension"], action, fields, form_on=bad_review)
+        assert status == 409 and refusal(body) == "未能办理：督查人员跟踪投诉与整改，不办理案件"
+    assert case_on(center, T, center.cases["pension"])["status"] == "submitted"
+    listed = page(center.township, "/rectifications", cookie)
+    assert f'href="/case/{bad_review}"' in listed and "差评" in listed
+    assert forms(center.township, f"/case/{bad_review}", cookie) == ["complain", "rectify"]
+    shown = page(center.township, f"/case/{bad_review}", cookie)
+    [(record, said)] = re.findall(r'<option value="([^"]+)">([^<]+)</option>', shown)
+    assert re.fullmatch(r"差评（\d{4}-\d\d-\d\d前整改）", said), said
+    done = act_on(center, cookie, bad_review, "rectify", {"record": record, "outcome": "已回访，改进叫号"})
+    assert done[0] == 303
+    assert "没有待整改的记录" in page(center.township, "/rectifications", cookie)
+    [rectified] = [e for e in case_on(center, T, bad_review)["events"] if e["type"] == "case.rectified"]  # type: ignore[union-attr]
+    assert rectified["payload"]["staff"] == SUPERVISOR and rectified["payload"]["of"] == record
+
+
+def test_a_supervisor_closes_a_window_complaint_on_the_console(center: Center) -> None:
+    """A complaint about window 1 is listed with its form; the supervisor records what was done,
+    once: closing it again is refused in one Chinese line."""
+
+    async def complain() -> str:
+        async with open_node(center.net.home(T)) as node:
+            return await complain_about_window(node, "1", "午间无人", SUPERVISOR)
+
+    record, cookie = asyncio.run(complain()), sign_in(center.township, SUPERVISOR)
+    listed = page(center.township, "/rectifications", cookie)
+    assert f'name="record" value="{record}"' in listed and "窗口投诉" in listed
+    fields = {"token": token(center.township, "/rectifications", cookie), "record": record}
+    status, body = post(center.township, "/rectifications", cookie, fields | {"outcome": " "})
+    assert status == 400 and refusal(body) == "未能办理：请写明整改结果"
+    assert post(center.township, "/rectifications", cookie, fields | {"outcome": "已调整午间值班"})[0] == 303
+    status, body = post(center.township, "/rectifications", cookie, fields | {"outcome": "再次"})
+    assert status == 409 and refusal(body) == f"未能办理：{record} 不是待整改的记录（可能已经办结）"
+
+
+def test_a_refusal_is_worded_in_the_users_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    """By its code, with the status and the event it names worded too; without a code (a
+    refusal no edge words yet), the English line as it is."""
+    fields: dict[str, object] = {"status": "approved", "event": "case.accepted"}
+    assert refusal_words("a case that is approved ...", "wrong_status", fields) == "已批准的案件不能受理"
+    monkeypatch.setenv("SERVICENET_LANG", "en")
+    english = refusal_words("a case that is approved ...", "wrong_status", fields)
+    assert english == f"a case that is {t('status.approved')} cannot take: {t('event.case.accepted')}"
+    assert "approved" in english.lower()
+    assert refusal_words("the node is gone", "", {}) == "the node is gone"

@@ -1,9 +1,12 @@
 """Window work across three real nodes wired in-process: return for rework, law-excluded pauses,
 delivery and ratings at the window, the roster (AB岗, 首席代表), refusals and rectification."""
 
+import asyncio
+import json
 from datetime import date
 
 import pytest
+from typer.testing import CliRunner, Result
 
 from casework import InvalidInput
 from casework.lifecycle import (
@@ -31,9 +34,13 @@ from relay.staff import (
 )
 from relay.supervision import supervise
 from tests.test_relay_inprocess import intake, wire
+from township_node.cli import app as township_cli
 from village_agent import service as village
 
 DIBAO = "twp-dibao-apply"  # district item; its 公示 is kept off the clock
+SUPERVISOR_REFUSED = (
+    "is a supervisor: supervisors follow up complaints and rectifications, they do not handle cases"
+)
 
 
 async def statuses(net, case_id):
@@ -255,3 +262,47 @@ async def test_once_a_roster_exists_emptying_it_lets_nobody_act(net):
     await remove_member(net.township, "赵一")
     [nobody] = await act(net.township, [case_id], ACCEPTED, {}, "赵一")
     assert "roster is empty" in nobody.error
+
+
+@pytest.mark.parametrize("district_db", ["sqlite"], indirect=True)  # the township's roster only
+async def test_a_supervisor_follows_complaints_up_but_handles_no_case(net, monkeypatch):
+    """督查 on the command line: a supervisor needs no window (window staff do); their accept or
+    decision is refused in one line, exit 1, the case untouched; their rectification of a bad
+    review is taken and recorded under their name."""
+    monkeypatch.setattr("relay.console.configure_logging", lambda *args, **kwargs: None)
+    home = net.township.home
+    net.township.config.save(home)
+
+    async def cli(*args: str) -> Result:
+        return await asyncio.to_thread(CliRunner().invoke, township_cli, [*args, "--home", str(home)])
+
+    window_less = await cli("staff", "add", "--name", "吴A", "--role", "A")
+    assert window_less.exit_code == 2 and "role A works at a window: give --window" in window_less.stderr
+    assert (
+        await cli("staff", "add", "--name", "孙督", "--role", "supervisor")
+    ).stdout == "孙督 as supervisor\n"
+    await add_member(net.township, "赵一", "1", "A", "")
+    listed = json.loads((await cli("staff", "list", "--json")).stdout)
+    assert [(m["name"], m["window"], m["role"]) for m in listed] == [
+        ("孙督", "", "supervisor"),
+        ("赵一", "1", "A"),
+    ]
+    v_sync, _, _ = wire(net)
+    rated, waiting = await intake(net.village, n=2)
+    await v_sync.sync(5)
+    for command in (["accept", waiting], ["decide", waiting, "--approve", "--reason", "符合"]):
+        refused = await cli(*command, "--staff", "孙督")
+        assert refused.exit_code == 1
+        assert refused.stderr == f"error: {waiting}: 孙督 {SUPERVISOR_REFUSED}\n"
+    assert (await show_case(net.township, waiting))["status"] == "submitted"
+    assert (await act(net.township, [rated], ACCEPTED, {}, "赵一"))[0].ok
+    assert (await act(net.township, [rated], DECIDED, {"approved": True, "reason": "符合"}, "赵一"))[0].ok
+    assert (await act(net.township, [rated], CMD_RATE, {"score": 1}, "赵一"))[0].ok
+    done = await cli("rectify", rated, "--outcome", "已回访", "--staff", "孙督")
+    assert done.exit_code == 0, done.stderr
+    [rectified] = [e for e in (await show_case(net.township, rated))["events"] if e["type"] == RECTIFIED]
+    assert (rectified["payload"]["staff"], rectified["payload"]["role"]) == ("孙督", "supervisor")
+    with pytest.raises(InvalidInput, match="no window '' here"):  # the supervisor's own "" is no window
+        await complain_about_window(net.township, "", "无人", "孙督")
+    record = await complain_about_window(net.township, "1", "窗口无人", "孙督")
+    await rectify_window(net.township, record, "已调整值班", "孙督")

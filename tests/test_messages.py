@@ -111,3 +111,27 @@ def test_every_event_type_has_words() -> None:
     """Pages name each event of a case's history by its type (``event.<type>``)."""
     for lang in LANGUAGES:
         assert sorted(k for k in EVENT_TYPES if f"event.{k}" not in catalog(lang)) == [], lang
+
+
+def test_every_refusal_code_has_its_words() -> None:
+    """A domain or roster refusal raised with a code (CaseworkError's second argument) is worded
+    in the catalog as refusal.CODE, and so is every text staff must give (relay.actions.said)."""
+    keys = catalog("zh-CN").keys()
+    coded, said = set(), set()
+    for path in program_modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = (
+                getattr(node.func, "id", getattr(node.func, "attr", None))
+                if isinstance(node, ast.Call)
+                else None
+            )
+            if not (
+                isinstance(node, ast.Call) and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)
+            ):
+                continue
+            if name in ("IllegalTransition", "InvalidInput"):
+                coded.add(node.args[1].value)
+            elif name in ("said", "_said"):
+                said.add(f"say.{str(node.args[1].value).removeprefix('the ')}")
+    assert {"supervisor", "not_served", "wrong_status", "say.reason"} <= coded | said, "the scan is broken"
+    assert sorted(code for code in coded | said if f"refusal.{code}" not in keys) == []

@@ -15,6 +15,7 @@ from relay.node import Node
 from relay.queries import case_dict, show_case
 from relay.schema import cases
 from relay.staff import Actor, identify
+from relay.staff import open_records as open_records_of
 from relay.supervision import light_today
 
 OPEN = ("submitted", "accepted", "correction_requested", "escalated")
@@ -31,6 +32,7 @@ class CaseView:
     light: str
     item: Item | None
     allowed: list[str]  # relay.actions.allowed
+    records: list[dict[str, Any]]  # its open rectification records (relay.staff.open_records)
 
 
 async def member(node: Node, name: str) -> Actor | None:
@@ -44,12 +46,12 @@ async def member(node: Node, name: str) -> Actor | None:
 
 
 async def queue(node: Node, actor: Actor, today: date) -> list[dict[str, Any]]:
-    """The open cases this node owns that are ``actor``'s window's (a chief representative:
-    every window's), the most urgent first, each with its light today."""
+    """The open cases this node owns that are ``actor``'s window's (a chief representative's
+    and a supervisor's: every window's), the most urgent first, each with its light today."""
     running = light_today(today)
     light = running.label("light")
     query = select(cases, light).where(cases.c.owner == node.config.code, cases.c.status.in_(OPEN))
-    if actor.role != "chief" and actor.items:
+    if not actor.sees_all and actor.items:
         handled = cases.c.window == f"{node.config.code}:{actor.window[:19]}"
         query = query.where(or_(cases.c.item_code.in_(actor.items), handled))
     urgency = case(_URGENCY, value=running, else_=len(_URGENCY))
@@ -68,7 +70,19 @@ async def case_view(node: Node, case_id: str, actor: Actor, today: date) -> Case
     query = select(cases, light).where(cases.c.case_id == case_id)
     async with node.engine.connect() as conn:
         row = (await conn.execute(query)).one()
+        records = [r for r in await open_records_of(conn, [case_id]) if r["outcome"] is None]
     catalog = node.ledger.catalogs.get(row.catalog_version, node.ledger.catalog)
     item = catalog.items.get(row.item_code)
-    allowed = actions.allowed(case_state(dict(row._mapping)), item, actor, node.config.code)
-    return CaseView(found, row.applicant_name, mask_resident_id(row.applicant_id), row.light, item, allowed)
+    named = [r["record"] for r in records]
+    allowed = actions.allowed(case_state(dict(row._mapping)), item, actor, node.config.code, named)
+    applicant, id_number = row.applicant_name, mask_resident_id(row.applicant_id)
+    return CaseView(found, applicant, id_number, row.light, item, allowed, records)
+
+
+async def open_records(node: Node, today: date) -> list[dict[str, Any]]:
+    """The open rectification records of this center, the earliest due first, each saying
+    whether it is overdue ``today``."""
+    async with node.engine.connect() as conn:
+        found = [r for r in await open_records_of(conn) if r["outcome"] is None]
+    day = today.isoformat()
+    return sorted((r | {"overdue": r["rectify_by"] < day} for r in found), key=lambda r: r["rectify_by"])

@@ -16,7 +16,10 @@ _STAMP = ("staff", "window", "role")
 def whoami(actor: Actor) -> str:
     role = t(f"role.{actor.role}")
     where = t("console.chief_of", department=actor.department) if actor.role == "chief" else ""
-    said = t("console.whoami", name=actor.name, window=actor.window, role=role)
+    if actor.window:
+        said = t("console.whoami", name=actor.name, window=actor.window, role=role)
+    else:  # a supervisor works at no window
+        said = t("console.whoami_nowhere", name=actor.name, role=role)
     return f'<p class="note whoami">{esc(said)}{esc(where) if where else ""}</p>'
 
 
@@ -32,6 +35,7 @@ def queue(actor: Actor, rows: Sequence[dict[str, Any]], prefix: str, item_name: 
             esc(row["deadline"]),
             esc(row["statutory_deadline"]),
             badge("l", row["light"]),
+            *([esc(row["window"])] if actor.sees_all else []),  # whose case it is, for who sees all
         ]
         for row in rows
     ]
@@ -44,9 +48,10 @@ def queue(actor: Actor, rows: Sequence[dict[str, Any]], prefix: str, item_name: 
         "col.deadline",
         "col.statutory",
         "col.light",
+        *(("col.window",) if actor.sees_all else ()),
     )
     listing = table(headers, body, "queue") if rows else f"<p>{esc(t('console.empty'))}</p>"
-    scope = "console.scope_chief" if actor.role == "chief" else "console.scope_window"
+    scope = "console.scope_all" if actor.sees_all else "console.scope_window"
     note = t(scope) + (t("console.limit", n=QUEUE_LIMIT) if len(rows) >= QUEUE_LIMIT else "")
     return f'{whoami(actor)}{listing}<p class="note">{esc(note)}</p>'
 
@@ -54,10 +59,7 @@ def queue(actor: Actor, rows: Sequence[dict[str, Any]], prefix: str, item_name: 
 def case_page(view: CaseView, actor: Actor, prefix: str, token: str, message: tuple[str, str] | None) -> str:
     """One case: where it stands, its materials, the actions ``actor`` may take, its history."""
     found = view.case
-    shown = ""
-    if message is not None:
-        css, text = message
-        shown = f'<p class="{css}" role="status">{esc(text)}</p>'
+    shown = _shown(message)
     facts = table(
         ("col.applicant", "col.id_number", "col.item", "col.status", "col.village", "col.window"),
         [
@@ -120,30 +122,8 @@ def _actions(view: CaseView, target: str, token: str) -> str:
 
 def _form(name: str, view: CaseView, target: str, token: str) -> str:
     action, _, department = name.partition(DEPARTMENT_ACTION)
-    fields = f'<input type="hidden" name="token" value="{esc(token)}">'
-    title = t(f"console.action.{action}")
-    if action == "correction":  # what the case lacks already is ticked
-        missing = _missing(view)
-        fields += f'<p class="note">{esc(t("console.pick"))}</p>' + "".join(
-            f'<label><input type="checkbox" name="m{i}" value="1"{" checked" if m.name in missing else ""}> '
-            f"{esc(m.name)}（{esc(m.form)}）</label>"
-            for i, m in enumerate(view.item.materials if view.item else ())
-        )
-        fields += _text("note", "console.note", required=False)
-    elif action == "decide":
-        if department:
-            title += f"：{department}"
-            fields += f'<input type="hidden" name="department" value="{esc(department)}">'
-        fields += "".join(
-            f'<label><input type="radio" name="verdict" value="{verdict}" required> '
-            f"{esc(t(f'console.{verdict}'))}</label>"
-            for verdict in ("approve", "reject")
-        )
-        fields += _text("reason", "col.reason")
-    elif action == "escalate":
-        fields += _text("opinion", "console.opinion")
-    elif action in ("refuse", "return"):
-        fields += _text("reason", "col.reason")
+    title = t(f"console.action.{action}") + (f"：{department}" if department else "")
+    fields = f'<input type="hidden" name="token" value="{esc(token)}">' + _FIELDS[action](view, department)
     return (
         f'<form class="action {esc(action)}" method="post" action="{target}/{action}">'
         f"<h3>{esc(title)}</h3>{fields}"
@@ -151,9 +131,154 @@ def _form(name: str, view: CaseView, target: str, token: str) -> str:
     )
 
 
+def _correction(view: CaseView, department: str) -> str:
+    """Every material to tick, what the case lacks already ticked, and the one note."""
+    missing = _missing(view)
+    return (
+        f'<p class="note">{esc(t("console.pick"))}</p>'
+        + "".join(
+            f'<label><input type="checkbox" name="m{i}" value="1"{" checked" if m.name in missing else ""}> '
+            f"{esc(m.name)}（{esc(m.form)}）</label>"
+            for i, m in enumerate(view.item.materials if view.item else ())
+        )
+        + _text("note", "console.note", required=False)
+    )
+
+
+def _decision(view: CaseView, department: str) -> str:
+    named = f'<input type="hidden" name="department" value="{esc(department)}">' if department else ""
+    return (
+        named
+        + _radios("verdict", [(v, f"console.{v}") for v in ("approve", "reject")])
+        + _text("reason", "col.reason")
+    )
+
+
+def _pause(view: CaseView, department: str) -> str:
+    steps = view.item.excluded_steps if view.item else ()
+    return _choice("step", "console.step", [(step, step) for step in steps]) + _text(
+        "note", "console.pause_note", required=False
+    )
+
+
+def _rating(view: CaseView, department: str) -> str:
+    scores = [(str(n), f"console.score.{n}") for n in range(5, 0, -1)]
+    return _radios("score", scores) + _text("comment", "console.comment", required=False)
+
+
+def _rectification(view: CaseView, department: str) -> str:
+    """The case's open records, each by its kind and date, and what was done."""
+    records = [
+        (
+            r["record"],
+            t("console.record_due", kind=t(f"console.record_kind.{r['kind']}"), day=r["rectify_by"]),
+        )
+        for r in view.records
+    ]
+    return _choice("record", "console.record", records) + _text("outcome", "console.outcome")
+
+
+def _asks(name: str, label: str) -> Callable[[CaseView, str], str]:
+    """A form that asks for one text."""
+    return lambda view, department: _text(name, label)
+
+
+# The fields of each action's form (after the token), from the case and, for a joint item's
+# decision, the department deciding.
+_FIELDS: dict[str, Callable[[CaseView, str], str]] = {
+    "accept": lambda view, department: "",
+    "correction": _correction,
+    "decide": _decision,
+    "escalate": _asks("opinion", "console.opinion"),
+    "return": _asks("reason", "col.reason"),
+    "refuse": _asks("reason", "col.reason"),
+    "pause": _pause,
+    "resume": lambda view, department: "",
+    "deliver": lambda view, department: "",
+    "rate": _rating,
+    "complain": _asks("text", "console.complaint"),
+    "rectify": _rectification,
+}
+
+
+def _radios(name: str, options: Sequence[tuple[str, str]]) -> str:
+    """One required choice of (value, catalog key of its label) pairs."""
+    return "".join(
+        f'<label><input type="radio" name="{name}" value="{esc(value)}" required> {esc(t(label))}</label>'
+        for value, label in options
+    )
+
+
+def _choice(name: str, label: str, options: Sequence[tuple[str, str]]) -> str:
+    """A drop-down of (value, shown text) pairs, the first chosen."""
+    listed = "".join(f'<option value="{esc(value)}">{esc(shown)}</option>' for value, shown in options)
+    return f'<label>{esc(t(label))}<select name="{name}" required>{listed}</select></label>'
+
+
 def _text(name: str, label: str, required: bool = True) -> str:
     need = " required" if required else ""
     return f'<label>{esc(t(label))}<textarea name="{name}" maxlength="500"{need}></textarea></label>'
+
+
+def rectifications(
+    actor: Actor, records: Sequence[dict[str, Any]], prefix: str, token: str, message: tuple[str, str] | None
+) -> str:
+    """The center's open rectification records, the earliest due first: a case's to close on
+    its page, a window complaint's here."""
+    target = href(*_parts(prefix), "rectifications")
+    rows: list[list[Cell]] = [
+        [
+            esc(r["record"]),
+            link(href(*_parts(prefix), "case", r["case_id"]), r["case_id"]) if r["case_id"] else esc(None),
+            esc(t(f"console.record_kind.{r['kind']}")),
+            esc(r["window"]),
+            (esc(r["rectify_by"]), "l-overdue") if r["overdue"] else esc(r["rectify_by"]),
+            esc(None) if r["case_id"] else _close_window_record(r["record"], target, token),
+        ]
+        for r in records
+    ]
+    headers = (
+        "console.record",
+        "col.case",
+        "console.record_type",
+        "col.window",
+        "console.rectify_by",
+        "console.outcome",
+    )
+    listing = table(headers, rows, "rectifications") if rows else f"<p>{esc(t('console.no_records'))}</p>"
+    return f'{_shown(message)}{whoami(actor)}{listing}<p class="note">{esc(t("console.records_note"))}</p>'
+
+
+def _close_window_record(record: str, target: str, token: str) -> str:
+    return (
+        f'<form class="action rectify-window" method="post" action="{target}">'
+        f'<input type="hidden" name="token" value="{esc(token)}">'
+        f'<input type="hidden" name="record" value="{esc(record)}">'
+        f"{_text('outcome', 'console.outcome')}"
+        f'<button type="submit">{esc(t("console.submit"))}</button></form>'
+    )
+
+
+def _shown(message: tuple[str, str] | None) -> str:
+    """What became of the last form: done, or why not (one line)."""
+    if message is None:
+        return ""
+    css, text = message
+    return f'<p class="{css}" role="status">{esc(text)}</p>'
+
+
+def refusal(error: str, code: str, fields: dict[str, object]) -> str:
+    """A refusal in the user's language, by its code (casework's errors, relay.staff); a
+    status or an event it names is worded too. Without a code: ``error`` as it is."""
+    if not code:
+        return error
+    worded = {
+        name: t(f"{_WORDED[name]}.{value}") if name in _WORDED else value for name, value in fields.items()
+    }
+    return t(f"refusal.{code}", None, **worded)
+
+
+_WORDED = {"status": "status", "event": "event"}  # fields that are themselves catalog keys
 
 
 def _history(events: Sequence[dict[str, Any]]) -> str:

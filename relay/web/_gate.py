@@ -74,7 +74,7 @@ class Gate:
         now = now_us() // 1_000_000
         self.ended = {value: until for value, until in self.ended.items() if until >= now}
         self.ended[str(request.cookie(COOKIE))] = session.expires
-        log.info("web.logout", user=session.name)
+        log.info("web.logout", user_ref=_users.log_ref(self.secret, session.name))
         return redirect("/login", ("Set-Cookie", f"{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))
 
     async def login(self, request: Request, may_sign_in: Callable[[str], bool] = bool) -> Response:
@@ -89,11 +89,12 @@ class Gate:
         async with self.logins:
             ok = bool(name) and await asyncio.to_thread(_users.verify, self.home, name, password)
         if not ok or not may_sign_in(name):
-            log.warning("web.login.refused")
+            reason = "password" if not ok else "not_allowed"  # not_allowed: e.g. not on the roster
+            log.warning("web.login.refused", user_ref=_users.log_ref(self.secret, name), reason=reason)
             await asyncio.sleep(FAILED_LOGIN_DELAY)
             message = t("login.failed") if _users.list_users(self.home) else t(self.no_users)
             return self.login_page(_safe_next(form.get("next", target)), message, 401)
-        log.info("web.login", user=name)
+        log.info("web.login", user_ref=_users.log_ref(self.secret, name))
         cookie = _users.issue(self.home, self.secret, name, now_us() // 1_000_000)
         attributes = f"Path=/; HttpOnly; SameSite=Strict; Max-Age={_users.SESSION_SECONDS}"
         return redirect(

@@ -63,7 +63,19 @@ def remove_user(home: Path, name: str) -> None:
 
 
 def list_users(home: Path) -> list[dict[str, str]]:
-    return [{"name": name, "set_at": entry.get("set_at", "")} for name, entry in sorted(_load(home).items())]
+    """Each user's name, when their password was set, and how the logs name them."""
+    secret = session_secret(home)
+    return [
+        {"name": name, "set_at": entry.get("set_at", ""), "log_ref": log_ref(secret, name)}
+        for name, entry in sorted(_load(home).items())
+    ]
+
+
+def log_ref(secret: bytes, name: str) -> str:
+    """How the logs name a web user: staff names are personal data, so never the name but a
+    keyed hash of it, the same for every sign-in as long as ``web-secret`` is kept (and for a
+    name no user has, so repeated guesses show). ``web-user list --json`` maps them back."""
+    return "u-" + hmac.new(secret, f"log.{name}".encode(), hashlib.sha256).hexdigest()[:12]
 
 
 def check_name(name: str) -> str:
