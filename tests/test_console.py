@@ -17,6 +17,7 @@ import pytest
 
 from casework import CaseState, default_catalog, submit
 from casework.lifecycle import ACCEPTED
+from messages import t
 from relay.actions import DEPARTMENT_ACTION, allowed
 from relay.node import open_node
 from relay.queries import list_cases, show_case
@@ -54,7 +55,7 @@ def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
     added = net.node(
         T, "web-user", "add", "--name", OUTSIDER, "--password-stdin", input=f"{PASSWORD}\n".encode()
     )
-    assert "王八 is not on the roster" in added.stderr.decode()
+    assert t("cli.web_user.not_on_roster", name=OUTSIDER) in added.stderr.decode()
     township, district = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     net.start(D, "--http", district)
     net.start(T, "--http", township, env=TODAY)
