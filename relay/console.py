@@ -251,7 +251,8 @@ def add_common_commands(app: typer.Typer) -> None:
 
         def human() -> None:
             for key, value in data.items():
-                out.print(f"{t(f'cli.status.{key}')}: {t('none') if value is None else value}", markup=False)
+                shown = t("none") if value is None else t(f"cli.level.{value}") if key == "role" else value
+                out.print(t("cli.status.line", label=t(f"cli.status.{key}"), value=shown), markup=False)
 
         emit(data, as_json, human)
 

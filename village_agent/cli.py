@@ -87,8 +87,13 @@ def catalog(home: Home, as_json: AsJson = False) -> None:
     def human() -> None:
         for item in items:
             needs = t("cli.village.list_separator").join(m["name"] for m in item["materials"])
-            days = t("cli.village.working_days", n=item["committed_days"])
-            out.print(f"{item['code']}  {item['name']}  ({days}): {needs}", markup=False)
+            fields = {
+                "code": item["code"],
+                "name": item["name"],
+                "days": item["committed_days"],
+                "needs": needs,
+            }
+            out.print(t("cli.village.catalog_line", **fields), markup=False)
 
     emit(data, as_json, human)
 
@@ -231,7 +236,7 @@ async def _guide(node: Node, code: str) -> dict[str, Any]:
 
 def _print_guide(found: dict[str, Any]) -> None:
     """The guide as text; elements the catalog leaves empty (older versions) are left out."""
-    _say(f"{found['name']} ({found['code']}, {found['item_type']})")
+    _say(t("cli.guide.title", name=found["name"], code=found["code"], kind=found["item_type"]))
     _say(
         t(
             "cli.guide.handled_by",
