@@ -225,8 +225,8 @@ def coverage_report(home: Home, as_json: AsJson = False) -> None:
     report = run(with_node(home, load))
 
     def human() -> None:
-        columns = ("villages", "enrolled", "active_day", "active_week", "silent", "never", "backlog")
-        table = Table(t("col.code"), t("col.township"), *(t(f"col.{c}") for c in columns))
+        columns = ("code", "township", "villages", "enrolled", "day", "week", "silent", "never", "backlog")
+        table = Table(*(t(f"cli.coverage.{c}") for c in columns))
         for row in report["townships"]:
             counts = ("villages", "enrolled", "active_day", "active_week", "silent", "never")
             backlog = "-" if row["backlog"] is None else str(row["backlog"])

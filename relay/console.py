@@ -251,7 +251,7 @@ def add_common_commands(app: typer.Typer) -> None:
 
         def human() -> None:
             for key, value in data.items():
-                shown = t("none") if value is None else t(f"cli.level.{value}") if key == "role" else value
+                shown = t(f"cli.level.{value}") if key == "role" else _or_none(value)
                 out.print(t("cli.status.line", label=t(f"cli.status.{key}"), value=shown), markup=False)
 
         emit(data, as_json, human)
@@ -437,7 +437,7 @@ def _print_supervision(report: dict[str, Any]) -> None:
             listed = ", ".join(f"{t(f'light.{k}')} {v}" for k, v in sorted(counts.items()))
             out.print(t(f"cli.supervise.{group}", name=name or "-", counts=listed), markup=False)
     satisfaction, records = report["satisfaction"], report["rectifications"]
-    rates = {"on_time": report["on_time_rate"], "satisfaction": satisfaction["rate"]}
+    rates = {"on_time": _or_none(report["on_time_rate"]), "satisfaction": _or_none(satisfaction["rate"])}
     counts = {"ratings": satisfaction["ratings"], "bad": satisfaction["bad_reviews"]}
     out.print(
         t("cli.supervise.rates", **rates, **counts, open=records["open"], overdue=records["overdue"]),
@@ -446,3 +446,8 @@ def _print_supervision(report: dict[str, Any]) -> None:
     assumed = report["calendar"]["assumed_monday_to_friday"]
     if assumed:
         out.print(t("cli.supervise.assumed", years=", ".join(map(str, assumed))), markup=False)
+
+
+def _or_none(value: object) -> str:
+    """A value for people: "—" where there is none."""
+    return t("none") if value is None else str(value)
