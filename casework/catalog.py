@@ -9,6 +9,8 @@ from casework.errors import InvalidInput
 
 _LEVELS = ("village", "township", "district")
 FORMS = ("原件", "复印件", "原件和复印件")
+# The material a signed authorisation of the agent (a mandate given in writing) is recorded as.
+MANDATE_DOCUMENT = "代办授权委托书"
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,7 @@ def check_request(catalog: Catalog, request: Request, level: str = "village") ->
     number = validate_resident_id(request.applicant_id)
     mandate = request.mandate
     if mandate is None or not mandate.agent.strip():
-        raise InvalidInput("the applicant's authorisation of the agent (代办授权) is not recorded")
+        raise InvalidInput("the applicant's authorisation of the agent (mandate) is not recorded")
     if mandate.form not in MANDATE_FORMS:
         raise InvalidInput(f"mandate form {mandate.form[:16]!r} must be one of {', '.join(MANDATE_FORMS)}")
     phone = request.phone.strip()

@@ -10,6 +10,7 @@ from rich.table import Table
 from casework import Divisions, InvalidInput
 from district_node import coverage
 from district_node.dashboard import dashboard
+from messages import t
 from relay import actions, calendars, catalogs, revocations
 from relay.bundle import Bundle
 from relay.certify import DistrictCertifier, record_enrolled
@@ -17,8 +18,10 @@ from relay.clock import iso, now_us
 from relay.config import NodeConfig, TLSConfig, default_db_url
 from relay.console import (
     AsJson,
+    CaseIds,
     Home,
     InsecureLoopback,
+    Staff,
     add_common_commands,
     add_supervise_command,
     create_node,
@@ -40,7 +43,7 @@ from relay.webcli import add_web_user_commands
 
 DIVISIONS_FILE = "divisions.csv"
 app = typer.Typer(
-    help="The district hub: receives every township's cases, decides district items.",
+    help=t("cli.app.district"),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -49,31 +52,30 @@ add_staff_commands(app)
 add_supervise_command(app)
 add_web_user_commands(
     app,
-    "Who may sign in to the web pages (serve --http): the management office's dashboard; "
-    "department staff on the roster (staff list) also get the staff console under /desk/.",
+    t("cli.cmd.web_user_district"),
 )
 
 
-@app.command("return")
+@app.command("return", help=t("cli.cmd.return"))
 def return_for_rework(
     home: Home,
-    case_ids: Annotated[list[str], typer.Argument(help="One or more case ids.")],
+    case_ids: CaseIds,
     reason: Reason,
-    staff: Annotated[str, typer.Option("--staff", help="Who acts (default: the node's operator).")] = "",
+    staff: Staff = "",
     as_json: AsJson = False,
 ) -> None:
     """Send escalated cases back to their township for rework, saying what to rework."""
     staff_action(home, case_ids, lambda: actions.return_for_rework(reason), staff, as_json)
 
 
-@app.command()
+@app.command(help=t("cli.cmd.init_district"))
 def init(
     home: Home,
-    code: Annotated[str, typer.Option(help="The district's division code, e.g. 500117.")],
-    divisions: Annotated[Path, typer.Option(help="CSV file: code,name,parent_code,level.")],
-    catalog: Annotated[Path | None, typer.Option(help="A catalog JSON file (default: shipped).")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite in --home).")] = None,
-    operator: Annotated[str, typer.Option(help="Staff recorded when a command names nobody.")] = "",
+    code: Annotated[str, typer.Option(help=t("cli.opt.district_code"))],
+    divisions: Annotated[Path, typer.Option(help=t("cli.opt.divisions"))],
+    catalog: Annotated[Path | None, typer.Option(help=t("cli.opt.catalog"))] = None,
+    db: Annotated[str | None, typer.Option("--db", help=t("cli.opt.db"))] = None,
+    operator: Annotated[str, typer.Option(help=t("cli.opt.operator"))] = "",
     insecure_loopback: InsecureLoopback = False,
 ) -> None:
     """Create the district hub in --home, with the network's certificate authority."""
@@ -96,38 +98,45 @@ def init(
     try:
         found_network(home, code, config.tls)
     except OSError as exc:
-        fail(f"cannot keep the certificate authority in {home}: {exc.strerror}")
+        fail(t("cli.district.ca_unwritable", home=home, reason=exc.strerror))
     run(create_node(home, config))
-    out.print(f"district {code} {known.district.name} created in {home}", markup=False)
+    out.print(t("cli.district.created", code=code, name=known.district.name, home=home), markup=False)
 
 
-@app.command()
+@app.command(help=t("cli.cmd.enroll"))
 def enroll(
     home: Home,
-    code: Annotated[str, typer.Option(help="Division code of a township or village of this district.")],
-    out_file: Annotated[Path, typer.Option("--out", help="Where to write the bundle.")],
-    valid_days: Annotated[
-        int, typer.Option(help="How long its certificate lasts; the node renews it before the end.")
-    ] = NODE_DAYS,
+    code: Annotated[str, typer.Option(help=t("cli.opt.enroll_code"))],
+    out_file: Annotated[Path, typer.Option("--out", help=t("cli.opt.out"))],
+    valid_days: Annotated[int, typer.Option(help=t("cli.opt.valid_days"))] = NODE_DAYS,
     as_json: AsJson = False,
 ) -> None:
     """Enroll a township or village: write the bundle it joins the network with."""
     if not out_file.parent.is_dir():
-        fail(f"cannot write the bundle: folder {out_file.parent} does not exist")
+        fail(t("cli.district.no_folder", folder=out_file.parent))
     bundle = run(with_node(home, lambda node: _enroll(node, code, valid_days)))
     bundle.write(out_file)
     emit(
         {"code": bundle.code, "role": bundle.role, "name": bundle.name, "bundle": str(out_file)},
         as_json,
-        lambda: out.print(f"enrolled {bundle.role} {bundle.code} {bundle.name}: {out_file}", markup=False),
+        lambda: out.print(
+            t(
+                "cli.district.enrolled",
+                level=t(f"cli.level.{bundle.role}"),
+                code=bundle.code,
+                name=bundle.name,
+                file=out_file,
+            ),
+            markup=False,
+        ),
     )
 
 
-@app.command()
+@app.command(help=t("cli.cmd.revoke"))
 def revoke(
     home: Home,
-    code: Annotated[str, typer.Option(help="Division code of the township or village (a lost laptop).")],
-    reason: Annotated[str, typer.Option(help="Why, for the record (shown to staff, never logged).")] = "",
+    code: Annotated[str, typer.Option(help=t("cli.opt.revoke_code"))],
+    reason: Annotated[str, typer.Option(help=t("cli.opt.revoke_reason"))] = "",
     as_json: AsJson = False,
 ) -> None:
     """Revoke every certificate issued to a node until now: it is refused here at once, and by
@@ -137,57 +146,65 @@ def revoke(
     emit(
         {"code": revoked.code, "revoked_at": when, "reason": revoked.reason},
         as_json,
-        lambda: out.print(
-            f"{revoked.code} revoked at {when}: refused after each node's next sync", markup=False
-        ),
+        lambda: out.print(t("cli.district.revoked", code=revoked.code, when=when), markup=False),
     )
 
 
-catalog_app = typer.Typer(help="The service catalog the district publishes to every node.")
+catalog_app = typer.Typer(help=t("cli.cmd.catalog_app"))
 app.add_typer(catalog_app, name="catalog")
 
 
-@catalog_app.command()
-def publish(home: Home, file: Path, as_json: AsJson = False) -> None:
+@catalog_app.command(help=t("cli.cmd.catalog_publish"))
+def publish(
+    home: Home, file: Annotated[Path, typer.Argument(help=t("cli.opt.catalog_file"))], as_json: AsJson = False
+) -> None:
     """Publish a new catalog version; every township and village takes it at its next sync."""
     try:
         document = file.read_bytes()
     except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
+        fail(t("cli.cannot_read", file=file, reason=exc.strerror))
     version = run(with_node(home, lambda node: _publish(node, document)))
-    emit({"version": version}, as_json, lambda: out.print(f"catalog {version} published", markup=False))
+    emit(
+        {"version": version},
+        as_json,
+        lambda: out.print(t("cli.district.catalog_published", version=version), markup=False),
+    )
 
 
-calendar_app = typer.Typer(help="The holiday calendar the district publishes to every node.")
+calendar_app = typer.Typer(help=t("cli.cmd.calendar_app"))
 app.add_typer(calendar_app, name="calendar")
 
 
-@calendar_app.command("publish")
-def publish_calendar(home: Home, file: Path, as_json: AsJson = False) -> None:
+@calendar_app.command("publish", help=t("cli.cmd.calendar_publish"))
+def publish_calendar(
+    home: Home,
+    file: Annotated[Path, typer.Argument(help=t("cli.opt.calendar_file"))],
+    as_json: AsJson = False,
+) -> None:
     """Publish the holidays and adjusted workdays of further years (the State Council's notice,
     as JSON: version, years); every node counts deadlines by them after its next sync."""
     try:
         document = file.read_bytes()
     except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
+        fail(t("cli.cannot_read", file=file, reason=exc.strerror))
     version, years = run(with_node(home, lambda node: _publish_calendar(node, document)))
     emit(
         {"version": version, "years": years},
         as_json,
-        lambda: out.print(f"calendar {version} published: {', '.join(map(str, years))}", markup=False),
+        lambda: out.print(
+            t("cli.district.calendar_published", version=version, years=", ".join(map(str, years))),
+            markup=False,
+        ),
     )
 
 
-@app.command()
+@app.command(help=t("cli.cmd.serve_district"))
 def serve(
     home: Home,
-    listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")],
+    listen: Annotated[str, typer.Option(help=t("cli.opt.listen"))],
     http: Annotated[
         str | None,
-        typer.Option(
-            help="HOST:PORT for the web dashboard (staff login: see web-user) and /metrics (no login: "
-            "bind it to an internal address)."
-        ),
+        typer.Option(help=t("cli.opt.http_district")),
     ] = None,
 ) -> None:
     """Serve the townships (runs until SIGTERM or Ctrl+C)."""
@@ -196,7 +213,7 @@ def serve(
     run_service(serve_node(home, listen, http, pages, certifier))
 
 
-@app.command("coverage")
+@app.command("coverage", help=t("cli.cmd.coverage"))
 def coverage_report(home: Home, as_json: AsJson = False) -> None:
     """Per township: villages enrolled, active in the last day or week, silent, never seen,
     backlog and last push; and the district's coverage (villages active in the last week)."""
@@ -208,14 +225,15 @@ def coverage_report(home: Home, as_json: AsJson = False) -> None:
     report = run(with_node(home, load))
 
     def human() -> None:
-        table = Table("township", "", "villages", "enrolled", "day", "week", "silent", "never", "backlog")
+        columns = ("code", "township", "villages", "enrolled", "day", "week", "silent", "never", "backlog")
+        table = Table(*(t(f"cli.coverage.{c}") for c in columns))
         for row in report["townships"]:
             counts = ("villages", "enrolled", "active_day", "active_week", "silent", "never")
             backlog = "-" if row["backlog"] is None else str(row["backlog"])
             table.add_row(row["code"], row["name"], *(str(row[c]) for c in counts), backlog)
         out.print(table)
         share = "-" if report["coverage"] is None else f"{report['coverage']:.1%}"
-        out.print(f"coverage: {share} of {report['villages']} villages active in the last week", markup=False)
+        out.print(t("cli.district.coverage", share=share, villages=report["villages"]), markup=False)
 
     emit(report, as_json, human)
 
@@ -223,7 +241,7 @@ def coverage_report(home: Home, as_json: AsJson = False) -> None:
 async def _check_divisions(path: Path, code: str) -> Divisions:
     known = Divisions.from_csv(path)
     if known.district.code != code:
-        raise InvalidInput(f"{path} describes district {known.district.code}, not {code}")
+        raise InvalidInput(t("cli.district.other_district", file=path, found=known.district.code, code=code))
     return known
 
 
@@ -235,7 +253,7 @@ async def _publish(node: Node, document: bytes) -> str:
     catalog = catalogs.parse_document(document)
     async with node.engine.begin() as conn:
         if not await catalogs.store(conn, catalogs.Published(catalog.version, document, now_us())):
-            raise InvalidInput(f"catalog {catalog.version} is published already")
+            raise InvalidInput(t("cli.district.catalog_again", version=catalog.version))
     return catalog.version
 
 
@@ -243,7 +261,7 @@ async def _publish_calendar(node: Node, document: bytes) -> tuple[str, list[int]
     version, calendar = calendars.parse_document(document)
     async with node.engine.begin() as conn:
         if not await calendars.store(conn, catalogs.Published(version, document, now_us())):
-            raise InvalidInput(f"calendar {version} is published already")
+            raise InvalidInput(t("cli.district.calendar_again", version=version))
     return version, sorted(calendar.known_years)
 
 

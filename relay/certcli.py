@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from casework import CaseworkError, InvalidInput
+from messages import t
 from relay.config import NodeConfig
 from relay.console import AsJson, Home, emit, fail, out, read_bundle, run, with_node
 from relay.joining import reinstall_credentials
@@ -17,12 +18,12 @@ from relay.tls import Credentials
 
 
 def add_renew_command(app: typer.Typer, role: str) -> None:
-    @app.command()
+    @app.command(help=t("cli.cmd.renew"))
     def renew(
         home: Home,
         bundle: Annotated[
             Path | None,
-            typer.Option(help="A new bundle from 'district-node enroll' (expired or revoked certificate)."),
+            typer.Option(help=t("cli.opt.renew_bundle")),
         ] = None,
         as_json: AsJson = False,
     ) -> None:
@@ -42,7 +43,7 @@ def add_renew_command(app: typer.Typer, role: str) -> None:
         emit(
             {"certificate_expires": expires.isoformat()},
             as_json,
-            lambda: out.print(f"certificate renewed: valid until {expires.isoformat()}", markup=False),
+            lambda: out.print(t("cli.renewed", expires=expires.isoformat()), markup=False),
         )
 
 
@@ -50,7 +51,7 @@ async def _renew(node: Node) -> Validity:
     upstream = node.upstream()
     try:
         if not isinstance(upstream.security, Credentials):
-            raise InvalidInput("this node runs without TLS (insecure_loopback): no certificate to renew")
+            raise InvalidInput(t("cli.no_certificate"))
         return await Renewer(node.home, node.config, upstream).renew()
     finally:
         await upstream.close()

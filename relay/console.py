@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from casework import CaseworkError, InvalidInput
 from casework.lifecycle import STATUSES
+from messages import t
 from relay import supervision
 from relay.bundle import Bundle
 from relay.certify import Certifier, UpstreamCertifier
@@ -49,22 +50,21 @@ Home = Annotated[
     typer.Option(
         "--home",
         envvar="SERVICENET_HOME",
-        help="The node's folder (config, database).",
+        help=t("cli.opt.home"),
         file_okay=False,
         resolve_path=True,
     ),
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+AsJson = Annotated[bool, typer.Option("--json", help=t("cli.opt.json"))]
 InsecureLoopback = Annotated[
     bool,
     typer.Option(
         "--insecure-loopback",
-        help="Tests only: plaintext links instead of mutual TLS, refused unless every address is "
-        "a loopback address (127.0.0.1, ::1, localhost).",
+        help=t("cli.opt.insecure_loopback"),
     ),
 ]
-Staff = Annotated[str, typer.Option("--staff", help="Who acts (default: the node's operator).")]
-CaseIds = Annotated[list[str], typer.Argument(help="One or more case ids.")]
+Staff = Annotated[str, typer.Option("--staff", help=t("cli.opt.staff"))]
+CaseIds = Annotated[list[str], typer.Argument(help=t("cli.opt.case_ids"))]
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -87,7 +87,7 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One clear line on stderr, then exit non-zero."""
-    err.print(f"error: {message}", markup=False, highlight=False)
+    err.print(t("cli.error", message=message), markup=False, highlight=False)
     raise typer.Exit(code)
 
 
@@ -101,9 +101,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
     except SQLAlchemyError as exc:  # the message itself may quote personal data: name the kind only
-        fail(f"the node's database cannot be used ({type(exc).__name__}); check --home and the database")
+        fail(t("cli.database", kind=type(exc).__name__))
     except KeyboardInterrupt:
-        fail("interrupted", 130)
+        fail(t("cli.interrupted"), 130)
 
 
 def run_service(coro: Coroutine[Any, Any, None]) -> None:
@@ -142,18 +142,18 @@ def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
 
 
 def print_cases(rows: list[dict[str, Any]]) -> None:
-    table = Table("case", "item", "status", "owner", "village", "updated")
+    table = Table(*(t(f"col.{c}") for c in ("case", "item", "status", "owner", "village", "updated")))
     for row in rows:
         table.add_row(
             row["case_id"],
             row["item_code"],
-            row["status"],
+            t(f"status.{row['status']}"),
             row["owner"],
             row["village_code"],
             row["updated_at"][:19],
         )
     out.print(table)
-    out.print(f"{len(rows)} case(s)")
+    out.print(t("cli.cases", n=len(rows)))
 
 
 def print_outcomes(outcomes: list[Outcome], as_json: bool) -> None:
@@ -163,9 +163,9 @@ def print_outcomes(outcomes: list[Outcome], as_json: bool) -> None:
     def human() -> None:
         for o in outcomes:
             if o.ok:
-                out.print(f"{o.case_id}: {o.status}", markup=False)
+                out.print(f"{o.case_id}: {t(f'status.{o.status}')}", markup=False)
             else:
-                err.print(f"error: {o.case_id}: {o.error}", markup=False, highlight=False)
+                err.print(t("cli.error", message=f"{o.case_id}: {o.error}"), markup=False, highlight=False)
 
     emit(data, as_json, human)
     if not all(o.ok for o in outcomes):
@@ -224,38 +224,39 @@ async def rejected_events(node: Node) -> list[dict[str, Any]]:
 def add_common_commands(app: typer.Typer) -> None:
     """cases, show, status and rejected: the same on every tier."""
 
-    @app.command()
+    @app.command(help=t("cli.cmd.cases"))
     def cases(
         home: Home,
-        status: Annotated[str | None, typer.Option(help="Only cases in this status.")] = None,
+        status: Annotated[str | None, typer.Option(help=t("cli.opt.status"))] = None,
         as_json: AsJson = False,
     ) -> None:
         """List the cases this node knows."""
         if status and status not in STATUSES:
-            fail(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+            fail(t("cli.unknown_status", status=repr(status), statuses=", ".join(STATUSES)))
         rows = run(with_node(home, lambda node: list_cases(node, status)))
         emit(rows, as_json, lambda: print_cases(rows))
 
-    @app.command()
+    @app.command(help=t("cli.cmd.show"))
     def show(home: Home, case_id: str, as_json: AsJson = False) -> None:
         """One case with its full event history."""
         found = run(with_node(home, lambda node: show_case(node, case_id)))
         if found is None:
-            fail(f"no case {case_id} here: check the case number (see 'cases')")
+            fail(t("cli.no_case", case_id=case_id))
         emit(found, as_json, lambda: out.print_json(data=found))
 
-    @app.command()
+    @app.command(help=t("cli.cmd.status"))
     def status(home: Home, as_json: AsJson = False) -> None:
         """Backlog, last sync, catalog version."""
         data = run(with_node(home, node_status))
 
         def human() -> None:
             for key, value in data.items():
-                out.print(f"{key}: {value}", markup=False)
+                shown = t(f"cli.level.{value}") if key == "role" else _or_none(value)
+                out.print(t("cli.status.line", label=t(f"cli.status.{key}"), value=shown), markup=False)
 
         emit(data, as_json, human)
 
-    @app.command()
+    @app.command(help=t("cli.cmd.rejected"))
     def rejected(home: Home, as_json: AsJson = False) -> None:
         """Events that can never be applied (dead letters), with the reason."""
         rows = run(with_node(home, rejected_events))
@@ -267,7 +268,7 @@ def add_common_commands(app: typer.Typer) -> None:
                     f"{r['type']}: {r['reason']}",
                     markup=False,
                 )
-            out.print(f"{len(rows)} rejected event(s)")
+            out.print(t("cli.rejected", n=len(rows)))
 
         emit(rows, as_json, human)
 
@@ -285,7 +286,7 @@ def new_home(home: Path) -> None:
 
 def refuse_taken_home(home: Path) -> None:
     if (home / CONFIG_FILE).exists():
-        fail(f"{home} already holds a node: choose another --home or remove it first")
+        fail(t("cli.home_taken", home=home))
 
 
 def read_bundle(path: Path, role: str) -> Bundle:
@@ -313,7 +314,7 @@ def join_network(
     try:
         install_credentials(home, joined, config.tls)
     except OSError as exc:
-        fail(f"cannot keep the node's key in {home}: {exc.strerror}")
+        fail(t("cli.key_unwritable", home=home, reason=exc.strerror))
     run(create_node(home, config))
 
 
@@ -380,22 +381,17 @@ async def serve_node(
 
 
 def add_sync_command(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(help=t("cli.cmd.sync"))
     def sync(
         home: Home,
-        timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 30.0,
+        timeout: Annotated[float, typer.Option(help=t("cli.opt.timeout"))] = 30.0,
         as_json: AsJson = False,
     ) -> None:
         """Push everything queued and pull everything addressed here, then exit."""
         report = run(with_node(home, lambda node: _sync(node, timeout)))
-        emit(
-            report,
-            as_json,
-            lambda: out.print(
-                f"pushed {report['pushed']}, pulled {report['pulled']}, rejected {report['rejected']}, "
-                f"backlog {report['backlog']}"
-            ),
-        )
+        pushed, pulled, rejected, backlog = (report[k] for k in ("pushed", "pulled", "rejected", "backlog"))
+        said = t("cli.synced", pushed=pushed, pulled=pulled, rejected=rejected, backlog=backlog)
+        emit(report, as_json, lambda: out.print(said))
         if report["backlog"]:
             raise typer.Exit(1)
 
@@ -409,7 +405,7 @@ async def _sync(node: Node, seconds: float) -> dict[str, int]:
             await Renewer(node.home, node.config, upstream).renew_if_due()
     except (TransientError, TimeoutError) as exc:
         raise TransientError(
-            f"cannot reach {node.config.upstream} within {seconds:g}s; everything stays queued"
+            t("cli.unreachable", upstream=node.config.upstream, seconds=f"{seconds:g}")
         ) from exc
     finally:
         await syncer.upstream.close()
@@ -422,31 +418,39 @@ async def _sync(node: Node, seconds: float) -> dict[str, int]:
 
 
 def add_supervise_command(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(help=t("cli.cmd.supervise"))
     def supervise(home: Home, as_json: AsJson = False) -> None:
         """Cases against their deadlines (yellow, red, overdue), on-time and satisfaction rates."""
         report = run(with_node(home, lambda node: supervision.supervise(node, today_in_china())))
 
-        def human() -> None:
-            table = Table("case", "item", "owner", "window", "status", "deadline", "light")
-            for w in report["warnings"]:
-                columns = ("case_id", "item_code", "owner", "window", "status", "deadline", "light")
-                table.add_row(*(w[c] for c in columns))
-            out.print(table)
-            for group in ("by_owner", "by_window"):
-                for name, counts in report[group].items():
-                    listed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-                    out.print(f"{group[3:]} {name or '-'}: {listed}", markup=False)
-            satisfaction, records = report["satisfaction"], report["rectifications"]
-            out.print(
-                f"on-time rate: {report['on_time_rate']}  satisfaction rate: {satisfaction['rate']} "
-                f"({satisfaction['ratings']} ratings, {satisfaction['bad_reviews']} bad)  "
-                f"rectifications: {records['open']} open, {records['overdue']} overdue",
-                markup=False,
-            )
-            assumed = report["calendar"]["assumed_monday_to_friday"]
-            if assumed:
-                years = ", ".join(map(str, assumed))
-                out.print(f"no published holidays for {years}: counted Monday to Friday", markup=False)
+        emit(report, as_json, lambda: _print_supervision(report))
 
-        emit(report, as_json, human)
+
+def _print_supervision(report: dict[str, Any]) -> None:
+    table = Table(
+        *(t(f"col.{c}") for c in ("case", "item", "owner", "window", "status", "deadline", "light"))
+    )
+    for w in report["warnings"]:
+        labels = {"status": t(f"status.{w['status']}"), "light": t(f"light.{w['light']}")}
+        columns = ("case_id", "item_code", "owner", "window", "status", "deadline", "light")
+        table.add_row(*(labels.get(c, w[c]) for c in columns))
+    out.print(table)
+    for group in ("by_owner", "by_window"):
+        for name, counts in report[group].items():
+            listed = ", ".join(f"{t(f'light.{k}')} {v}" for k, v in sorted(counts.items()))
+            out.print(t(f"cli.supervise.{group}", name=name or "-", counts=listed), markup=False)
+    satisfaction, records = report["satisfaction"], report["rectifications"]
+    rates = {"on_time": _or_none(report["on_time_rate"]), "satisfaction": _or_none(satisfaction["rate"])}
+    counts = {"ratings": satisfaction["ratings"], "bad": satisfaction["bad_reviews"]}
+    out.print(
+        t("cli.supervise.rates", **rates, **counts, open=records["open"], overdue=records["overdue"]),
+        markup=False,
+    )
+    assumed = report["calendar"]["assumed_monday_to_friday"]
+    if assumed:
+        out.print(t("cli.supervise.assumed", years=", ".join(map(str, assumed))), markup=False)
+
+
+def _or_none(value: object) -> str:
+    """A value for people: "—" where there is none."""
+    return t("none") if value is None else str(value)

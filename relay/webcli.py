@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from casework import InvalidInput
+from messages import t
 from relay.config import CONFIG_FILE
 from relay.console import AsJson, Home, emit, err, fail, out, run, with_node
 from relay.staff import names as roster_names
@@ -20,43 +21,48 @@ def add_web_user_commands(app: typer.Typer, help_text: str, roster_only: bool = 
     web_user_app = typer.Typer(help=help_text, no_args_is_help=True)
     app.add_typer(web_user_app, name="web-user")
 
-    @web_user_app.command("add")
+    @web_user_app.command("add", help=t("cli.cmd.web_user_add"))
     def web_user_add(
         home: Home,
-        name: Annotated[str, typer.Option(help="The login name.")],
+        name: Annotated[str, typer.Option(help=t("cli.opt.login_name"))],
         password_stdin: Annotated[
-            bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+            bool, typer.Option("--password-stdin", help=t("cli.opt.password_stdin"))
         ] = False,
     ) -> None:
         """Add a web user, or set a new password for one (which ends their sessions)."""
         if not (home / CONFIG_FILE).exists():
-            fail(f"no node in {home}: run 'init' first (or pass --home)")
+            fail(t("cli.no_node", home=home))
         if password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
         else:
-            password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+            password = typer.prompt(t("cli.web_user.password"), hide_input=True, confirmation_prompt=True)
         try:
             new = add_user(home, name, password)
         except InvalidInput as exc:
             fail(str(exc))
-        out.print(f"web user {name.strip()} {'added' if new else 'has a new password'}", markup=False)
+        said = (
+            t("cli.web_user.added", name=name.strip())
+            if new
+            else t("cli.web_user.new_password", name=name.strip())
+        )
+        out.print(said, markup=False)
         if roster_only and name.strip() not in run(with_node(home, roster_names)):
             err.print(
-                f"note: {name.strip()} is not on the roster: they can sign in once 'staff add' adds them",
+                t("cli.web_user.not_on_roster", name=name.strip()),
                 markup=False,
                 highlight=False,
             )
 
-    @web_user_app.command("remove")
-    def web_user_remove(home: Home, name: Annotated[str, typer.Option(help="The login name.")]) -> None:
+    @web_user_app.command("remove", help=t("cli.cmd.web_user_remove"))
+    def web_user_remove(home: Home, name: Annotated[str, typer.Option(help=t("cli.opt.login_name"))]) -> None:
         """Remove a web user; their sessions end at once."""
         try:
             remove_user(home, name)
         except InvalidInput as exc:
             fail(str(exc))
-        out.print(f"web user {name} removed", markup=False)
+        out.print(t("cli.web_user.removed", name=name), markup=False)
 
-    @web_user_app.command("list")
+    @web_user_app.command("list", help=t("cli.cmd.web_user_list"))
     def web_user_list(home: Home, as_json: AsJson = False) -> None:
         """The web users and when each password was set."""
         try:

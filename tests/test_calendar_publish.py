@@ -14,6 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from casework import WorkCalendar, default_calendar, default_catalog
+from messages import t
 from relay import calendars
 from relay.catalogs import Published
 from relay.config import DB_FILE
@@ -165,7 +166,8 @@ def test_malformed_calendar_is_refused_in_one_line_and_nothing_stored(
     path.write_text(json.dumps(document), encoding="utf-8")
     refused = network.node(D, "calendar", "publish", str(path), check=False)
     message = refused.stderr.decode()
-    assert refused.returncode == 2 and message.startswith("error: calendar") and named in message
+    assert refused.returncode == 2 and named in message
+    assert message.startswith(t("cli.error", message="calendar"))
     assert len(message.strip().splitlines()) == 1
     assert stored_versions(network, D) == before and "2027-bad.1" not in before
 

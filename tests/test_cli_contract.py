@@ -1,10 +1,12 @@
 """The command-line contract of shared/docs/cli.md: setup refusals and JSON shapes."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from messages import t
 from tests.netkit import IDS, Network, requests_file
 
 pytestmark = pytest.mark.e2e
@@ -28,15 +30,11 @@ def test_enroll_refuses_codes_outside_divisions_or_at_wrong_level(net: Network) 
 
 def test_init_refuses_divisions_of_another_district(tmp_path: Path) -> None:
     """A district initialised with another district's divisions file is refused, no node made."""
-    with pytest.raises(AssertionError, match="describes district 500117, not 500118"):
+    divisions = str(Path(__file__).parent.parent / "casework/data/hechuan-500117.csv")
+    said = t("cli.district.other_district", file=divisions, found="500117", code="500118")
+    with pytest.raises(AssertionError, match=re.escape(said)):
         Network(tmp_path / "n").cli(
-            "district",
-            "500118",
-            "init",
-            "--code",
-            "500118",
-            "--divisions",
-            str(Path(__file__).parent.parent / "casework/data/hechuan-500117.csv"),
+            "district", "500118", "init", "--code", "500118", "--divisions", divisions
         )
     assert not (tmp_path / "n" / "500118").exists()
 
@@ -107,6 +105,11 @@ def test_guide_text_shows_the_steps_and_where_to_complain(net: Network) -> None:
     text = net.node("500117001005", "guide", "twp-dibao-apply").stdout.decode()
     for number, step in enumerate(item["procedure"], start=1):
         assert f"  {number}. {step}\n" in text
-    assert f"complaint: {item['complaint']}\n" in text and f"consultation: {item['consultation']}" in text
-    assert "not counted in the time limit: 公示" in text and "fee: free" in text
-    assert "最低生活保障申请书 (原件, required)" in text and item["basis"] in text
+    for label, value in (
+        ("complaint", item["complaint"]),
+        ("consultation", item["consultation"]),
+        ("excluded", "公示"),
+    ):
+        assert t("cli.guide.element", label=t(f"cli.guide.{label}"), value=value) + "\n" in text
+    material = t("cli.guide.material", name="最低生活保障申请书", form="原件", need=t("cli.guide.required"))
+    assert material in text and t("cli.guide.free") in text and item["basis"] in text

@@ -58,7 +58,7 @@ def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
     added = net.node(
         T, "web-user", "add", "--name", OUTSIDER, "--password-stdin", input=f"{PASSWORD}\n".encode()
     )
-    assert "王八 is not on the roster" in added.stderr.decode()
+    assert t("cli.web_user.not_on_roster", name=OUTSIDER) in added.stderr.decode()
     township, district = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     net.start(D, "--http", district)
     net.start(T, "--http", township, env=TODAY)

@@ -23,6 +23,7 @@ from casework.lifecycle import (
     RESUMED,
     RETURNED,
 )
+from messages import t
 from relay.queries import list_cases, show_case
 from relay.staff import (
     act,
@@ -278,9 +279,9 @@ async def test_a_supervisor_follows_complaints_up_but_handles_no_case(net, monke
 
     window_less = await cli("staff", "add", "--name", "吴A", "--role", "A")
     assert window_less.exit_code == 2 and "role A works at a window: give --window" in window_less.stderr
-    assert (
-        await cli("staff", "add", "--name", "孙督", "--role", "supervisor")
-    ).stdout == "孙督 as supervisor\n"
+    assert (await cli("staff", "add", "--name", "孙督", "--role", "supervisor")).stdout == t(
+        "cli.desk.staff_added_no_window", name="孙督", role=t("role.supervisor")
+    ) + "\n"
     await add_member(net.township, "赵一", "1", "A", "")
     listed = json.loads((await cli("staff", "list", "--json")).stdout)
     assert [(m["name"], m["window"], m["role"]) for m in listed] == [
@@ -293,7 +294,7 @@ async def test_a_supervisor_follows_complaints_up_but_handles_no_case(net, monke
     for command in (["accept", waiting], ["decide", waiting, "--approve", "--reason", "符合"]):
         refused = await cli(*command, "--staff", "孙督")
         assert refused.exit_code == 1
-        assert refused.stderr == f"error: {waiting}: 孙督 {SUPERVISOR_REFUSED}\n"
+        assert refused.stderr == t("cli.error", message=f"{waiting}: 孙督 {SUPERVISOR_REFUSED}") + "\n"
     assert (await show_case(net.township, waiting))["status"] == "submitted"
     assert (await act(net.township, [rated], ACCEPTED, {}, "赵一"))[0].ok
     assert (await act(net.township, [rated], DECIDED, {"approved": True, "reason": "符合"}, "赵一"))[0].ok

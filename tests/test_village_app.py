@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from messages import t
 from relay.multipart import MultipartError, parse
 from tests.browser import Browser, artifacts, chromium_or_skip
 from tests.netkit import IDS, Network, free_port
@@ -156,7 +157,8 @@ def test_forged_and_broken_forms_are_refused_and_nothing_is_recorded(app: App) -
     assert request(app.address, "GET", "/no/such/page")[0] == 404
     assert no_case_yet(app)
     exposed = app.net.node(V, "run", "--ui", "0.0.0.0:8700", check=False)
-    assert exposed.returncode == 2 and b"give a loopback address" in exposed.stderr
+    said = t("cli.village.ui_not_loopback", listen="'0.0.0.0:8700'")
+    assert exposed.returncode == 2 and said in exposed.stderr.decode()
 
 
 def test_multipart_keeps_any_bytes_and_refuses_what_is_not_a_form() -> None:

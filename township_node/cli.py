@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from messages import t
 from relay import actions
 from relay.certcli import add_renew_command
 from relay.clock import iso
@@ -33,7 +34,7 @@ from relay.node import Node
 from relay.webcli import add_web_user_commands
 
 app = typer.Typer(
-    help="A township node: decides township items, escalates the rest to the district.",
+    help=t("cli.app.township"),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -44,52 +45,48 @@ add_sync_command(app)
 add_renew_command(app, "township")
 add_web_user_commands(
     app,
-    "Who may sign in to the staff console (serve --http): each one's name must be on the roster "
-    "(staff list) as well.",
+    t("cli.cmd.web_user_township"),
     roster_only=True,
 )
 
 
-@app.command()
+@app.command(help=t("cli.cmd.init_township"))
 def init(
     home: Home,
-    bundle: Annotated[Path, typer.Option(help="The enrollment bundle from the district.")],
-    district: Annotated[str, typer.Option(help="HOST:PORT of the district hub.")],
-    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite in --home).")] = None,
-    operator: Annotated[str, typer.Option(help="Staff recorded when a command names nobody.")] = "",
+    bundle: Annotated[Path, typer.Option(help=t("cli.opt.bundle_township"))],
+    district: Annotated[str, typer.Option(help=t("cli.opt.district"))],
+    db: Annotated[str | None, typer.Option("--db", help=t("cli.opt.db"))] = None,
+    operator: Annotated[str, typer.Option(help=t("cli.opt.operator"))] = "",
     insecure_loopback: InsecureLoopback = False,
 ) -> None:
     """Create this township's node from its bundle."""
     joined = read_bundle(bundle, "township")
     join_network(home, joined, district, db, operator or "township", insecure_loopback)
-    out.print(f"township {joined.code} {joined.name} created in {home}", markup=False)
+    out.print(t("cli.township.created", code=joined.code, name=joined.name, home=home), markup=False)
 
 
-@app.command()
+@app.command(help=t("cli.cmd.serve_township"))
 def serve(
     home: Home,
-    listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")],
+    listen: Annotated[str, typer.Option(help=t("cli.opt.listen"))],
     http: Annotated[
         str | None,
-        typer.Option(
-            help="HOST:PORT for the staff console (sign-in: see web-user) and /metrics (no login: "
-            "bind it to an internal address)."
-        ),
+        typer.Option(help=t("cli.opt.http_township")),
     ] = None,
     enroll_listen: Annotated[
         str | None,
-        typer.Option(help="HOST:PORT where new villages enroll with a one-time token (see enroll-token)."),
+        typer.Option(help=t("cli.opt.enroll_listen")),
     ] = None,
 ) -> None:
     """Serve the villages and sync with the district (runs until SIGTERM or Ctrl+C)."""
     run_service(serve_node(home, listen, http, desk if http else None, enroll_listen=enroll_listen))
 
 
-@app.command("enroll-token")
+@app.command("enroll-token", help=t("cli.cmd.enroll_token"))
 def enroll_token(
     home: Home,
-    village: Annotated[str, typer.Option(help="Division code of one of this township's villages.")],
-    minutes: Annotated[int, typer.Option(help="How long the token stays good.")] = TOKEN_MINUTES,
+    village: Annotated[str, typer.Option(help=t("cli.opt.token_village"))],
+    minutes: Annotated[int, typer.Option(help=t("cli.opt.token_minutes"))] = TOKEN_MINUTES,
     as_json: AsJson = False,
 ) -> None:
     """A one-time token for a new village laptop: 'village-agent init --token' with it at the
@@ -100,10 +97,7 @@ def enroll_token(
         {"village": token.village, "token": token.text, "expires_at": expires},
         as_json,
         lambda: out.print(
-            f"token for village {token.village}, good once until {expires}:\n{token.text}\n"
-            "on the laptop: village-agent init --home DIR --township HOST:PORT --enroll HOST:PORT "
-            "--token TOKEN",
-            markup=False,
+            t("cli.township.token", village=token.village, expires=expires, token=token.text), markup=False
         ),
     )
 
@@ -113,11 +107,11 @@ async def _token(node: Node, village: str, minutes: int) -> Token:
         return await make_token(conn, node.config, village, minutes)
 
 
-@app.command()
+@app.command(help=t("cli.cmd.escalate"))
 def escalate(
     home: Home,
     case_ids: CaseIds,
-    opinion: Annotated[str, typer.Option(help="The township's preliminary opinion.")] = "",
+    opinion: Annotated[str, typer.Option(help=t("cli.opt.opinion"))] = "",
     staff: Staff = "",
     as_json: AsJson = False,
 ) -> None:

@@ -12,6 +12,7 @@ import typer
 
 from casework import CaseworkError, InvalidInput, Request
 from casework.lifecycle import CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, CMD_SUPPLEMENT, CMD_WITHDRAW
+from messages import t
 from relay.certcli import add_renew_command
 from relay.console import (
     AsJson,
@@ -36,7 +37,7 @@ from relay.node import Node
 from village_agent import service
 
 app = typer.Typer(
-    help="The village agent: takes requests (offline too) and follows them up.",
+    help=t("cli.app.village"),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -45,36 +46,32 @@ add_sync_command(app)
 add_renew_command(app, "village")
 
 
-@app.command()
+@app.command(help=t("cli.cmd.init_village"))
 def init(
     home: Home,
-    township: Annotated[str, typer.Option(help="HOST:PORT of the township node.")],
-    bundle: Annotated[Path | None, typer.Option(help="The enrollment bundle for this village.")] = None,
-    token: Annotated[
-        str | None, typer.Option(help="A one-time token from the township ('township-node enroll-token').")
-    ] = None,
-    enroll: Annotated[
-        str | None, typer.Option(help="With --token: HOST:PORT of the township's enrollment address.")
-    ] = None,
-    operator: Annotated[str, typer.Option(help="The agent's name, recorded on what they do.")] = "",
+    township: Annotated[str, typer.Option(help=t("cli.opt.township"))],
+    bundle: Annotated[Path | None, typer.Option(help=t("cli.opt.bundle_village"))] = None,
+    token: Annotated[str | None, typer.Option(help=t("cli.opt.token"))] = None,
+    enroll: Annotated[str | None, typer.Option(help=t("cli.opt.enroll"))] = None,
+    operator: Annotated[str, typer.Option(help=t("cli.opt.agent"))] = "",
     insecure_loopback: InsecureLoopback = False,
 ) -> None:
     """Set up this laptop as the village's service point: from a bundle made by the district,
     or with a one-time token from the township (the key is made here and never leaves)."""
     if (bundle is None) == (token is None):
-        fail("give either --bundle (from the district) or --token with --enroll (from the township)")
+        fail(t("cli.village.bundle_or_token"))
     if bundle is not None:
         joined = read_bundle(bundle, "village")
     else:
         if not enroll:
-            fail("--token needs --enroll HOST:PORT: the township's enrollment address")
+            fail(t("cli.village.token_needs_enroll"))
         refuse_taken_home(home)  # before the token is used up
         joined = run(enroll_with_token(enroll, token or ""))
     join_network(home, joined, township, None, operator or "agent", insecure_loopback)
-    out.print(f"village {joined.code} {joined.name} set up in {home}", markup=False)
+    out.print(t("cli.village.created", code=joined.code, name=joined.name, home=home), markup=False)
 
 
-@app.command()
+@app.command(help=t("cli.cmd.passphrase"))
 def passphrase(home: Home) -> None:
     """Change the passphrase of this village's data key (asked at the terminal; in scripts,
     SERVICENET_PASSPHRASE and SERVICENET_NEW_PASSPHRASE). The data stays as it is."""
@@ -82,10 +79,10 @@ def passphrase(home: Home) -> None:
         change_passphrase(home)
     except CaseworkError as exc:
         fail(str(exc))
-    out.print(f"the passphrase of {home / KEY_FILE} is changed", markup=False)
+    out.print(t("cli.village.passphrase_changed", file=home / KEY_FILE), markup=False)
 
 
-@app.command()
+@app.command(help=t("cli.cmd.catalog"))
 def catalog(home: Home, as_json: AsJson = False) -> None:
     """The items this village can take, with the materials each needs."""
     items, version = run(with_node(home, _catalog))
@@ -93,36 +90,39 @@ def catalog(home: Home, as_json: AsJson = False) -> None:
 
     def human() -> None:
         for item in items:
-            needs = "、".join(m["name"] for m in item["materials"])
-            out.print(
-                f"{item['code']}  {item['name']}  ({item['committed_days']} working days): {needs}",
-                markup=False,
-            )
+            needs = t("cli.village.list_separator").join(m["name"] for m in item["materials"])
+            fields = {
+                "code": item["code"],
+                "name": item["name"],
+                "days": item["committed_days"],
+                "needs": needs,
+            }
+            out.print(t("cli.village.catalog_line", **fields), markup=False)
 
     emit(data, as_json, human)
 
 
-@app.command()
+@app.command(help=t("cli.cmd.guide"))
 def guide(home: Home, item: str, as_json: AsJson = False) -> None:
-    """The item's guide (办事指南) to read out or print for the villager: its legal basis, who may
+    """The item's guide to read out or print for the villager: its legal basis, who may
     apply, the steps, what to bring, how long it takes, what it costs, who decides, where to ask
     and where to complain."""
     found = run(with_node(home, lambda node: _guide(node, item)))
     emit(found, as_json, lambda: _print_guide(found))
 
 
-@app.command()
+@app.command(help=t("cli.cmd.intake"))
 def intake(
     home: Home,
-    item: Annotated[str, typer.Option(help="Item code (see 'catalog').")],
-    applicant_name: Annotated[str, typer.Option(help="The applicant's name.")],
-    applicant_id: Annotated[str, typer.Option(help="The applicant's resident ID number.")],
-    phone: Annotated[str, typer.Option(help="The applicant's phone.")] = "",
-    field: Annotated[list[str] | None, typer.Option(help="A form field KEY=VALUE.")] = None,
-    material: Annotated[list[str] | None, typer.Option(help="A material handed in, NAME=PATH.")] = None,
+    item: Annotated[str, typer.Option(help=t("cli.opt.item"))],
+    applicant_name: Annotated[str, typer.Option(help=t("cli.opt.applicant_name"))],
+    applicant_id: Annotated[str, typer.Option(help=t("cli.opt.applicant_id"))],
+    phone: Annotated[str, typer.Option(help=t("cli.opt.phone"))] = "",
+    field: Annotated[list[str] | None, typer.Option(help=t("cli.opt.field"))] = None,
+    material: Annotated[list[str] | None, typer.Option(help=t("cli.opt.material"))] = None,
     mandate: Annotated[
         Path | None,
-        typer.Option(help="Scan of the signed authorisation (代办授权委托书); default: given in person."),
+        typer.Option(help=t("cli.opt.mandate")),
     ] = None,
     as_json: AsJson = False,
 ) -> None:
@@ -135,51 +135,53 @@ def intake(
     data = {"case_id": taken.case_id, "status": "submitted", "missing_materials": taken.missing_materials}
 
     def human() -> None:
-        out.print(f"case {taken.case_id} taken", markup=False)
+        out.print(t("cli.village.taken", case_id=taken.case_id), markup=False)
         if taken.missing_materials:
-            out.print("still missing: " + "、".join(taken.missing_materials), markup=False)
+            missing = t("cli.village.list_separator").join(taken.missing_materials)
+            out.print(t("cli.village.still_missing", materials=missing), markup=False)
 
     emit(data, as_json, human)
 
 
-@app.command("import")
-def import_(home: Home, file: Path, as_json: AsJson = False) -> None:
+@app.command("import", help=t("cli.cmd.import"))
+def import_(
+    home: Home,
+    file: Annotated[Path, typer.Argument(help=t("cli.opt.requests_file"))],
+    as_json: AsJson = False,
+) -> None:
     """Take many requests from a JSON Lines file; each line is taken or refused on its own."""
     try:
         lines = file.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
+        fail(t("cli.cannot_read", file=file, reason=exc.strerror))
     imported, refused = run(with_node(home, lambda node: _import(node, lines)))
     emit(
         {"imported": imported, "refused": refused},
         as_json,
         lambda: out.print(
-            f"imported {imported}, refused {len(refused)}"
-            + "".join(f"\n  line {r['line']}: {r['error']}" for r in refused),
+            t("cli.village.imported", imported=imported, refused=len(refused))
+            + "".join(
+                "\n  " + t("cli.village.refused_line", line=r["line"], error=r["error"]) for r in refused
+            ),
             markup=False,
         ),
     )
 
 
-@app.command("run")
+@app.command("run", help=t("cli.cmd.run"))
 def run_(
     home: Home,
     ui: Annotated[
         str | None,
-        typer.Option(
-            help="Also serve the intake app on this loopback HOST:PORT (e.g. 127.0.0.1:8700): find "
-            "an item, take requests with scans, print receipts, follow cases; works offline.",
-        ),
+        typer.Option(help=t("cli.opt.ui")),
     ] = None,
-    open_browser: Annotated[
-        bool, typer.Option("--open", help="Open the intake app in the web browser once it is up.")
-    ] = False,
+    open_browser: Annotated[bool, typer.Option("--open", help=t("cli.opt.open"))] = False,
 ) -> None:
     """Stay up and sync whenever the upstream can be reached (Ctrl+C to stop); with --ui, serve
     the intake app on the laptop too."""
     if ui is None:
         if open_browser:
-            fail("--open needs --ui HOST:PORT")
+            fail(t("cli.village.open_needs_ui"))
         run_service(serve_node(home, None))
         return
     address = _loopback(ui)
@@ -190,62 +192,64 @@ def run_(
     run_service(serve_node(home, None, ui, intake_app, uploads=takes_files))
 
 
-@app.command()
+@app.command(help=t("cli.cmd.deliver"))
 def deliver(home: Home, case_id: str) -> None:
     """Record that the result was handed to the applicant."""
     run(with_node(home, lambda node: service.command(node, case_id, CMD_DELIVER, {})))
-    out.print(f"delivery of {case_id} recorded; it reaches the owner at the next sync", markup=False)
+    out.print(t("cli.village.delivered", case_id=case_id), markup=False)
 
 
-@app.command()
+@app.command(help=t("cli.cmd.withdraw"))
 def withdraw(
-    home: Home, case_id: str, reason: Annotated[str, typer.Option(help="Why, in the applicant's words.")] = ""
+    home: Home, case_id: str, reason: Annotated[str, typer.Option(help=t("cli.opt.withdraw_reason"))] = ""
 ) -> None:
     """The applicant withdraws the request (before a decision)."""
     run(with_node(home, lambda node: service.command(node, case_id, CMD_WITHDRAW, {"reason": reason})))
-    out.print(f"withdrawal of {case_id} recorded; it reaches the owner at the next sync", markup=False)
+    out.print(t("cli.village.withdrawn", case_id=case_id), markup=False)
 
 
-@app.command()
+@app.command(help=t("cli.cmd.supplement"))
 def supplement(
     home: Home,
     case_id: str,
-    material: Annotated[list[str], typer.Option(help="A material handed in, NAME=PATH.")],
+    material: Annotated[list[str], typer.Option(help=t("cli.opt.material"))],
 ) -> None:
     """Answer a correction notice with the materials it asked for."""
     files = {name: Path(path) for name, path in _pairs(material, "--material", "NAME=PATH").items()}
     if not files:
-        fail("name at least one --material NAME=PATH")
+        fail(t("cli.village.no_material"))
 
     async def go(node: Node) -> None:
         payload = {"materials": service.describe_materials(files)}
         await service.command(node, case_id, CMD_SUPPLEMENT, payload)
 
     run(with_node(home, go))
-    out.print(f"materials for {case_id} recorded; they reach the owner at the next sync", markup=False)
+    out.print(t("cli.village.supplemented", case_id=case_id), markup=False)
 
 
-@app.command()
+@app.command(help=t("cli.cmd.rate"))
 def rate(
     home: Home,
     case_id: str,
-    score: Annotated[int, typer.Option(min=1, max=5, help="5 非常满意 … 1 非常不满意.")],
-    comment: Annotated[str, typer.Option(help="The applicant's words.")] = "",
+    score: Annotated[int, typer.Option(min=1, max=5, help=t("cli.opt.score"))],
+    comment: Annotated[str, typer.Option(help=t("cli.opt.comment"))] = "",
 ) -> None:
     """Record the applicant's rating of the service, after the decision."""
     payload = {"score": score, "comment": comment}
     run(with_node(home, lambda node: service.command(node, case_id, CMD_RATE, payload)))
-    out.print(f"rating of {case_id} recorded; it reaches the owner at the next sync", markup=False)
+    out.print(t("cli.village.rated", case_id=case_id), markup=False)
 
 
-@app.command()
-def complain(home: Home, case_id: str, text: Annotated[str, typer.Option(help="The complaint.")]) -> None:
+@app.command(help=t("cli.cmd.complain"))
+def complain(
+    home: Home, case_id: str, text: Annotated[str, typer.Option(help=t("cli.opt.complaint"))]
+) -> None:
     """File the applicant's complaint about a case."""
     if not text.strip():
-        fail("--text must say what the complaint is")
+        fail(t("cli.village.empty_complaint"))
     payload = {"text": text.strip()}
     run(with_node(home, lambda node: service.command(node, case_id, CMD_COMPLAIN, payload)))
-    out.print(f"complaint about {case_id} recorded; it reaches the owner at the next sync", markup=False)
+    out.print(t("cli.village.complained", case_id=case_id), markup=False)
 
 
 async def _guide(node: Node, code: str) -> dict[str, Any]:
@@ -254,36 +258,40 @@ async def _guide(node: Node, code: str) -> dict[str, Any]:
 
 def _print_guide(found: dict[str, Any]) -> None:
     """The guide as text; elements the catalog leaves empty (older versions) are left out."""
-    _say(f"{found['name']} ({found['code']}, {found['item_type']})")
-    _say(f"handled by: {found['department']}; decided at the {found['decide_level']}")
-    _say_element("basis", found["basis"])
-    _say_list("conditions", found["conditions"])
-    _say_list("procedure", found["procedure"], numbered=True)
-    _say_list("bring", [_material_line(m) for m in found["materials"]])
+    _say(t("cli.guide.title", name=found["name"], code=found["code"], kind=found["item_type"]))
     _say(
-        f"time limit: {found['committed_days']} working days promised, "
-        f"{found['statutory_days']} by law (0 = on the spot)"
+        t(
+            "cli.guide.handled_by",
+            department=found["department"],
+            level=t(f"cli.level.{found['decide_level']}"),
+        )
     )
-    _say_element("not counted in the time limit", "、".join(found["excluded_steps"]))
-    _say("fee: free" if not found["fee"] else f"fee: {found['fee']:g} yuan; taking the request here is free")
-    _say_element("consultation", found["consultation"])
-    _say_element("complaint", found["complaint"])
+    _say_element(t("cli.guide.basis"), found["basis"])
+    _say_list(t("cli.guide.conditions"), found["conditions"])
+    _say_list(t("cli.guide.procedure"), found["procedure"], numbered=True)
+    _say_list(t("cli.guide.bring"), [_material_line(m) for m in found["materials"]])
+    _say(t("cli.guide.time_limit", committed=found["committed_days"], statutory=found["statutory_days"]))
+    excluded = t("cli.village.list_separator").join(found["excluded_steps"])
+    _say_element(t("cli.guide.excluded"), excluded)
+    _say(t("cli.guide.free") if not found["fee"] else t("cli.guide.fee", fee=f"{found['fee']:g}"))
+    _say_element(t("cli.guide.consultation"), found["consultation"])
+    _say_element(t("cli.guide.complaint"), found["complaint"])
 
 
 def _material_line(material: dict[str, Any]) -> str:
-    need = "required" if material["required"] else "if applicable"
-    return f"{material['name']} ({material['form']}, {need})"
+    need = t("cli.guide.required") if material["required"] else t("cli.guide.if_applicable")
+    return t("cli.guide.material", name=material["name"], form=material["form"], need=need)
 
 
 def _say_element(label: str, value: str) -> None:
     if value:
-        _say(f"{label}: {value}")
+        _say(t("cli.guide.element", label=label, value=value))
 
 
 def _say_list(label: str, lines: list[str], numbered: bool = False) -> None:
     if not lines:
         return
-    _say(f"{label}:")
+    _say(t("cli.guide.heading", label=label))
     for number, line in enumerate(lines, start=1):
         _say(f"  {number}. {line}" if numbered else f"  - {line}")
 
@@ -350,7 +358,7 @@ def _pairs(values: list[str], option: str, shape: str) -> dict[str, str]:
     for value in values:
         key, sep, rest = value.partition("=")
         if not sep or not key.strip():
-            fail(f"{option} {value!r} is not {shape}")
+            fail(t("cli.village.not_a_pair", option=option, value=repr(value), shape=shape))
         pairs[key.strip()] = rest
     return pairs
 
@@ -359,7 +367,7 @@ def _loopback(listen: str) -> tuple[str, int]:
     """The app holds villagers' personal data and has no login: it listens on loopback only."""
     host, _, port = listen.rpartition(":")
     if host.strip("[]") not in ("127.0.0.1", "::1", "localhost") or not port.isdigit() or int(port) == 0:
-        fail(f"--ui {listen!r}: give a loopback address and a port, e.g. 127.0.0.1:8700")
+        fail(t("cli.village.ui_not_loopback", listen=repr(listen)))
     return host.strip("[]"), int(port)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from casework import CheckedRequest, IllegalTransition, InvalidInput, Mandate, Request, check_request
+from casework.catalog import MANDATE_DOCUMENT
 from casework.lifecycle import SUBMITTED
 from relay.clock import uuid7
 from relay.node import Node
@@ -18,9 +19,6 @@ from relay.schema import cases
 class Taken:
     case_id: str
     missing_materials: list[str]
-
-
-MANDATE_DOCUMENT = "代办授权委托书"  # the signed authorisation, when the applicant gives one
 
 
 def check(
