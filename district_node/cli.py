@@ -14,6 +14,7 @@ from casework.lifecycle import RETURNED
 from district_node import coverage
 from district_node.dashboard import add_user, dashboard, list_users, remove_user
 from relay import calendars, catalogs
+from relay.auditcli import add_audit_commands
 from relay.bundle import Bundle
 from relay.clock import now_us
 from relay.config import CONFIG_FILE, NodeConfig, TLSConfig, default_db_url
@@ -45,6 +46,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 add_common_commands(app)
+add_audit_commands(app)
 add_staff_commands(app)
 add_supervise_command(app)
 

@@ -50,6 +50,8 @@ from casework.lifecycle import (
     SUPPLEMENTED,
     WITHDRAWN,
 )
+from relay import audit
+from relay._chain import staff_of
 from relay.catalogs import load_all
 from relay.clock import now_us, today_in_china
 from relay.config import NodeConfig
@@ -87,6 +89,7 @@ class _Batch:
         self.relay_ids: list[str] = []
         self.opened: list[dict[str, Any]] = []  # rectification records opened
         self.closed: list[dict[str, Any]] = []  # and closed, with their outcome
+        self.staff: list[str] = []  # who acted on each event of event_rows (the audit trail)
         self.next_seq = next_seq
         self.first_seq = next_seq
 
@@ -285,6 +288,7 @@ class Ledger:
                 batch.changed.add(record.case_id)
         batch.known[record.case_id] = row
         batch.event_rows.append(record.row(via))
+        batch.staff.append(staff_of(payload))
 
     def _new_case(self, record: EventRecord, payload: dict[str, Any]) -> dict[str, Any]:
         if record.origin_node != record.village_code:
@@ -399,6 +403,7 @@ class Ledger:
         relay_ids = (own if self.has_upstream else []) + batch.relay_ids
         if batch.event_rows:
             await insert_many(conn, events, batch.event_rows)
+            await audit.append(conn, batch.event_rows, batch.staff)
         if batch.new_cases:
             await insert_many(conn, cases, list(batch.new_cases.values()))
         if batch.changed:

@@ -21,7 +21,7 @@ from protos.v1 import relay_pb2_grpc as pb_grpc
 from relay.errors import InvalidBatch, NotPermitted, RelayError
 from relay.service import MAX_BATCH, RelayService
 from relay.tls import Credentials, Security, peer_identity, require_loopback
-from relay.wire import from_wire, heartbeat_from_wire, set_micros, to_wire
+from relay.wire import from_wire, heartbeat_from_wire, links_from_wire, set_micros, to_wire
 
 # Room for a full batch of large events; anything bigger is refused by gRPC itself.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -67,10 +67,12 @@ class RelayServicer(pb_grpc.RelayServicer):
                 f"batch of {len(request.envelopes)} events exceeds the limit of {MAX_BATCH}",
             )
         envelopes = [(e.seq, from_wire(e.event)) for e in request.envelopes]
-        result = await _guard(context, self.service.push(sender, request.stream, envelopes))
+        chain = links_from_wire(request)
+        result = await _guard(context, self.service.push(sender, request.stream, envelopes, chain))
         return pb.PushAck(
             applied_upto=result.applied_upto,
             duplicates=result.duplicates,
+            audit_upto=result.audit_upto,
             rejections=[
                 pb.Rejection(seq=r.seq, event_id=r.event_id, reason=r.reason) for r in result.rejected
             ],
@@ -145,9 +147,7 @@ async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
     raise AssertionError("abort returned")  # context.abort always raises
 
 
-async def start_server(
-    service: RelayService, listen: str, security: Security
-) -> tuple[grpc.aio.Server, int]:
+async def start_server(service: RelayService, listen: str, security: Security) -> tuple[grpc.aio.Server, int]:
     """A started server with the relay, health and reflection services; returns its port.
     With credentials every caller must show a certificate signed by the network's CA;
     plaintext (INSECURE_LOOPBACK) is refused on any but a loopback address."""

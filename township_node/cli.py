@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from casework.lifecycle import ESCALATED
+from relay.auditcli import add_audit_commands
 from relay.console import (
     AsJson,
     CaseIds,
@@ -28,6 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 add_common_commands(app)
+add_audit_commands(app)
 add_staff_commands(app)
 add_supervise_command(app)
 add_sync_command(app)

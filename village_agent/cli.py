@@ -8,6 +8,7 @@ import typer
 
 from casework import CaseworkError, InvalidInput, Request
 from casework.lifecycle import CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, CMD_SUPPLEMENT, CMD_WITHDRAW
+from relay.auditcli import add_audit_commands
 from relay.console import (
     AsJson,
     Home,
@@ -32,6 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 add_common_commands(app)
+add_audit_commands(app)
 add_sync_command(app)
 
 

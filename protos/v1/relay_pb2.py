@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/v1/relay.proto\x12\rservicenet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x13\n\x0borigin_node\x18\x03 \x01(\t\x12\x12\n\norigin_seq\x18\x04 \x01(\x04\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12/\n\x0brecorded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63\x61talog_version\x18\x08 \x01(\t\x12\x14\n\x0cvillage_code\x18\t \x01(\t\x12\x15\n\rtownship_code\x18\n \x01(\t\"<\n\x08\x45nvelope\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x14.servicenet.v1.Event\"Y\n\x0bPushRequest\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12*\n\tenvelopes\x18\x02 \x03(\x0b\x32\x17.servicenet.v1.Envelope\x12\x0e\n\x06stream\x18\x03 \x01(\x04\":\n\tRejection\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"a\n\x07PushAck\x12\x14\n\x0c\x61pplied_upto\x18\x01 \x01(\x04\x12,\n\nrejections\x18\x02 \x03(\x0b\x32\x18.servicenet.v1.Rejection\x12\x12\n\nduplicates\x18\x03 \x01(\r\"b\n\x0bPullRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0f\n\x07wait_ms\x18\x04 \x01(\r\x12\x16\n\x0e\x61\x66ter_event_id\x18\x05 \x01(\t\"B\n\tFeedEvent\x12\x10\n\x08position\x18\x01 \x01(\x04\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x14.servicenet.v1.Event\"R\n\tPullReply\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.servicenet.v1.FeedEvent\x12\x0c\n\x04head\x18\x02 \x01(\x04\x12\r\n\x05reset\x18\x03 \x01(\x08\"\xdc\x02\n\x10HeartbeatRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x18\n\x10software_version\x18\x03 \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x04 \x01(\t\x12\x0f\n\x07\x62\x61\x63klog\x18\x05 \x01(\x04\x12-\n\tlast_push\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_pull\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x05\x62\x65low\x18\n \x03(\x0b\x32\x1f.servicenet.v1.HeartbeatRequest\"A\n\x0eHeartbeatReply\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x0e\x43\x61talogRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x14\n\x0chave_version\x18\x02 \x01(\t\"c\n\x0c\x43\x61talogReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\x0c\x12\x30\n\x0cpublished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x0f\x43\x61lendarRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x14\n\x0chave_version\x18\x02 \x01(\t\"d\n\rCalendarReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\x0c\x12\x30\n\x0cpublished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xe9\x02\n\x05Relay\x12:\n\x04Push\x12\x1a.servicenet.v1.PushRequest\x1a\x16.servicenet.v1.PushAck\x12<\n\x04Pull\x12\x1a.servicenet.v1.PullRequest\x1a\x18.servicenet.v1.PullReply\x12K\n\tHeartbeat\x12\x1f.servicenet.v1.HeartbeatRequest\x1a\x1d.servicenet.v1.HeartbeatReply\x12J\n\x0c\x46\x65tchCatalog\x12\x1d.servicenet.v1.CatalogRequest\x1a\x1b.servicenet.v1.CatalogReply\x12M\n\rFetchCalendar\x12\x1e.servicenet.v1.CalendarRequest\x1a\x1c.servicenet.v1.CalendarReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/v1/relay.proto\x12\rservicenet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x13\n\x0borigin_node\x18\x03 \x01(\t\x12\x12\n\norigin_seq\x18\x04 \x01(\x04\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12/\n\x0brecorded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63\x61talog_version\x18\x08 \x01(\t\x12\x14\n\x0cvillage_code\x18\t \x01(\t\x12\x15\n\rtownship_code\x18\n \x01(\t\"<\n\x08\x45nvelope\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x14.servicenet.v1.Event\"\x83\x01\n\x0bPushRequest\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12*\n\tenvelopes\x18\x02 \x03(\x0b\x32\x17.servicenet.v1.Envelope\x12\x0e\n\x06stream\x18\x03 \x01(\x04\x12(\n\x05\x61udit\x18\x04 \x01(\x0b\x32\x19.servicenet.v1.AuditLinks\"@\n\tAuditLink\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_hash\x18\x02 \x01(\x0c\x12\r\n\x05staff\x18\x03 \x01(\t\"n\n\nAuditLinks\x12\x11\n\tfirst_seq\x18\x01 \x01(\x04\x12\x11\n\tprev_hash\x18\x02 \x01(\x0c\x12\'\n\x05links\x18\x03 \x03(\x0b\x32\x18.servicenet.v1.AuditLink\x12\x11\n\thead_hash\x18\x04 \x01(\x0c\":\n\tRejection\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"u\n\x07PushAck\x12\x14\n\x0c\x61pplied_upto\x18\x01 \x01(\x04\x12,\n\nrejections\x18\x02 \x03(\x0b\x32\x18.servicenet.v1.Rejection\x12\x12\n\nduplicates\x18\x03 \x01(\r\x12\x12\n\naudit_upto\x18\x04 \x01(\x04\"b\n\x0bPullRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0f\n\x07wait_ms\x18\x04 \x01(\r\x12\x16\n\x0e\x61\x66ter_event_id\x18\x05 \x01(\t\"B\n\tFeedEvent\x12\x10\n\x08position\x18\x01 \x01(\x04\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x14.servicenet.v1.Event\"R\n\tPullReply\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.servicenet.v1.FeedEvent\x12\x0c\n\x04head\x18\x02 \x01(\x04\x12\r\n\x05reset\x18\x03 \x01(\x08\"\xdc\x02\n\x10HeartbeatRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x18\n\x10software_version\x18\x03 \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x04 \x01(\t\x12\x0f\n\x07\x62\x61\x63klog\x18\x05 \x01(\x04\x12-\n\tlast_push\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_pull\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x05\x62\x65low\x18\n \x03(\x0b\x32\x1f.servicenet.v1.HeartbeatRequest\"A\n\x0eHeartbeatReply\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x0e\x43\x61talogRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x14\n\x0chave_version\x18\x02 \x01(\t\"c\n\x0c\x43\x61talogReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\x0c\x12\x30\n\x0cpublished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x0f\x43\x61lendarRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x14\n\x0chave_version\x18\x02 \x01(\t\"d\n\rCalendarReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\x0c\x12\x30\n\x0cpublished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xe9\x02\n\x05Relay\x12:\n\x04Push\x12\x1a.servicenet.v1.PushRequest\x1a\x16.servicenet.v1.PushAck\x12<\n\x04Pull\x12\x1a.servicenet.v1.PullRequest\x1a\x18.servicenet.v1.PullReply\x12K\n\tHeartbeat\x12\x1f.servicenet.v1.HeartbeatRequest\x1a\x1d.servicenet.v1.HeartbeatReply\x12J\n\x0c\x46\x65tchCatalog\x12\x1d.servicenet.v1.CatalogRequest\x1a\x1b.servicenet.v1.CatalogReply\x12M\n\rFetchCalendar\x12\x1e.servicenet.v1.CalendarRequest\x1a\x1c.servicenet.v1.CalendarReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,30 +36,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENT']._serialized_end=307
   _globals['_ENVELOPE']._serialized_start=309
   _globals['_ENVELOPE']._serialized_end=369
-  _globals['_PUSHREQUEST']._serialized_start=371
-  _globals['_PUSHREQUEST']._serialized_end=460
-  _globals['_REJECTION']._serialized_start=462
-  _globals['_REJECTION']._serialized_end=520
-  _globals['_PUSHACK']._serialized_start=522
-  _globals['_PUSHACK']._serialized_end=619
-  _globals['_PULLREQUEST']._serialized_start=621
-  _globals['_PULLREQUEST']._serialized_end=719
-  _globals['_FEEDEVENT']._serialized_start=721
-  _globals['_FEEDEVENT']._serialized_end=787
-  _globals['_PULLREPLY']._serialized_start=789
-  _globals['_PULLREPLY']._serialized_end=871
-  _globals['_HEARTBEATREQUEST']._serialized_start=874
-  _globals['_HEARTBEATREQUEST']._serialized_end=1222
-  _globals['_HEARTBEATREPLY']._serialized_start=1224
-  _globals['_HEARTBEATREPLY']._serialized_end=1289
-  _globals['_CATALOGREQUEST']._serialized_start=1291
-  _globals['_CATALOGREQUEST']._serialized_end=1343
-  _globals['_CATALOGREPLY']._serialized_start=1345
-  _globals['_CATALOGREPLY']._serialized_end=1444
-  _globals['_CALENDARREQUEST']._serialized_start=1446
-  _globals['_CALENDARREQUEST']._serialized_end=1499
-  _globals['_CALENDARREPLY']._serialized_start=1501
-  _globals['_CALENDARREPLY']._serialized_end=1601
-  _globals['_RELAY']._serialized_start=1604
-  _globals['_RELAY']._serialized_end=1965
+  _globals['_PUSHREQUEST']._serialized_start=372
+  _globals['_PUSHREQUEST']._serialized_end=503
+  _globals['_AUDITLINK']._serialized_start=505
+  _globals['_AUDITLINK']._serialized_end=569
+  _globals['_AUDITLINKS']._serialized_start=571
+  _globals['_AUDITLINKS']._serialized_end=681
+  _globals['_REJECTION']._serialized_start=683
+  _globals['_REJECTION']._serialized_end=741
+  _globals['_PUSHACK']._serialized_start=743
+  _globals['_PUSHACK']._serialized_end=860
+  _globals['_PULLREQUEST']._serialized_start=862
+  _globals['_PULLREQUEST']._serialized_end=960
+  _globals['_FEEDEVENT']._serialized_start=962
+  _globals['_FEEDEVENT']._serialized_end=1028
+  _globals['_PULLREPLY']._serialized_start=1030
+  _globals['_PULLREPLY']._serialized_end=1112
+  _globals['_HEARTBEATREQUEST']._serialized_start=1115
+  _globals['_HEARTBEATREQUEST']._serialized_end=1463
+  _globals['_HEARTBEATREPLY']._serialized_start=1465
+  _globals['_HEARTBEATREPLY']._serialized_end=1530
+  _globals['_CATALOGREQUEST']._serialized_start=1532
+  _globals['_CATALOGREQUEST']._serialized_end=1584
+  _globals['_CATALOGREPLY']._serialized_start=1586
+  _globals['_CATALOGREPLY']._serialized_end=1685
+  _globals['_CALENDARREQUEST']._serialized_start=1687
+  _globals['_CALENDARREQUEST']._serialized_end=1740
+  _globals['_CALENDARREPLY']._serialized_start=1742
+  _globals['_CALENDARREPLY']._serialized_end=1842
+  _globals['_RELAY']._serialized_start=1845
+  _globals['_RELAY']._serialized_end=2206
 # @@protoc_insertion_point(module_scope)
