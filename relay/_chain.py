@@ -8,11 +8,10 @@ recomputes the hashes; the upstream, which keeps the last hash it received from 
 below (its witness), then sees that the rows it was sent no longer follow from it.
 """
 
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from relay.records import EventRecord
@@ -23,25 +22,31 @@ MAX_STAFF = 64
 MAX_LINKS = 5000  # rows of its chain one push may carry
 
 _FIELDS = itemgetter(*EventRecord.__slots__)  # an event's fields in the record's order
-_TEXTS = struct.Struct(">QQ8I")
+_FIELDS_OF = attrgetter(*EventRecord.__slots__)
 
 
 def event_digest(fields: Sequence[Any]) -> bytes:
-    """SHA-256 of an event's fields (EventRecord's order): each text length-prefixed, so no
-    two different events share an encoding."""
+    """SHA-256 of an event's fields (EventRecord's order): its two numbers, then each text
+    preceded by its length, then the payload; so no two different events share an encoding."""
     (event_id, case_id, origin, origin_seq, kind, payload, recorded_at, catalog, village, township) = fields
-    parts = [s.encode() for s in (event_id, case_id, origin, kind, catalog, village, township)]
-    parts.append(payload)
-    return sha256(_TEXTS.pack(origin_seq, recorded_at, *map(len, parts)) + b"".join(parts)).digest()
+    if not isinstance(payload, bytes):  # a payload overwritten with text (sqlite3 by hand)
+        payload = str(payload).encode()
+    head = (
+        f"{origin_seq} {recorded_at} {len(event_id)} {event_id}{len(case_id)} {case_id}"
+        f"{len(origin)} {origin}{len(kind)} {kind}{len(catalog)} {catalog}"
+        f"{len(village)} {village}{len(township)} {township}"
+    )
+    return sha256(head.encode() + payload).digest()
 
 
 def row_digest(row: Mapping[Any, Any]) -> bytes:
-    """The digest of an event held as a row (``events`` or EventRecord.row())."""
+    """The digest of an event held as a row (``events``)."""
     return event_digest(_FIELDS(row))
 
 
 def record_digest(record: EventRecord) -> bytes:
-    return event_digest(tuple(getattr(record, name) for name in EventRecord.__slots__))
+    """The digest of an event as received or made."""
+    return event_digest(_FIELDS_OF(record))
 
 
 def row_hash(prev: bytes, seq: int, event_hash: bytes, staff: str) -> bytes:
@@ -135,12 +140,15 @@ def check_links(sent: Links, most: int) -> None:
         raise ValueError(f"an audit link's staff or event id is longer than {MAX_STAFF} characters")
 
 
-def mismatched(sent: Links, records: Sequence[EventRecord]) -> str:
+def mismatched(sent: Links, records: Sequence[EventRecord]) -> tuple[str, dict[str, bytes]]:
     """The first pushed event whose content differs from its row in the sender's chain sent
-    with it, or ""."""
+    with it ("" if none), and the digests computed of the events checked."""
     recorded = {link.event_id: link.event_hash for link in sent.links}
+    digests, first = {}, ""
     for record in records:
         expected = recorded.get(record.event_id)
-        if expected is not None and expected != record_digest(record):
-            return record.event_id
-    return ""
+        if expected is not None:
+            digests[record.event_id] = digest = record_digest(record)
+            if digest != expected and not first:
+                first = record.event_id
+    return first, digests

@@ -6,8 +6,8 @@ security event. ``<node> audit verify`` recomputes a node's own chain.
 """
 
 import struct
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -23,7 +23,7 @@ from relay._chain import (
     event_digest,
     follow,
     mismatched,
-    row_digest,
+    record_digest,
     row_hash,
 )
 from relay.clock import iso, now_us
@@ -31,26 +31,40 @@ from relay.db import insert_many
 from relay.records import EventRecord
 from relay.schema import audit, audit_breaks, audit_peers, events
 
-__all__ = ["Links", "Verdict", "append", "breaks", "links_from", "receive", "verify", "witnesses"]
+__all__ = [
+    "Links",
+    "Received",
+    "Verdict",
+    "append",
+    "breaks",
+    "links_from",
+    "receive",
+    "row_of",
+    "verify",
+    "witnesses",
+]
 
 VERIFY_PAGE = 5000
 log = structlog.get_logger()
 
 
-async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]], staff: Sequence[str]) -> None:
-    """Chain the events just applied (``events`` rows, in order) with who acted on each."""
+async def append(
+    conn: AsyncConnection, applied: Sequence[tuple[EventRecord, str]], digests: Mapping[str, bytes]
+) -> None:
+    """Chain the events just applied, in order, each with who acted on it; ``digests`` holds
+    those of some of them, computed already."""
     last = select(audit.c.seq, audit.c.row_hash).order_by(audit.c.seq.desc()).limit(1)
     head = (await conn.execute(last)).first()
     seq, prev = (head.seq, head.row_hash) if head else (0, GENESIS)
     entries = []
-    for row, name in zip(rows, staff, strict=True):
+    for record, name in applied:
         seq += 1
-        digest = row_digest(row)
+        digest = digests.get(record.event_id) or record_digest(record)
         current = row_hash(prev, seq, digest, name)
         entries.append(
             {
                 "seq": seq,
-                "event_id": row["event_id"],
+                "event_id": record.event_id,
                 "event_hash": digest,
                 "staff": name,
                 "prev_hash": prev,
@@ -134,35 +148,51 @@ def _broken(row: Any, seq: int, prev: bytes) -> str:
     return ""
 
 
-async def links_from(conn: AsyncConnection, first: int, most: int) -> Links:
-    """Rows ``first`` on of this node's chain (at most ``most``), to send upward."""
-    rows = (
-        await conn.execute(
-            select(audit).where(audit.c.seq >= first - 1).order_by(audit.c.seq).limit(most + 1)
-        )
-    ).all()
+async def links_from(conn: AsyncConnection, first: int, upto: int | None, most: int) -> Links:
+    """Rows ``first`` to ``upto`` (None: the last) of this node's chain, at most ``most`` of
+    them, to send upward."""
+    query = select(audit.c.seq, audit.c.event_id, audit.c.event_hash, audit.c.staff, audit.c.row_hash)
+    query = query.where(audit.c.seq >= first - 1)
+    if upto is not None:
+        query = query.where(audit.c.seq <= upto)
+    rows = (await conn.execute(query.order_by(audit.c.seq).limit(most + 1))).all()
     prev = GENESIS
-    if rows and rows[0].seq == first - 1:
-        prev, rows = rows[0].row_hash, rows[1:]
+    if rows and rows[0][0] == first - 1:
+        prev, rows = rows[0][4], rows[1:]
     if not rows:
         return Links(first, GENESIS, (), GENESIS)
-    found = tuple(Link(r.event_id, r.event_hash, r.staff) for r in rows[:most])
-    return Links(rows[0].seq, prev, found, rows[len(found) - 1].row_hash)
+    found = tuple(Link(row[1], row[2], row[3]) for row in rows[:most])
+    return Links(rows[0][0], prev, found, rows[len(found) - 1][4])
+
+
+async def row_of(conn: AsyncConnection, event_id: str) -> int | None:
+    """The number of the chain row of an event applied here."""
+    found: int | None = (await conn.execute(select(audit.c.seq).where(audit.c.event_id == event_id))).scalar()
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What the receiver holds of a sender's chain after a push, and the digests it computed
+    of the pushed events (for its own chain: relay.ledger)."""
+
+    upto: int
+    digests: dict[str, bytes] = field(default_factory=dict)
 
 
 async def receive(
     conn: AsyncConnection, sender: str, sent: Links | None, records: Sequence[EventRecord]
-) -> int:
+) -> Received:
     """Check the rows of a sender's chain that came with its push against the witness kept
-    for it, and the pushed events against their rows; record a break. Returns the last row
-    of the sender's chain held here (the sender continues after it)."""
+    for it, and the pushed events against their rows; record a break. The sender continues
+    after the row returned."""
     kept = (await conn.execute(select(audit_peers).where(audit_peers.c.node == sender))).first()
     witness = Witness(kept.seq, kept.row_hash) if kept else Witness()
     if sent is None:
-        return witness.seq
+        return Received(witness.seq)
     after, found = follow(witness, sent)
-    changed = mismatched(sent, records) if found is None else ""
-    if changed:
+    changed, digests = mismatched(sent, records)
+    if changed and found is None:
         found = Break(sent.first_seq, f"event {changed} differs from its row in the sender's chain")
     if found is not None:
         await _record_break(conn, sender, found)
@@ -172,7 +202,7 @@ async def receive(
             await conn.execute(audit_peers.insert().values(node=sender, **values))
         else:
             await conn.execute(audit_peers.update().where(audit_peers.c.node == sender).values(**values))
-    return after.seq
+    return Received(after.seq, digests)
 
 
 async def _record_break(conn: AsyncConnection, sender: str, found: Break) -> None:

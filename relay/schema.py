@@ -204,7 +204,7 @@ nodes = Table(
 audit = Table(
     "audit",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", Position, primary_key=True, autoincrement=False),
     Column("event_id", String(64), nullable=False, unique=True),
     Column("event_hash", LargeBinary, nullable=False),
     Column("staff", String(64), nullable=False),  # who acted ("": no staff action)

@@ -77,18 +77,24 @@ class RelayService:
                 )
             ).first()
             chained = await audit.receive(conn, sender, chain, [r for _, r in envelopes])
+            audit_upto = chained.upto
             upto = peer.applied_upto if peer else 0
             if not envelopes:
-                return PushResult(upto, audit_upto=chained)  # a probe: the sender asks for its mark
+                return PushResult(upto, audit_upto=audit_upto)  # a probe: the sender asks for its mark
             if envelopes[0][0] > upto + 1:
                 log.info("relay.push.gap", sender=sender, expected=upto + 1, got=envelopes[0][0])
-                return PushResult(upto, audit_upto=chained)
+                return PushResult(upto, audit_upto=audit_upto)
             same_stream = peer is not None and peer.stream == stream
             fresh = [(seq, r) for seq, r in envelopes if seq > upto] if same_stream else list(envelopes)
             if not fresh:
-                return PushResult(upto, duplicates=len(envelopes), audit_upto=chained)
+                return PushResult(upto, duplicates=len(envelopes), audit_upto=audit_upto)
             refusals, duplicates = await self.ledger.take(
-                conn, [r for _, r in fresh], via=sender, from_below=True, seqs=[s for s, _ in fresh]
+                conn,
+                [r for _, r in fresh],
+                via=sender,
+                from_below=True,
+                seqs=[s for s, _ in fresh],
+                digests=chained.digests,
             )
             last = fresh[-1][0]
             values = {"stream": stream, "applied_upto": last, "updated_at": now_us()}
@@ -116,7 +122,7 @@ class RelayService:
             rejected=len(rejected),
             duplicates=duplicates,
         )
-        return PushResult(last, rejected, duplicates + len(envelopes) - len(fresh), chained)
+        return PushResult(last, rejected, duplicates + len(envelopes) - len(fresh), audit_upto)
 
     async def _await_mark(self, sender: str, mark: int) -> None:
         """Hold a batch that arrived ahead of its predecessor, briefly, until that one lands."""

@@ -138,7 +138,10 @@ class Syncer:
                     .limit(self.policy.batch_size)
                 )
             ).all()
-            chain = await self._chain(conn) if rows or probe else _ASK
+            if rows:  # the rows of the chain up to the batch's last event's travel with it
+                chain = await self._chain(conn, await audit.row_of(conn, rows[-1].event_id))
+            else:
+                chain = await self._chain(conn, None) if probe else _ASK
         if rows and rows[0].seq != first and first == self._next_seq:
             raise PermanentError(
                 f"the upstream asks for events from {first} on, but the oldest kept here is {rows[0].seq}:"
@@ -147,12 +150,12 @@ class Syncer:
             )
         return [(row.seq, record_from_row(row)) for row in rows], chain
 
-    async def _chain(self, conn: AsyncConnection) -> Links:
-        """The audit rows after those the upstream acknowledged; none until it has said where
-        its record of this node's chain ends (the first push asks)."""
+    async def _chain(self, conn: AsyncConnection, upto: int | None) -> Links:
+        """The audit rows after those the upstream acknowledged, up to ``upto``; none until it
+        has said where its record of this node's chain ends (the first push asks)."""
         if self._audit_next is None:
             return _ASK
-        return await audit.links_from(conn, self._audit_next, min(2 * self.policy.batch_size, MAX_LINKS))
+        return await audit.links_from(conn, self._audit_next, upto, MAX_LINKS)
 
     def _settle_chain(self, chain: Links, upto: int) -> None:
         """Continue the audit trail after what the upstream holds: a push whose rows it did not

@@ -26,7 +26,7 @@ _POSITION = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 def upgrade() -> None:
     table = op.create_table(
         "audit",
-        sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("seq", _POSITION, primary_key=True, autoincrement=False),
         sa.Column("event_id", sa.String(64), nullable=False, unique=True),
         sa.Column("event_hash", sa.LargeBinary(), nullable=False),
         sa.Column("staff", sa.String(64), nullable=False),
