@@ -17,7 +17,7 @@ import grpc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from casework import Request
 from casework.lifecycle import ACCEPTED
@@ -26,7 +26,17 @@ from protos.v1 import relay_pb2_grpc as pb_grpc
 from relay.ledger import record_from_row
 from relay.node import Node
 from relay.records import EventRecord
-from relay.schema import cases, dead_letters, events, inbox_peers, nodes, outbox
+from relay.schema import (
+    audit,
+    audit_breaks,
+    audit_peers,
+    cases,
+    dead_letters,
+    events,
+    inbox_peers,
+    nodes,
+    outbox,
+)
 from relay.server import MAX_MESSAGE_BYTES, start_server
 from relay.service import MAX_BATCH, RelayService
 from relay.staff import act
@@ -99,12 +109,14 @@ def push_request(
     return pb.PushRequest(sender=sender, stream=stream, envelopes=envelopes)
 
 
-async def footprint(node: Node) -> dict[str, int]:
+async def footprint(
+    node: Node, tables: Sequence[Table] = (events, cases, outbox, inbox_peers, dead_letters, nodes)
+) -> dict[str, int]:
     """How many rows each table a push or pull could write holds."""
     async with node.engine.connect() as conn:
         return {
             table.name: (await conn.execute(select(func.count()).select_from(table))).scalar() or 0
-            for table in (events, cases, outbox, inbox_peers, dead_letters, nodes)
+            for table in tables
         }
 
 
@@ -344,6 +356,37 @@ async def test_out_of_range_integer_is_refused_for_good_not_retry_later(served, 
     assert (await footprint(served.net.township))["dead_letters"] == 1
 
 
+# --- audit rows ---------------------------------------------------------------------------------
+
+
+def with_audit_rows(request: pb.PushRequest, records: Sequence[EventRecord]) -> pb.PushRequest:
+    """The request carrying rows 1, 2, ... of a (made-up) audit trail, one per event."""
+    links = [pb.AuditLink(event_id=r.event_id, event_hash=bytes(32), staff="") for r in records]
+    request.audit.CopyFrom(pb.AuditLinks(first_seq=1, prev_hash=bytes(32), head_hash=bytes(32), links=links))
+    return request
+
+
+@pytest.mark.parametrize("damage", ["hash", "staff", "count", "first_seq"])
+async def test_malformed_audit_rows_refuse_the_push_and_write_nothing(served, damage):
+    """A push whose audit rows are malformed (a hash not 32 bytes, a staff name too long, too
+    many rows, rows numbered from 0) is INVALID_ARGUMENT, names the audit rows, writes nothing."""
+    records = await village_events(served.net.village, 2)
+    request = with_audit_rows(push_request(records), records)
+    if damage == "hash":
+        request.audit.links[0].event_hash = b"short"
+    elif damage == "staff":
+        request.audit.links[0].staff = "x" * 65
+    elif damage == "count":
+        request.audit.links.extend([request.audit.links[0]] * 4999)
+    else:
+        request.audit.first_seq = 0
+    tables = (events, inbox_peers, dead_letters, audit, audit_peers, audit_breaks)
+    before = await footprint(served.net.township, tables)
+    error = await refused(served.stub.Push(request, timeout=TIMEOUT))
+    assert error.code() == Code.INVALID_ARGUMENT and "audit" in (error.details() or ""), error.details()
+    assert await footprint(served.net.township, tables) == before
+
+
 # --- after all of that --------------------------------------------------------------------------
 
 
@@ -433,7 +476,7 @@ async def test_fuzzed_push_bytes_get_an_allowed_status_and_never_break_the_serve
         for i, r in enumerate(made, start=1)
     ]
     fixed = [dataclasses.replace(r, recorded_at=1_750_000_000_000_000) for r in fixed]
-    valid = push_request(fixed).SerializeToString()
+    valid = with_audit_rows(push_request(fixed), fixed).SerializeToString()
     seen = await asyncio.to_thread(fuzz_push, served.target, valid)
     assert len(seen) >= 150 and set(seen) <= ALLOWED
     assert Code.OK in seen and len(set(seen)) > 1  # the fuzz met both applied and refused pushes
