@@ -172,7 +172,8 @@ def serve(
 @app.command("coverage")
 def coverage_report(home: Home, as_json: AsJson = False) -> None:
     """Per township: villages enrolled, active in the last day or week, silent, never seen,
-    backlog and last push; and the district's coverage (villages active in the last week)."""
+    backlog, last push and breaks found in its audit trail; and the district's coverage
+    (villages active in the last week)."""
 
     async def load(node: Node) -> dict[str, Any]:
         divisions = Divisions.from_csv(home / DIVISIONS_FILE)
@@ -181,11 +182,13 @@ def coverage_report(home: Home, as_json: AsJson = False) -> None:
     report = run(with_node(home, load))
 
     def human() -> None:
-        table = Table("township", "", "villages", "enrolled", "day", "week", "silent", "never", "backlog")
+        columns = ("villages", "enrolled", "day", "week", "silent", "never", "backlog", "audit breaks")
+        table = Table("township", "", *columns)
         for row in report["townships"]:
             counts = ("villages", "enrolled", "active_day", "active_week", "silent", "never")
             backlog = "-" if row["backlog"] is None else str(row["backlog"])
-            table.add_row(row["code"], row["name"], *(str(row[c]) for c in counts), backlog)
+            breaks = str(row["audit_breaks"] or "")
+            table.add_row(row["code"], row["name"], *(str(row[c]) for c in counts), backlog, breaks)
         out.print(table)
         share = "-" if report["coverage"] is None else f"{report['coverage']:.1%}"
         out.print(f"coverage: {share} of {report['villages']} villages active in the last week", markup=False)

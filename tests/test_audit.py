@@ -10,14 +10,17 @@ from typing import Any
 
 from sqlalchemy import select, text
 
+from casework import Divisions
 from casework.lifecycle import ACCEPTED, DECIDED
+from district_node import coverage
 from relay import audit
 from relay._chain import GENESIS, Link, Links, Witness, follow, row_hash
+from relay.clock import now_us
 from relay.db import open_engine
 from relay.node import Node
 from relay.schema import audit as audit_table
 from relay.staff import act
-from tests.conftest import TOWNSHIP, Net
+from tests.conftest import DIVISIONS, TOWNSHIP, Net
 from tests.test_relay_inprocess import intake, wire
 
 BIN = Path(sys.executable).parent
@@ -118,6 +121,8 @@ async def test_a_township_rewriting_its_chain_is_flagged_at_the_district(net: Ne
     async with net.district.engine.connect() as conn:
         [found] = await audit.breaks(conn)
     assert found["node"] == TOWNSHIP and "rewritten" in found["reason"], found
+    shown = coverage.summary(await coverage.coverage(net.district, Divisions.from_csv(DIVISIONS), now_us()))
+    assert [row["audit_breaks"] for row in shown["townships"] if row["code"] == TOWNSHIP] == [1]
     [case] = [
         c for c in await recorded(net.district, text("SELECT case_id FROM cases")) if c.case_id == case_id
     ]
