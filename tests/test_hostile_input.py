@@ -9,6 +9,7 @@ send them. After each refusal the node must have written nothing and must keep s
 
 import asyncio
 import dataclasses
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ from casework import Request
 from casework.lifecycle import ACCEPTED
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
+from relay import metrics
+from relay._budget import CallBudget
 from relay.ledger import record_from_row
 from relay.node import Node
 from relay.records import EventRecord
@@ -385,6 +388,45 @@ async def test_malformed_audit_rows_refuse_the_push_and_write_nothing(served, da
     error = await refused(served.stub.Push(request, timeout=TIMEOUT))
     assert error.code() == Code.INVALID_ARGUMENT and "audit" in (error.details() or ""), error.details()
     assert await footprint(served.net.township, tables) == before
+
+
+# --- call budgets -------------------------------------------------------------------------------
+
+
+def test_call_budget_refills_at_its_rate_per_caller() -> None:
+    """Each caller has its own bucket: a burst in a row, then one call per 1/rate seconds."""
+    now = [0.0]
+    budget = CallBudget(rate=2, burst=3, clock=lambda: now[0])
+    assert [budget.allow("a") for _ in range(4)] == [True, True, True, False]
+    assert budget.allow("b")  # another caller is unaffected
+    now[0] = 0.5
+    assert [budget.allow("a"), budget.allow("a")] == [True, False]
+    assert all(CallBudget(rate=0, burst=1).allow("a") for _ in range(1000))
+
+
+async def test_a_node_calling_too_fast_is_throttled_while_an_honest_village_is_served(net):
+    """A village calling faster than peer_calls_per_second gets RESOURCE_EXHAUSTED, counted
+    in /metrics; another village syncing at the same time is served in full."""
+    noisy = f"{TOWNSHIP}001"
+    policy = dataclasses.replace(net.township.config.relay, peer_calls_per_second=20, peer_call_burst=20)
+    net.township.ledger.config = dataclasses.replace(net.township.config, relay=policy)
+    server, port = await start_server(
+        RelayService(net.township.engine, net.township.ledger), "127.0.0.1:0", INSECURE_LOOPBACK
+    )
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    served = Served(net, port, channel, pb_grpc.RelayStub(channel), channel.unary_unary(PUSH))
+    before = dict(metrics.THROTTLED.values)
+    try:
+        beat = pb.HeartbeatRequest(node=noisy, role="village")
+        flood = [served.stub.Heartbeat(beat, timeout=TIMEOUT) for _ in range(120)]
+        *answers, _ = await asyncio.gather(*flood, assert_honest_sync_works(served), return_exceptions=True)
+    finally:
+        await channel.close()
+        await server.stop(None)
+    codes = Counter(a.code() if isinstance(a, grpc.aio.AioRpcError) else Code.OK for a in answers)
+    assert set(codes) == {Code.OK, Code.RESOURCE_EXHAUSTED} and codes[Code.RESOURCE_EXHAUSTED] >= 80, codes
+    throttled = sum(metrics.THROTTLED.values.values()) - sum(before.values())
+    assert throttled == codes[Code.RESOURCE_EXHAUSTED]  # none of the honest village's calls
 
 
 # --- after all of that --------------------------------------------------------------------------
