@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,9 @@ from casework.lifecycle import ACCEPTED
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
 from relay import metrics
+from relay import service as relay_service
 from relay._budget import CallBudget
+from relay.audit import verify as verify_chain
 from relay.ledger import record_from_row
 from relay.node import Node
 from relay.records import EventRecord
@@ -48,6 +51,7 @@ from relay.tls import INSECURE_LOOPBACK
 from relay.upstream import GrpcUpstream
 from relay.wire import to_wire
 from tests.conftest import OTHER_VILLAGE, TOWNSHIP, VILLAGE
+from tests.mutations import hostile_requests
 from village_agent import service as village
 
 ID = "11010519491231002X"
@@ -75,9 +79,12 @@ class Served:
         return f"127.0.0.1:{self.port}"
 
 
-@pytest.fixture
-async def served(net) -> AsyncIterator[Served]:
-    """The township's Relay on a real loopback gRPC server, and a client channel to it."""
+@asynccontextmanager
+async def serving(net: Any, **policy: float) -> AsyncIterator[Served]:
+    """The township's Relay on a real loopback gRPC server (``policy`` changes its [relay]
+    settings), and a client channel to it."""
+    relay = dataclasses.replace(net.township.config.relay, **policy)
+    net.township.ledger.config = dataclasses.replace(net.township.config, relay=relay)
     service = RelayService(net.township.engine, net.township.ledger)
     server, port = await start_server(service, "127.0.0.1:0", INSECURE_LOOPBACK)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -86,6 +93,13 @@ async def served(net) -> AsyncIterator[Served]:
     finally:
         await channel.close()
         await server.stop(None)
+
+
+@pytest.fixture
+async def served(net) -> AsyncIterator[Served]:
+    """The township's Relay on a real loopback gRPC server, and a client channel to it."""
+    async with serving(net) as found:
+        yield found
 
 
 async def take_cases(node: Node, n: int = 1) -> list[str]:
@@ -408,25 +422,59 @@ async def test_a_node_calling_too_fast_is_throttled_while_an_honest_village_is_s
     """A village calling faster than peer_calls_per_second gets RESOURCE_EXHAUSTED, counted
     in /metrics; another village syncing at the same time is served in full."""
     noisy = f"{TOWNSHIP}001"
-    policy = dataclasses.replace(net.township.config.relay, peer_calls_per_second=20, peer_call_burst=20)
-    net.township.ledger.config = dataclasses.replace(net.township.config, relay=policy)
-    server, port = await start_server(
-        RelayService(net.township.engine, net.township.ledger), "127.0.0.1:0", INSECURE_LOOPBACK
-    )
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    served = Served(net, port, channel, pb_grpc.RelayStub(channel), channel.unary_unary(PUSH))
     before = dict(metrics.THROTTLED.values)
-    try:
+    async with serving(net, peer_calls_per_second=20, peer_call_burst=20) as served:
         beat = pb.HeartbeatRequest(node=noisy, role="village")
         flood = [served.stub.Heartbeat(beat, timeout=TIMEOUT) for _ in range(120)]
         *answers, _ = await asyncio.gather(*flood, assert_honest_sync_works(served), return_exceptions=True)
-    finally:
-        await channel.close()
-        await server.stop(None)
     codes = Counter(a.code() if isinstance(a, grpc.aio.AioRpcError) else Code.OK for a in answers)
     assert set(codes) == {Code.OK, Code.RESOURCE_EXHAUSTED} and codes[Code.RESOURCE_EXHAUSTED] >= 80, codes
     throttled = sum(metrics.THROTTLED.values.values()) - sum(before.values())
     assert throttled == codes[Code.RESOURCE_EXHAUSTED]  # none of the honest village's calls
+
+
+# --- thousands of hostile pushes at once ---------------------------------------------------------
+
+BULK = 2000
+
+
+async def test_thousands_of_hostile_pushes_leave_no_half_write_and_an_honest_village_served(net, monkeypatch):
+    """2,000 damaged or hostile pushes (tests/mutations.py), 32 at a time, each get an allowed
+    status (never UNAVAILABLE: nothing unexpected happened); an honest village syncs all the
+    while; afterwards every event applied has its case and its audit row."""
+    monkeypatch.setattr(relay_service, "HOLD_SECONDS", 0.01)  # gaps would each hold a push 0.5 s
+    made = await village_events(net.village, 2)
+    valid = with_audit_rows(push_request(made), made)
+    async with serving(net, peer_calls_per_second=0) as served:
+        gate, unparsed = asyncio.Semaphore(32), set()
+
+        async def one(data: bytes) -> grpc.StatusCode:
+            async with gate:
+                try:
+                    await served.raw_push(data, timeout=TIMEOUT)
+                except grpc.aio.AioRpcError as error:
+                    if error.code() == Code.UNKNOWN:  # gRPC's answer to bytes that do not parse
+                        unparsed.add((error.details() or "").split(":")[0])
+                    return error.code()
+                return Code.OK
+
+        barrage = asyncio.ensure_future(
+            asyncio.gather(*(one(data) for data in hostile_requests(valid, BULK)))
+        )
+        rounds = 0
+        while not barrage.done() or rounds == 0:
+            await assert_honest_sync_works(served)
+            rounds += 1
+        codes = Counter(await barrage)
+    assert set(codes) <= ALLOWED and sum(codes.values()) == BULK, codes
+    assert unparsed <= {"Unexpected <class 'google.protobuf.message.DecodeError'>"}, unparsed
+    assert codes[Code.OK] > 100 and codes[Code.INVALID_ARGUMENT] > 100, codes
+    async with net.township.engine.connect() as conn:
+        assert (await verify_chain(conn)).problem == ""
+        caseless = select(func.count()).select_from(
+            events.outerjoin(cases, cases.c.case_id == events.c.case_id)
+        )
+        assert (await conn.execute(caseless.where(cases.c.case_id.is_(None)))).scalar() == 0
 
 
 # --- after all of that --------------------------------------------------------------------------
