@@ -41,7 +41,7 @@ PRUNE_SECONDS = 600.0
 MAX_CALENDAR_STEPS = 100  # calendar versions taken in one refresh (one a year is usual)
 
 
-_ASK = Links(0, GENESIS, (), GENESIS)  # no rows of the audit trail: asks where the upstream's end
+_ASK = Links(0, GENESIS, (), GENESIS)  # no rows: asks how far the upstream holds this chain
 
 
 @dataclass(frozen=True, slots=True)
