@@ -44,6 +44,7 @@ from casework.lifecycle import (
     DEPARTMENT_DECIDED,
     ESCALATED,
 )
+from relay.audit import Links
 from relay.catalogs import Published
 from relay.errors import TransientError
 from relay.node import Node
@@ -87,10 +88,14 @@ class Switch:
             raise TransientError("offline (simulated outage)")
 
     async def push(
-        self, sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]]
+        self,
+        sender: str,
+        stream: int,
+        envelopes: Sequence[tuple[int, EventRecord]],
+        chain: Links | None = None,
     ) -> PushResult:
         self._check()
-        return await self.inner.push(sender, stream, envelopes)
+        return await self.inner.push(sender, stream, envelopes, chain)
 
     async def pull(self, node: str, after: int, after_event_id: str, limit: int, wait_ms: int) -> PullResult:
         self._check()

@@ -12,6 +12,7 @@ from district_node import coverage
 from district_node.dashboard import dashboard
 from messages import t
 from relay import actions, calendars, catalogs, revocations
+from relay.auditcli import add_audit_commands
 from relay.bundle import Bundle
 from relay.certify import DistrictCertifier, record_enrolled
 from relay.clock import iso, now_us
@@ -48,6 +49,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 add_common_commands(app)
+add_audit_commands(app)
 add_staff_commands(app)
 add_supervise_command(app)
 add_web_user_commands(
@@ -216,7 +218,8 @@ def serve(
 @app.command("coverage", help=t("cli.cmd.coverage"))
 def coverage_report(home: Home, as_json: AsJson = False) -> None:
     """Per township: villages enrolled, active in the last day or week, silent, never seen,
-    backlog and last push; and the district's coverage (villages active in the last week)."""
+    backlog, last push and breaks found in its audit trail; and the district's coverage
+    (villages active in the last week)."""
 
     async def load(node: Node) -> dict[str, Any]:
         divisions = Divisions.from_csv(home / DIVISIONS_FILE)
@@ -226,11 +229,12 @@ def coverage_report(home: Home, as_json: AsJson = False) -> None:
 
     def human() -> None:
         columns = ("code", "township", "villages", "enrolled", "day", "week", "silent", "never", "backlog")
-        table = Table(*(t(f"cli.coverage.{c}") for c in columns))
+        table = Table(*(t(f"cli.coverage.{c}") for c in (*columns, "audit_breaks")))
         for row in report["townships"]:
             counts = ("villages", "enrolled", "active_day", "active_week", "silent", "never")
             backlog = "-" if row["backlog"] is None else str(row["backlog"])
-            table.add_row(row["code"], row["name"], *(str(row[c]) for c in counts), backlog)
+            breaks = str(row["audit_breaks"] or "")
+            table.add_row(row["code"], row["name"], *(str(row[c]) for c in counts), backlog, breaks)
         out.print(table)
         share = "-" if report["coverage"] is None else f"{report['coverage']:.1%}"
         out.print(t("cli.district.coverage", share=share, villages=report["villages"]), markup=False)

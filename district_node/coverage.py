@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from casework import Division, Divisions
 from relay.clock import iso
 from relay.node import Node
-from relay.schema import cases, inbox_peers, nodes
+from relay.schema import audit_breaks, cases, inbox_peers, nodes
 
 DAY_US = 86_400 * 1_000_000
 WEEK_US = 7 * DAY_US
@@ -38,6 +38,7 @@ class TownshipCoverage:
     last_push: int | None  # when its last batch was applied here
     villages: list[Place]
     statuses: Counter[str] = field(default_factory=Counter)  # its cases by status
+    audit_breaks: int = 0  # breaks found in its audit trail as it arrived (relay/audit.py)
 
     def count(self, *states: str) -> int:
         return sum(1 for village in self.villages if village.state in states)
@@ -62,6 +63,8 @@ async def coverage(node: Node, divisions: Divisions, now: int) -> list[TownshipC
         # intake to reach the district (its own activity, besides its heartbeats).
         by_village = select(cases.c.village_code, cases.c.status, func.count(), func.max(cases.c.created_at))
         counted = await conn.execute(by_village.group_by(cases.c.village_code, cases.c.status))
+        by_node = select(audit_breaks.c.node, func.count()).group_by(audit_breaks.c.node)
+        broken: dict[str, int] = {code: n for code, n in await conn.execute(by_node)}
     village_cases: dict[str, Counter[str]] = defaultdict(Counter)
     township_cases: dict[str, Counter[str]] = defaultdict(Counter)
     activity: dict[str, int] = {}
@@ -77,7 +80,8 @@ async def coverage(node: Node, divisions: Divisions, now: int) -> list[TownshipC
         ]
         center = _place(township, known.get(township.code), None, now, township_cases)
         statuses = township_cases.get(township.code, Counter())
-        result.append(TownshipCoverage(center, pushed.get(township.code), villages, statuses))
+        breaks = broken.get(township.code, 0)
+        result.append(TownshipCoverage(center, pushed.get(township.code), villages, statuses, breaks))
     return result
 
 
@@ -111,6 +115,7 @@ def summary(townships: list[TownshipCoverage]) -> dict[str, Any]:
                 "last_seen": _iso(township.center.last_seen),
                 "last_push": _iso(township.last_push),
                 "backlog": township.center.backlog,
+                "audit_breaks": township.audit_breaks,
                 "villages": len(township.villages),
                 "enrolled": len(township.villages) - by_state["not_enrolled"],
                 **{state: by_state[state] for state in STATES},

@@ -25,6 +25,10 @@ class RelayPolicy:
     retention_days: float = 30.0  # acknowledged outbox rows kept for replay to a restored upstream
     backoff_initial_seconds: float = 0.2
     backoff_max_seconds: float = 5.0  # a link back after an outage is used within seconds
+    # As a server: calls each node below may make a second on average, and in a row; a node
+    # calling faster gets RESOURCE_EXHAUSTED (it backs off and retries). 0: no limit.
+    peer_calls_per_second: float = 100.0
+    peer_call_burst: int = 200
 
     def tenacity_kwargs(self, give_up_after: float | None = None) -> dict[str, Any]:
         """Exponential backoff with jitter; never give up unless a time budget is set."""

@@ -7,7 +7,7 @@ the database a fixed number of times per batch, whatever the batch's size.
 """
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
@@ -50,6 +50,8 @@ from casework.lifecycle import (
     SUPPLEMENTED,
     WITHDRAWN,
 )
+from relay import audit
+from relay._chain import staff_of
 from relay.catalogs import load_all
 from relay.clock import now_us, today_in_china
 from relay.config import NodeConfig
@@ -88,6 +90,7 @@ class _Batch:
         self.relay_ids: list[str] = []
         self.opened: list[dict[str, Any]] = []  # rectification records opened
         self.closed: list[dict[str, Any]] = []  # and closed, with their outcome
+        self.audited: list[tuple[EventRecord, str]] = []  # each event applied, and who acted
         self.next_seq = next_seq
         self.first_seq = next_seq
 
@@ -137,7 +140,7 @@ class Ledger:
             if event_type in COMMANDS:
                 self._answer(batch, record)
             made.append(record)
-        await self._write(conn, batch)
+        await self._write(conn, batch, {})
         return made
 
     async def take(
@@ -147,9 +150,11 @@ class Ledger:
         via: str,
         from_below: bool,
         seqs: Sequence[int] | None = None,
+        digests: Mapping[str, bytes] | None = None,
     ) -> tuple[list[Refusal], int]:
         """Apply events received from ``via`` (a node below, or the upstream): each exactly
         once, by event id. Events from below are relayed on where this node has an upstream.
+        ``digests`` are those of some of the events, computed already (relay.audit).
         Returns the refused ones (recorded as dead letters) and how many were already known."""
         relay = from_below and self.has_upstream
         batch = await self._start(conn, [r.case_id for r in records])
@@ -175,7 +180,7 @@ class Ledger:
             elif record.type == RETURNED and batch.known[record.case_id]["owner"] == self.config.code:
                 for command in await self._unanswered_commands(conn, batch, record.case_id):
                     self._answer(batch, command)
-        await self._write(conn, batch)
+        await self._write(conn, batch, digests or {})
         if refusals:
             await dead_letter(
                 conn,
@@ -288,6 +293,7 @@ class Ledger:
                 batch.changed.add(record.case_id)
         batch.known[record.case_id] = row
         batch.event_rows.append(record.row(via))
+        batch.audited.append((record, staff_of(payload)))
 
     def _new_case(self, record: EventRecord, payload: dict[str, Any]) -> dict[str, Any]:
         if record.origin_node != record.village_code:
@@ -399,11 +405,12 @@ class Ledger:
             payload = {"command": command.type, "reason": reason, "command_event_id": command.event_id}
             self._apply(batch, self._make(batch, command.case_id, COMMAND_REFUSED, payload, *where), via=None)
 
-    async def _write(self, conn: AsyncConnection, batch: _Batch) -> None:
+    async def _write(self, conn: AsyncConnection, batch: _Batch, digests: Mapping[str, bytes]) -> None:
         own = [row["event_id"] for row in batch.event_rows if row["via"] is None]
         relay_ids = (own if self.has_upstream else []) + batch.relay_ids
         if batch.event_rows:
             await insert_many(conn, events, self.vault.seal_events(batch.event_rows))
+            await audit.append(conn, batch.audited, digests)
         if batch.new_cases:
             await insert_many(conn, cases, self.vault.seal_cases(list(batch.new_cases.values())))
         if batch.changed:

@@ -81,6 +81,12 @@ RETRIES = Metric(
     "loop that retried (push, pull, sync).",
     _zeros("loop", "pull", "push", "sync"),
 )
+THROTTLED = Metric(
+    "servicenet_relay_throttled_total",
+    "counter",
+    "Calls from nodes below refused with RESOURCE_EXHAUSTED for coming faster than "
+    "peer_calls_per_second allows, by RPC.",
+)
 PULL_POSITION = Metric(
     "servicenet_relay_pull_position",
     "gauge",
@@ -89,7 +95,7 @@ PULL_POSITION = Metric(
     "addressed to other nodes too.",
 )
 STARTED = time.time()
-IN_MEMORY = (BATCHES, EVENTS, REJECTS, RETRIES, PULL_POSITION)
+IN_MEMORY = (BATCHES, EVENTS, REJECTS, RETRIES, THROTTLED, PULL_POSITION)
 
 
 def render(families: Iterable[Family]) -> str:

@@ -59,6 +59,7 @@ class PushResult:
     applied_upto: int
     rejected: tuple[Rejected, ...] = ()
     duplicates: int = 0
+    audit_upto: int = 0  # the last row of the sender's audit trail the receiver holds
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,3 +222,38 @@ enroll_tokens = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("used_at", BigInteger),  # NULL until a village enrolled with it
 )
+
+# The audit trail (relay/audit.py): one row per event this node applied, in the order it
+# applied them, written in the same transaction. Append-only and hash-chained: row_hash covers
+# prev_hash (the row before's row_hash), seq, event_hash (the event's digest) and staff.
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", Position, primary_key=True, autoincrement=False),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("event_hash", LargeBinary, nullable=False),
+    Column("staff", String(64), nullable=False),  # who acted ("": no staff action)
+    Column("prev_hash", LargeBinary, nullable=False),
+    Column("row_hash", LargeBinary, nullable=False),
+)
+
+# The last row of each lower node's chain this node received and checked (its witness).
+audit_peers = Table(
+    "audit_peers",
+    metadata,
+    Column("node", String(12), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("row_hash", LargeBinary, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Breaks found in a lower node's chain as it was received: security events, kept for staff.
+audit_breaks = Table(
+    "audit_breaks",
+    metadata,
+    Column("id", Position, primary_key=True, autoincrement=True),
+    Column("node", String(12), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+)

@@ -19,11 +19,13 @@ from grpc_reflection.v1alpha import reflection
 from casework import InvalidInput
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
+from relay import metrics
+from relay._budget import CallBudget
 from relay.errors import CertificateRefused, InvalidBatch, NotPermitted, RelayError, TransientError
 from relay.pki import identity_of, validity_of
 from relay.service import MAX_BATCH, RelayService
 from relay.tls import Credentials, Security, peer_certificate, reloading_server_credentials, require_loopback
-from relay.wire import from_wire, heartbeat_from_wire, set_micros, to_wire
+from relay.wire import from_wire, heartbeat_from_wire, links_from_wire, set_micros, to_wire
 
 # Room for a full batch of large events; anything bigger is refused by gRPC itself.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -47,9 +49,21 @@ class RelayServicer(pb_grpc.RelayServicer):
     def __init__(self, service: RelayService, authenticated: bool) -> None:
         self.service = service
         self.authenticated = authenticated  # mutual TLS: callers are who their certificate says
+        policy = service.ledger.config.relay
+        self.budget = CallBudget(policy.peer_calls_per_second, policy.peer_call_burst)
 
     async def _caller(self, context: grpc.aio.ServicerContext, claimed: str, rpc: str) -> str:
-        """The calling node's code: its certificate's, which the message must name as well."""
+        """The calling node's code: its certificate's, which the message must name as well;
+        a node calling faster than its budget allows is told to slow down."""
+        caller = await self._identify(context, claimed, rpc)
+        if not self.budget.allow(caller[:16]):
+            metrics.THROTTLED.inc(rpc=rpc)
+            who, rate = caller[:16] or "this caller", self.budget.rate
+            reason = f"{who} calls more than {rate:g} times a second: slow down and retry"
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, reason)
+        return caller
+
+    async def _identify(self, context: grpc.aio.ServicerContext, claimed: str, rpc: str) -> str:
         if not self.authenticated or not claimed:  # no name at all: the service refuses it
             return claimed
         try:
@@ -74,10 +88,12 @@ class RelayServicer(pb_grpc.RelayServicer):
                 f"batch of {len(request.envelopes)} events exceeds the limit of {MAX_BATCH}",
             )
         envelopes = [(e.seq, from_wire(e.event)) for e in request.envelopes]
-        result = await _guard(context, self.service.push(sender, request.stream, envelopes))
+        chain = links_from_wire(request)
+        result = await _guard(context, self.service.push(sender, request.stream, envelopes, chain))
         return pb.PushAck(
             applied_upto=result.applied_upto,
             duplicates=result.duplicates,
+            audit_upto=result.audit_upto,
             rejections=[
                 pb.Rejection(seq=r.seq, event_id=r.event_id, reason=r.reason) for r in result.rejected
             ],

@@ -10,7 +10,9 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from relay import calendars, catalogs, metrics, revocations
+from relay import audit, calendars, catalogs, metrics, revocations
+from relay._chain import MAX_LINKS, check_links
+from relay.audit import Links
 from relay.catalogs import Published
 from relay.certify import Certified, Certifier
 from relay.clock import now_us
@@ -82,13 +84,19 @@ class RelayService:
         return certified
 
     async def push(
-        self, sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]]
+        self,
+        sender: str,
+        stream: int,
+        envelopes: Sequence[tuple[int, EventRecord]],
+        chain: Links | None = None,
     ) -> PushResult:
-        """Apply a consecutive batch exactly once; answer with the sender's high-water mark."""
+        """Apply a consecutive batch exactly once; answer with the sender's high-water mark.
+        The rows of the sender's audit trail that came with it are checked on the way."""
         self.check_peer(sender)
         _check_batch(envelopes)
         if not 0 <= stream < MAX_INT64:
             raise InvalidBatch("stream must be below 2^63")
+        _check_chain(chain)
         if envelopes and sender in self._marks:
             await self._await_mark(sender, envelopes[0][0] - 1)
         async with self.engine.begin() as conn:
@@ -97,18 +105,25 @@ class RelayService:
                     select(inbox_peers).where(inbox_peers.c.sender == sender).with_for_update()
                 )
             ).first()
+            chained = await audit.receive(conn, sender, chain, [r for _, r in envelopes])
+            audit_upto = chained.upto
             upto = peer.applied_upto if peer else 0
             if not envelopes:
-                return PushResult(upto)  # a probe: the sender asks for its mark
+                return PushResult(upto, audit_upto=audit_upto)  # a probe: the sender asks for its mark
             if envelopes[0][0] > upto + 1:
                 log.info("relay.push.gap", sender=sender, expected=upto + 1, got=envelopes[0][0])
-                return PushResult(upto)
+                return PushResult(upto, audit_upto=audit_upto)
             same_stream = peer is not None and peer.stream == stream
             fresh = [(seq, r) for seq, r in envelopes if seq > upto] if same_stream else list(envelopes)
             if not fresh:
-                return PushResult(upto, duplicates=len(envelopes))
+                return PushResult(upto, duplicates=len(envelopes), audit_upto=audit_upto)
             refusals, duplicates = await self.ledger.take(
-                conn, [r for _, r in fresh], via=sender, from_below=True, seqs=[s for s, _ in fresh]
+                conn,
+                [r for _, r in fresh],
+                via=sender,
+                from_below=True,
+                seqs=[s for s, _ in fresh],
+                digests=chained.digests,
             )
             last = fresh[-1][0]
             values = {"stream": stream, "applied_upto": last, "updated_at": now_us()}
@@ -136,7 +151,7 @@ class RelayService:
             rejected=len(rejected),
             duplicates=duplicates,
         )
-        return PushResult(last, rejected, duplicates + len(envelopes) - len(fresh))
+        return PushResult(last, rejected, duplicates + len(envelopes) - len(fresh), audit_upto)
 
     async def _await_mark(self, sender: str, mark: int) -> None:
         """Hold a batch that arrived ahead of its predecessor, briefly, until that one lands."""
@@ -227,6 +242,15 @@ async def _note(conn: AsyncConnection, beat: Heartbeat, seen_at: int, offset_ms:
 async def _holds(conn: AsyncConnection, position: int, event_id: str) -> bool:
     found = (await conn.execute(select(events.c.event_id).where(events.c.position == position))).scalar()
     return found is not None and (not event_id or found == event_id)
+
+
+def _check_chain(chain: Links | None) -> None:
+    if chain is None:
+        return
+    try:
+        check_links(chain, MAX_LINKS)
+    except ValueError as exc:
+        raise InvalidBatch(str(exc)) from exc
 
 
 def _check_batch(envelopes: Sequence[tuple[int, EventRecord]]) -> None:

@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from casework import CaseworkError, InvalidInput
-from relay import calendars, metrics, revocations
+from relay import audit, calendars, metrics, revocations
+from relay._chain import GENESIS, MAX_LINKS
+from relay.audit import Links
 from relay.catalogs import parse_document, store
 from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
@@ -38,6 +40,9 @@ PROBE_SECONDS = 30.0  # an idle forwarder asks the upstream for its mark this of
 PUSH_WINDOW = 2  # batches in flight at once
 PRUNE_SECONDS = 600.0
 MAX_CALENDAR_STEPS = 100  # calendar versions taken in one refresh (one a year is usual)
+
+
+_ASK = Links(0, GENESIS, (), GENESIS)  # no rows: asks how far the upstream holds this chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,7 @@ class Syncer:
         self.upstream = upstream
         self.policy = ledger.config.relay
         self._next_seq: int | None = None
+        self._audit_next: int | None = None  # the next row of the audit trail to send upward
         self._pruned_at = 0  # when _prune last ran (microseconds)
         self.stream = int.from_bytes(os.urandom(8), "big") >> 1  # this sender's stream, see PushRequest
 
@@ -77,11 +83,11 @@ class Syncer:
         """Send one batch from the outbox; returns (events acknowledged, rejected). With
         nothing to send, a probe still asks the upstream for its mark: an upstream restored
         from an older backup answers lower, and the rows it lost become the backlog again."""
-        envelopes = await self._read(await self._start_seq())
+        envelopes, chain = await self._read(await self._start_seq(), probe)
         if not envelopes and not probe:
             return 0, 0
-        result = await self.upstream.push(self.config.code, self.stream, envelopes)
-        return await self._settle(result, envelopes)
+        result = await self.upstream.push(self.config.code, self.stream, envelopes, chain)
+        return await self._settle(result, envelopes, chain)
 
     async def push_window(self) -> tuple[int, int]:
         """Send what is queued with up to PUSH_WINDOW batches in flight: the next batch is read
@@ -90,24 +96,29 @@ class Syncer:
         acknowledged, rejected)."""
         sent = refused = 0
         seq = await self._start_seq()
-        inflight: deque[tuple[asyncio.Future[PushResult], list[tuple[int, EventRecord]]]] = deque()
+        inflight: deque[tuple[asyncio.Future[PushResult], list[tuple[int, EventRecord]], Links]] = deque()
         try:
             while True:
-                while len(inflight) < PUSH_WINDOW and (envelopes := await self._read(seq)):
-                    call = self.upstream.push(self.config.code, self.stream, envelopes)
-                    inflight.append((asyncio.ensure_future(call), envelopes))
+                while len(inflight) < PUSH_WINDOW:
+                    envelopes, chain = await self._read(seq)
+                    if not envelopes:
+                        break
+                    call = self.upstream.push(self.config.code, self.stream, envelopes, chain)
+                    inflight.append((asyncio.ensure_future(call), envelopes, chain))
                     seq = envelopes[-1][0] + 1
+                    if chain.links:  # the next batch sends the rows after these
+                        self._settle_chain(chain, chain.last_seq)
                 if not inflight:
                     return sent, refused
-                future, envelopes = inflight.popleft()
-                got, bad = await self._settle(await future, envelopes)
+                future, envelopes, chain = inflight.popleft()
+                got, bad = await self._settle(await future, envelopes, chain)
                 sent, refused = sent + got, refused + bad
                 if self._next_seq != envelopes[-1][0] + 1:
                     return sent, refused
         finally:
-            for future, _ in inflight:
+            for future, _, _ in inflight:
                 future.cancel()
-            await asyncio.gather(*(future for future, _ in inflight), return_exceptions=True)
+            await asyncio.gather(*(future for future, _, _ in inflight), return_exceptions=True)
 
     async def _start_seq(self) -> int:
         if self._next_seq is None:
@@ -115,7 +126,9 @@ class Syncer:
                 self._next_seq = await read_value(conn, "acked_upto") + 1
         return self._next_seq
 
-    async def _read(self, first: int) -> list[tuple[int, EventRecord]]:
+    async def _read(self, first: int, probe: bool = False) -> tuple[list[tuple[int, EventRecord]], Links]:
+        """The outbox's events from hop sequence ``first`` on (one batch), and the rows of this
+        node's audit trail to send with them (if there are events, or for a probe)."""
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -126,16 +139,38 @@ class Syncer:
                     .limit(self.policy.batch_size)
                 )
             ).all()
+            if rows:  # the rows of the chain up to the batch's last event's travel with it
+                chain = await self._chain(conn, await audit.row_of(conn, rows[-1].event_id))
+            else:
+                chain = await self._chain(conn, None) if probe else _ASK
         if rows and rows[0].seq != first and first == self._next_seq:
             raise PermanentError(
                 f"the upstream asks for events from {first} on, but the oldest kept here is {rows[0].seq}:"
                 " it was restored from a backup older than the retention period; an operator must"
                 " recover the missing events there"
             )
-        return [(row.seq, self.ledger.stored(row)) for row in rows]
+        return [(row.seq, self.ledger.stored(row)) for row in rows], chain
 
-    async def _settle(self, result: PushResult, envelopes: list[tuple[int, EventRecord]]) -> tuple[int, int]:
+    async def _chain(self, conn: AsyncConnection, upto: int | None) -> Links:
+        """The audit rows after those the upstream acknowledged, up to ``upto``; none until it
+        has said where its record of this node's chain ends (the first push asks)."""
+        if self._audit_next is None:
+            return _ASK
+        return await audit.links_from(conn, self._audit_next, upto, MAX_LINKS)
+
+    def _settle_chain(self, chain: Links, upto: int) -> None:
+        """Continue the audit trail after what the upstream holds: a push whose rows it did not
+        take (it lost them to a restore, or they overtook the push before) sends them again."""
+        if chain.links and upto != chain.last_seq:
+            self._audit_next = upto + 1
+        else:
+            self._audit_next = max(self._audit_next or 0, upto + 1)
+
+    async def _settle(
+        self, result: PushResult, envelopes: list[tuple[int, EventRecord]], chain: Links
+    ) -> tuple[int, int]:
         """Record an acknowledgement: the mark, rejections as dead letters; move the cursor."""
+        self._settle_chain(chain, result.audit_upto)
         first = envelopes[0][0] if envelopes else await self._start_seq()
         async with self.engine.begin() as conn:
             # A mark above what this push carried belongs to this node's numbering before it was

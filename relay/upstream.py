@@ -8,6 +8,7 @@ import grpc
 
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
+from relay._chain import Links
 from relay.catalogs import Published
 from relay.certify import Certified
 from relay.errors import CertificateRefused, RelayError, TransientError, from_rpc_error
@@ -17,7 +18,7 @@ from relay.revocations import Revocation
 from relay.server import MAX_MESSAGE_BYTES
 from relay.service import RelayService
 from relay.tls import Credentials, Security, channel_options, require_loopback
-from relay.wire import from_wire, heartbeat_to_wire, micros, to_wire
+from relay.wire import from_wire, heartbeat_to_wire, links_to_wire, micros, to_wire
 
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -34,7 +35,11 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 
 class Upstream(Protocol):
     async def push(
-        self, sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]]
+        self,
+        sender: str,
+        stream: int,
+        envelopes: Sequence[tuple[int, EventRecord]],
+        chain: Links | None = None,
     ) -> PushResult: ...
 
     async def pull(
@@ -101,19 +106,24 @@ class GrpcUpstream:
         return from_rpc_error(exc, self.target)
 
     async def push(
-        self, sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]]
+        self,
+        sender: str,
+        stream: int,
+        envelopes: Sequence[tuple[int, EventRecord]],
+        chain: Links | None = None,
     ) -> PushResult:
         request = pb.PushRequest(
             sender=sender,
             stream=stream,
             envelopes=[pb.Envelope(seq=s, event=to_wire(r)) for s, r in envelopes],
+            audit=None if chain is None else links_to_wire(chain),
         )
         try:
             ack = await self._stub.Push(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from exc
         rejected = tuple(Rejected(r.seq, r.event_id, r.reason) for r in ack.rejections)
-        return PushResult(ack.applied_upto, rejected, ack.duplicates)
+        return PushResult(ack.applied_upto, rejected, ack.duplicates, ack.audit_upto)
 
     async def pull(self, node: str, after: int, after_event_id: str, limit: int, wait_ms: int) -> PullResult:
         request = pb.PullRequest(
@@ -187,10 +197,14 @@ class LocalUpstream:
             raise TransientError("upstream is down")
 
     async def push(
-        self, sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]]
+        self,
+        sender: str,
+        stream: int,
+        envelopes: Sequence[tuple[int, EventRecord]],
+        chain: Links | None = None,
     ) -> PushResult:
         self._check()
-        return await self.service.push(sender, stream, envelopes)
+        return await self.service.push(sender, stream, envelopes, chain)
 
     async def pull(self, node: str, after: int, after_event_id: str, limit: int, wait_ms: int) -> PullResult:
         self._check()

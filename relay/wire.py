@@ -3,6 +3,7 @@
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from protos.v1 import relay_pb2 as pb
+from relay._chain import Link, Links
 from relay.records import EventRecord, Heartbeat
 
 
@@ -82,3 +83,21 @@ def heartbeat_from_wire(request: pb.HeartbeatRequest, depth: int = 0) -> Heartbe
         last_seen=micros(request.last_seen),
         below=tuple(heartbeat_from_wire(seen, depth + 1) for seen in request.below) if depth == 0 else (),
     )
+
+
+def links_to_wire(sent: Links) -> pb.AuditLinks:
+    return pb.AuditLinks(
+        first_seq=sent.first_seq,
+        prev_hash=sent.prev_hash,
+        head_hash=sent.head_hash,
+        links=[pb.AuditLink(event_id=k.event_id, event_hash=k.event_hash, staff=k.staff) for k in sent.links],
+    )
+
+
+def links_from_wire(request: pb.PushRequest) -> Links | None:
+    """The audit rows a push carries; None if it carries none (an older sender)."""
+    if not request.HasField("audit"):
+        return None
+    got = request.audit
+    found = tuple(Link(k.event_id, k.event_hash, k.staff) for k in got.links)
+    return Links(got.first_seq, got.prev_hash, found, got.head_hash)

@@ -118,6 +118,15 @@ def district_route(network: Network) -> None:
         "case.accepted",
         "case.decided",
     ]
+    chains_whole(network)
+
+
+def chains_whole(network: Network) -> None:
+    """Every tier's audit trail verifies; each upstream checked the chain of the node below."""
+    for code, below in ((V, []), (T, [V]), ("500117", [T])):
+        report = network.node(code, "audit", "verify", "--json")
+        assert (report["problem"], report["breaks"]) == (None, []) and report["rows"] >= 5, report
+        assert [peer["node"] for peer in report["received"]] == below
 
 
 def test_withdrawal_travels_up_and_staff_cannot_act_after(network: Network) -> None:

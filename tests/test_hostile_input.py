@@ -9,7 +9,9 @@ send them. After each refusal the node must have written nothing and must keep s
 
 import asyncio
 import dataclasses
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,15 +19,29 @@ import grpc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from casework import Request
 from casework.lifecycle import ACCEPTED
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
+from relay import metrics
+from relay import service as relay_service
+from relay._budget import CallBudget
+from relay.audit import verify as verify_chain
 from relay.node import Node
 from relay.records import EventRecord
-from relay.schema import cases, dead_letters, events, inbox_peers, nodes, outbox
+from relay.schema import (
+    audit,
+    audit_breaks,
+    audit_peers,
+    cases,
+    dead_letters,
+    events,
+    inbox_peers,
+    nodes,
+    outbox,
+)
 from relay.server import MAX_MESSAGE_BYTES, start_server
 from relay.service import MAX_BATCH, RelayService
 from relay.staff import act
@@ -34,6 +50,7 @@ from relay.tls import INSECURE_LOOPBACK
 from relay.upstream import GrpcUpstream
 from relay.wire import to_wire
 from tests.conftest import OTHER_VILLAGE, TOWNSHIP, VILLAGE
+from tests.mutations import hostile_requests
 from village_agent import service as village
 
 ID = "11010519491231002X"
@@ -61,9 +78,12 @@ class Served:
         return f"127.0.0.1:{self.port}"
 
 
-@pytest.fixture
-async def served(net) -> AsyncIterator[Served]:
-    """The township's Relay on a real loopback gRPC server, and a client channel to it."""
+@asynccontextmanager
+async def serving(net: Any, **policy: float) -> AsyncIterator[Served]:
+    """The township's Relay on a real loopback gRPC server (``policy`` changes its [relay]
+    settings), and a client channel to it."""
+    relay = dataclasses.replace(net.township.config.relay, **policy)
+    net.township.ledger.config = dataclasses.replace(net.township.config, relay=relay)
     service = RelayService(net.township.engine, net.township.ledger)
     server, port = await start_server(service, "127.0.0.1:0", INSECURE_LOOPBACK)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -72,6 +92,13 @@ async def served(net) -> AsyncIterator[Served]:
     finally:
         await channel.close()
         await server.stop(None)
+
+
+@pytest.fixture
+async def served(net) -> AsyncIterator[Served]:
+    """The township's Relay on a real loopback gRPC server, and a client channel to it."""
+    async with serving(net) as found:
+        yield found
 
 
 async def take_cases(node: Node, n: int = 1) -> list[str]:
@@ -98,12 +125,14 @@ def push_request(
     return pb.PushRequest(sender=sender, stream=stream, envelopes=envelopes)
 
 
-async def footprint(node: Node) -> dict[str, int]:
+async def footprint(
+    node: Node, tables: Sequence[Table] = (events, cases, outbox, inbox_peers, dead_letters, nodes)
+) -> dict[str, int]:
     """How many rows each table a push or pull could write holds."""
     async with node.engine.connect() as conn:
         return {
             table.name: (await conn.execute(select(func.count()).select_from(table))).scalar() or 0
-            for table in (events, cases, outbox, inbox_peers, dead_letters, nodes)
+            for table in tables
         }
 
 
@@ -118,16 +147,17 @@ async def refused(call: Any) -> grpc.aio.AioRpcError:
     return caught.value
 
 
-async def assert_honest_sync_works(served: Served) -> None:
-    """A new case from the village travels up over gRPC, and its acceptance comes back down."""
-    upstream = GrpcUpstream(served.target, TIMEOUT, INSECURE_LOOPBACK, TOWNSHIP)
+async def assert_honest_sync_works(served: Served, seconds: float = TIMEOUT) -> None:
+    """A new case from the village travels up over gRPC, and its acceptance comes back down
+    (each call within ``seconds``, each sync too)."""
+    upstream = GrpcUpstream(served.target, seconds, INSECURE_LOOPBACK, TOWNSHIP)
     try:
         syncer = Syncer(served.net.village.engine, served.net.village.ledger, upstream)
         [case_id] = await take_cases(served.net.village)
-        report = await syncer.sync(10)
+        report = await syncer.sync(seconds)
         assert report.backlog == 0
         assert (await act(served.net.township, [case_id], ACCEPTED, {}))[0].ok
-        await syncer.sync(10)
+        await syncer.sync(seconds)
     finally:
         await upstream.close()
     async with served.net.village.engine.connect() as conn:
@@ -343,6 +373,111 @@ async def test_out_of_range_integer_is_refused_for_good_not_retry_later(served, 
     assert (await footprint(served.net.township))["dead_letters"] == 1
 
 
+# --- audit rows ---------------------------------------------------------------------------------
+
+
+def with_audit_rows(request: pb.PushRequest, records: Sequence[EventRecord]) -> pb.PushRequest:
+    """The request carrying rows 1, 2, ... of a (made-up) audit trail, one per event."""
+    links = [pb.AuditLink(event_id=r.event_id, event_hash=bytes(32), staff="") for r in records]
+    request.audit.CopyFrom(pb.AuditLinks(first_seq=1, prev_hash=bytes(32), head_hash=bytes(32), links=links))
+    return request
+
+
+@pytest.mark.parametrize("damage", ["hash", "staff", "count", "first_seq"])
+async def test_malformed_audit_rows_refuse_the_push_and_write_nothing(served, damage):
+    """A push whose audit rows are malformed (a hash not 32 bytes, a staff name too long, too
+    many rows, rows numbered from 0) is INVALID_ARGUMENT, names the audit rows, writes nothing."""
+    records = await village_events(served.net.village, 2)
+    request = with_audit_rows(push_request(records), records)
+    if damage == "hash":
+        request.audit.links[0].event_hash = b"short"
+    elif damage == "staff":
+        request.audit.links[0].staff = "x" * 65
+    elif damage == "count":
+        request.audit.links.extend([request.audit.links[0]] * 4999)
+    else:
+        request.audit.first_seq = 0
+    tables = (events, inbox_peers, dead_letters, audit, audit_peers, audit_breaks)
+    before = await footprint(served.net.township, tables)
+    error = await refused(served.stub.Push(request, timeout=TIMEOUT))
+    assert error.code() == Code.INVALID_ARGUMENT and "audit" in (error.details() or ""), error.details()
+    assert await footprint(served.net.township, tables) == before
+
+
+# --- call budgets -------------------------------------------------------------------------------
+
+
+def test_call_budget_refills_at_its_rate_per_caller() -> None:
+    """Each caller has its own bucket: a burst in a row, then one call per 1/rate seconds."""
+    now = [0.0]
+    budget = CallBudget(rate=2, burst=3, clock=lambda: now[0])
+    assert [budget.allow("a") for _ in range(4)] == [True, True, True, False]
+    assert budget.allow("b")  # another caller is unaffected
+    now[0] = 0.5
+    assert [budget.allow("a"), budget.allow("a")] == [True, False]
+    assert all(CallBudget(rate=0, burst=1).allow("a") for _ in range(1000))
+
+
+async def test_a_node_calling_too_fast_is_throttled_while_an_honest_village_is_served(net):
+    """A village calling faster than peer_calls_per_second gets RESOURCE_EXHAUSTED, counted
+    in /metrics; another village syncing at the same time is served in full."""
+    noisy = f"{TOWNSHIP}001"
+    before = dict(metrics.THROTTLED.values)
+    async with serving(net, peer_calls_per_second=20, peer_call_burst=20) as served:
+        beat = pb.HeartbeatRequest(node=noisy, role="village")
+        flood = [served.stub.Heartbeat(beat, timeout=TIMEOUT) for _ in range(120)]
+        *answers, _ = await asyncio.gather(*flood, assert_honest_sync_works(served), return_exceptions=True)
+    codes = Counter(a.code() if isinstance(a, grpc.aio.AioRpcError) else Code.OK for a in answers)
+    assert set(codes) == {Code.OK, Code.RESOURCE_EXHAUSTED} and codes[Code.RESOURCE_EXHAUSTED] >= 80, codes
+    throttled = sum(metrics.THROTTLED.values.values()) - sum(before.values())
+    assert throttled == codes[Code.RESOURCE_EXHAUSTED]  # none of the honest village's calls
+
+
+# --- thousands of hostile pushes at once ---------------------------------------------------------
+
+BULK = 2000
+SLOW = 60.0  # deadlines in a barrage on a busy machine: a hang still fails, a slow spell not
+
+
+async def test_thousands_of_hostile_pushes_leave_no_half_write_and_an_honest_village_served(net, monkeypatch):
+    """2,000 damaged or hostile pushes (tests/mutations.py), 32 at a time, each get an allowed
+    status (never UNAVAILABLE: nothing unexpected happened); an honest village syncs all the
+    while; afterwards every event applied has its case and its audit row."""
+    monkeypatch.setattr(relay_service, "HOLD_SECONDS", 0.01)  # gaps would each hold a push 0.5 s
+    made = await village_events(net.village, 2)
+    valid = with_audit_rows(push_request(made), made)
+    async with serving(net, peer_calls_per_second=0) as served:
+        gate, unparsed = asyncio.Semaphore(32), set()
+
+        async def one(data: bytes) -> grpc.StatusCode:
+            async with gate:
+                try:
+                    await served.raw_push(data, timeout=SLOW)
+                except grpc.aio.AioRpcError as error:
+                    if error.code() == Code.UNKNOWN:  # gRPC's answer to bytes that do not parse
+                        unparsed.add((error.details() or "").split(":")[0])
+                    return error.code()
+                return Code.OK
+
+        barrage = asyncio.ensure_future(
+            asyncio.gather(*(one(data) for data in hostile_requests(valid, BULK)))
+        )
+        rounds = 0
+        while not barrage.done() or rounds == 0:
+            await assert_honest_sync_works(served, SLOW)
+            rounds += 1
+        codes = Counter(await barrage)
+    assert set(codes) <= ALLOWED and sum(codes.values()) == BULK, codes
+    assert unparsed <= {"Unexpected <class 'google.protobuf.message.DecodeError'>"}, unparsed
+    assert codes[Code.OK] > 100 and codes[Code.INVALID_ARGUMENT] > 100, codes
+    async with net.township.engine.connect() as conn:
+        assert (await verify_chain(conn, net.township.ledger.vault)).problem == ""
+        caseless = select(func.count()).select_from(
+            events.outerjoin(cases, cases.c.case_id == events.c.case_id)
+        )
+        assert (await conn.execute(caseless.where(cases.c.case_id.is_(None)))).scalar() == 0
+
+
 # --- after all of that --------------------------------------------------------------------------
 
 
@@ -432,7 +567,7 @@ async def test_fuzzed_push_bytes_get_an_allowed_status_and_never_break_the_serve
         for i, r in enumerate(made, start=1)
     ]
     fixed = [dataclasses.replace(r, recorded_at=1_750_000_000_000_000) for r in fixed]
-    valid = push_request(fixed).SerializeToString()
+    valid = with_audit_rows(push_request(fixed), fixed).SerializeToString()
     seen = await asyncio.to_thread(fuzz_push, served.target, valid)
     assert len(seen) >= 150 and set(seen) <= ALLOWED
     assert Code.OK in seen and len(set(seen)) > 1  # the fuzz met both applied and refused pushes

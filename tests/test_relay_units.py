@@ -26,12 +26,13 @@ from casework.lifecycle import (
     PAUSED,
     SUBMITTED,
 )
+from relay.audit import Links
 from relay.config import RelayPolicy
 from relay.counters import read_text, read_value, take_range, write_value
 from relay.errors import PermanentError, TransientError
 from relay.node import Node
 from relay.records import EventRecord, PullResult, PushResult
-from relay.schema import cases, dead_letters, events, inbox_peers, outbox
+from relay.schema import audit, audit_peers, cases, dead_letters, events, inbox_peers, outbox
 from relay.service import RelayService
 from relay.staff import act
 from relay.sync import Syncer, backlog
@@ -58,12 +59,16 @@ class EdgeSpy:
         self.fail_pushes: list[Exception] = []  # raised (in order) before reaching the upstream
 
     async def push(
-        self, sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]]
+        self,
+        sender: str,
+        stream: int,
+        envelopes: Sequence[tuple[int, EventRecord]],
+        chain: Links | None = None,
     ) -> PushResult:
         if self.fail_pushes:
             raise self.fail_pushes.pop(0)
         self.pushes.append([seq for seq, _ in envelopes])
-        ack = await self.inner.push(sender, stream, envelopes)
+        ack = await self.inner.push(sender, stream, envelopes, chain)
         self.acks.append(ack)
         return ack
 
@@ -280,6 +285,7 @@ async def test_syncer_rewinds_and_resends_when_receiver_lost_events(net):
     lost = (await outbox_records(net.village))[2][1]
     async with net.township.engine.begin() as conn:  # the township restored to before seq 3
         await conn.execute(delete(events).where(events.c.case_id == lost.case_id))
+        await conn.execute(delete(audit).where(audit.c.event_id == lost.event_id))
         await conn.execute(delete(cases).where(cases.c.case_id == lost.case_id))
         await conn.execute(delete(outbox).where(outbox.c.event_id == lost.event_id))
         await conn.execute(update(inbox_peers).values(applied_upto=2))
@@ -586,7 +592,7 @@ async def test_one_sync_after_a_reset_brings_the_village_up_to_date(net):
 
 async def restore_township_to_empty(net) -> None:
     async with net.township.engine.begin() as conn:
-        for table in (inbox_peers, events, cases, outbox):
+        for table in (inbox_peers, events, cases, outbox, audit, audit_peers):
             await conn.execute(delete(table))
 
 

@@ -7,6 +7,7 @@ import typer
 
 from messages import t
 from relay import actions
+from relay.auditcli import add_audit_commands
 from relay.certcli import add_renew_command
 from relay.clock import iso
 from relay.console import (
@@ -39,6 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 add_common_commands(app)
+add_audit_commands(app)
 add_staff_commands(app)
 add_supervise_command(app)
 add_sync_command(app)

@@ -13,6 +13,7 @@ import typer
 from casework import CaseworkError, InvalidInput, Request
 from casework.lifecycle import CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, CMD_SUPPLEMENT, CMD_WITHDRAW
 from messages import t
+from relay.auditcli import add_audit_commands
 from relay.certcli import add_renew_command
 from relay.console import (
     AsJson,
@@ -42,6 +43,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 add_common_commands(app)
+add_audit_commands(app)
 add_sync_command(app)
 add_renew_command(app, "village")
 

@@ -42,14 +42,38 @@ class Envelope(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., event: _Optional[_Union[Event, _Mapping]] = ...) -> None: ...
 
 class PushRequest(_message.Message):
-    __slots__ = ("sender", "envelopes", "stream")
+    __slots__ = ("sender", "envelopes", "stream", "audit")
     SENDER_FIELD_NUMBER: _ClassVar[int]
     ENVELOPES_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_FIELD_NUMBER: _ClassVar[int]
     sender: str
     envelopes: _containers.RepeatedCompositeFieldContainer[Envelope]
     stream: int
-    def __init__(self, sender: _Optional[str] = ..., envelopes: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ..., stream: _Optional[int] = ...) -> None: ...
+    audit: AuditLinks
+    def __init__(self, sender: _Optional[str] = ..., envelopes: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ..., stream: _Optional[int] = ..., audit: _Optional[_Union[AuditLinks, _Mapping]] = ...) -> None: ...
+
+class AuditLink(_message.Message):
+    __slots__ = ("event_id", "event_hash", "staff")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    STAFF_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    event_hash: bytes
+    staff: str
+    def __init__(self, event_id: _Optional[str] = ..., event_hash: _Optional[bytes] = ..., staff: _Optional[str] = ...) -> None: ...
+
+class AuditLinks(_message.Message):
+    __slots__ = ("first_seq", "prev_hash", "links", "head_hash")
+    FIRST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PREV_HASH_FIELD_NUMBER: _ClassVar[int]
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    HEAD_HASH_FIELD_NUMBER: _ClassVar[int]
+    first_seq: int
+    prev_hash: bytes
+    links: _containers.RepeatedCompositeFieldContainer[AuditLink]
+    head_hash: bytes
+    def __init__(self, first_seq: _Optional[int] = ..., prev_hash: _Optional[bytes] = ..., links: _Optional[_Iterable[_Union[AuditLink, _Mapping]]] = ..., head_hash: _Optional[bytes] = ...) -> None: ...
 
 class Rejection(_message.Message):
     __slots__ = ("seq", "event_id", "reason")
@@ -62,14 +86,16 @@ class Rejection(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., event_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class PushAck(_message.Message):
-    __slots__ = ("applied_upto", "rejections", "duplicates")
+    __slots__ = ("applied_upto", "rejections", "duplicates", "audit_upto")
     APPLIED_UPTO_FIELD_NUMBER: _ClassVar[int]
     REJECTIONS_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_UPTO_FIELD_NUMBER: _ClassVar[int]
     applied_upto: int
     rejections: _containers.RepeatedCompositeFieldContainer[Rejection]
     duplicates: int
-    def __init__(self, applied_upto: _Optional[int] = ..., rejections: _Optional[_Iterable[_Union[Rejection, _Mapping]]] = ..., duplicates: _Optional[int] = ...) -> None: ...
+    audit_upto: int
+    def __init__(self, applied_upto: _Optional[int] = ..., rejections: _Optional[_Iterable[_Union[Rejection, _Mapping]]] = ..., duplicates: _Optional[int] = ..., audit_upto: _Optional[int] = ...) -> None: ...
 
 class PullRequest(_message.Message):
     __slots__ = ("node", "after", "limit", "wait_ms", "after_event_id")

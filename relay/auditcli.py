@@ -1,0 +1,51 @@
+"""``<node> audit verify``, the same on every tier: the node's own audit trail recomputed, and
+the breaks it found in the chains of the nodes below it as they arrived."""
+
+from typing import Any
+
+import typer
+
+from relay import audit
+from relay.console import AsJson, Home, emit, err, out, run, with_node
+from relay.node import Node
+
+
+async def _verify(node: Node) -> dict[str, Any]:
+    async with node.engine.connect() as conn:
+        verdict = await audit.verify(conn, node.ledger.vault)
+        return {
+            "code": node.config.code,
+            "rows": verdict.rows,
+            "head_seq": verdict.head.seq,
+            "head_hash": verdict.head.hash.hex(),
+            "problem": verdict.problem or None,
+            "received": await audit.witnesses(conn),
+            "breaks": await audit.breaks(conn),
+        }
+
+
+def _print(report: dict[str, Any]) -> None:
+    if report["problem"]:
+        err.print(f"error: {report['problem']}", markup=False, highlight=False)
+    else:
+        head = f"head row {report['head_seq']} {report['head_hash'][:16]}"
+        out.print(f"audit trail of {report['code']}: {report['rows']} rows, whole; {head}", markup=False)
+    for peer in report["received"]:
+        out.print(f"chain of {peer['node']}: checked up to row {peer['seq']}", markup=False)
+    for found in report["breaks"]:
+        line = f"{found['recorded_at'][:19]} chain of {found['node']} broken at row {found['seq']}"
+        err.print(f"error: {line}: {found['reason']}", markup=False, highlight=False)
+
+
+def add_audit_commands(app: typer.Typer) -> None:
+    audit_app = typer.Typer(help="The node's audit trail: every event it applied and who acted.")
+    app.add_typer(audit_app, name="audit")
+
+    @audit_app.command()
+    def verify(home: Home, as_json: AsJson = False) -> None:
+        """Recompute this node's audit trail and list the breaks found in the chains of the
+        nodes below it; exit 1 naming the first broken row, or if any break was found."""
+        report = run(with_node(home, _verify))
+        emit(report, as_json, lambda: _print(report))
+        if report["problem"] or report["breaks"]:
+            raise typer.Exit(1)
