@@ -54,7 +54,7 @@ from relay.catalogs import load_all
 from relay.clock import now_us, today_in_china
 from relay.config import NodeConfig
 from relay.counters import read_value, take_range, write_value
-from relay.db import insert_many, serialize_writers
+from relay.db import among, insert_many, serialize_writers
 from relay.records import EventRecord, encode_payload
 from relay.schema import cases, dead_letters, events, outbox, rectifications
 
@@ -184,7 +184,7 @@ class Ledger:
 
     async def _start(self, conn: AsyncConnection, case_ids: list[str]) -> _Batch:
         await serialize_writers(conn)
-        rows = (await conn.execute(select(cases).where(cases.c.case_id.in_(set(case_ids))))).all()
+        rows = (await conn.execute(select(cases).where(among(conn, cases.c.case_id, set(case_ids))))).all()
         # Origin sequences follow the clock where it is ahead of the counter: a node restored
         # from an older backup then never reuses an event id it gave out after that backup.
         counter = await read_value(conn, "origin_seq", lock=True)
@@ -437,12 +437,12 @@ def _json_list(names: tuple[str, ...]) -> str:
 
 async def _known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
     """Event ids already applied here, or refused here before: neither is judged again."""
-    applied = select(events.c.event_id).where(events.c.event_id.in_(ids))
+    applied = select(events.c.event_id).where(among(conn, events.c.event_id, ids))
     known = set((await conn.execute(applied)).scalars())
     refused_any = select(dead_letters.c.id).where(dead_letters.c.direction == "in").limit(1)
     if (await conn.execute(refused_any)).first() is not None:  # rare: skip the lookup otherwise
         refused = select(dead_letters.c.event_id).where(
-            dead_letters.c.direction == "in", dead_letters.c.event_id.in_(ids)
+            dead_letters.c.direction == "in", among(conn, dead_letters.c.event_id, ids)
         )
         known.update((await conn.execute(refused)).scalars())
     return known
