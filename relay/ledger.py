@@ -57,6 +57,7 @@ from relay.counters import read_value, take_range, write_value
 from relay.db import among, insert_many, serialize_writers
 from relay.records import EventRecord, encode_payload
 from relay.schema import cases, dead_letters, events, outbox, rectifications
+from relay.tallies import Tally
 
 MAX_CASE_ID = 36
 MAX_INT64 = 2**63
@@ -81,6 +82,7 @@ class _Batch:
 
     def __init__(self, known: dict[str, dict[str, Any]], next_seq: int) -> None:
         self.known = known  # case_id -> case row, as it stands after the events seen so far
+        self.before = {case_id: dict(row) for case_id, row in known.items()}  # as they were
         self.new_cases: dict[str, dict[str, Any]] = {}
         self.changed: set[str] = set()
         self.event_rows: list[dict[str, Any]] = []
@@ -401,6 +403,7 @@ class Ledger:
             await insert_many(conn, events, batch.event_rows)
         if batch.new_cases:
             await insert_many(conn, cases, list(batch.new_cases.values()))
+        await _tally(batch).write(conn)
         if batch.changed:
             await conn.execute(
                 update(cases)
@@ -421,6 +424,17 @@ class Ledger:
             await _enqueue(conn, _in_order(batch.event_rows, set(relay_ids)))
         if batch.next_seq != batch.first_seq:
             await write_value(conn, "origin_seq", batch.next_seq - 1)
+
+
+def _tally(batch: _Batch) -> Tally:
+    """What the batch changes in the case counts (relay/tallies.py)."""
+    tally = Tally()
+    for row in batch.new_cases.values():
+        tally.add(row, 1)
+    for case_id in batch.changed:
+        tally.add(batch.before[case_id], -1)
+        tally.add(batch.known[case_id], 1)
+    return tally
 
 
 @lru_cache(maxsize=256)
