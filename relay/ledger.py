@@ -50,6 +50,7 @@ from casework.lifecycle import (
     SUPPLEMENTED,
     WITHDRAWN,
 )
+from relay.bell import Bell
 from relay.catalogs import load_all
 from relay.clock import now_us, today_in_china
 from relay.config import NodeConfig
@@ -108,6 +109,7 @@ class Ledger:
         self.calendar_version = ""  # the newest published calendar taken ("": the shipped one)
         self.today = today  # the owner's clock for deadlines (injectable)
         self.has_upstream = bool(config.upstream_code)
+        self.bell = Bell()  # rung by whoever commits events it wrote: waiting pulls wake
 
     async def record(
         self,

@@ -21,7 +21,6 @@ from relay.schema import events, inbox_peers, nodes
 MAX_BATCH = 1000
 MAX_PULL = 1000
 MAX_WAIT_MS = 30_000
-_FEED_POLL_SECONDS = 0.05
 HOLD_SECONDS = 0.5  # how long a batch that overtook its predecessor waits for it
 
 log = structlog.get_logger()
@@ -40,6 +39,7 @@ class RelayService:
 
     def close(self) -> None:
         self.closing.set()
+        self.ledger.bell.ring()
 
     def check_peer(self, peer: str) -> None:
         """Only the nodes this node serves may push or pull: its townships or its villages."""
@@ -89,6 +89,7 @@ class RelayService:
                 await conn.execute(
                     inbox_peers.update().where(inbox_peers.c.sender == sender).values(**values)
                 )
+        self.ledger.bell.ring()
         async with self._moved:
             self._marks[sender] = last
             self._moved.notify_all()
@@ -127,6 +128,7 @@ class RelayService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait_ms, MAX_WAIT_MS) / 1000
         while True:
+            ticket = self.ledger.bell.ticket()  # before reading: a commit after it wakes us
             async with self.engine.connect() as conn:
                 if after and not await _holds(conn, after, after_event_id):
                     log.warning("relay.pull.reset", puller=puller, after=after)
@@ -134,8 +136,7 @@ class RelayService:
                 found, head = await feed(conn, puller, after, limit)
             if found or loop.time() >= deadline or self.closing.is_set():
                 return PullResult(tuple(found), head)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.closing.wait(), _FEED_POLL_SECONDS)
+            await self.ledger.bell.wait(ticket, deadline - loop.time())
 
     async def fetch_catalog(self, puller: str, have_version: str) -> Published:
         """The newest catalog version kept here, or an empty answer if the caller has it."""

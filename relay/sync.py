@@ -200,6 +200,8 @@ class Syncer:
                 if last_position > await read_value(conn, "pull_cursor"):
                     await write_value(conn, "pull_cursor", last_position, last.event_id)
             await write_value(conn, "last_pull", now_us())
+        if page.events:
+            self.ledger.bell.ring()  # what came down may be for the nodes pulling from here
         metrics.EVENTS.inc(len(page.events), direction="pulled")
         metrics.PULL_POSITION.set(page.head, what="head")
         metrics.PULL_POSITION.set(page.events[-1][0] if page.events else cursor, what="cursor")
