@@ -5,7 +5,9 @@ page needs a session cookie (see _users); /metrics is answered before this, by r
 """
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -25,6 +27,7 @@ from relay.queries import show_case
 
 COOKIE = "servicenet_session"
 FAILED_LOGIN_DELAY = 1.0  # seconds before a wrong password is answered
+REPORT_SECONDS = 10.0  # pages asked for within this long share one supervision report
 HTML = "text/html; charset=utf-8"
 SECURITY_HEADERS = (
     (
@@ -51,6 +54,9 @@ class Dashboard:
         self.secret = _users.session_secret(node.home)
         self.logins = asyncio.Semaphore(2)  # password checks cost CPU and memory: two at once
         self.ended: dict[str, int] = {}  # cookies logged out, until they expire anyway
+        self.reporting = asyncio.Lock()  # pages asking at once wait for one report
+        self.kept: tuple[date, float, dict[str, Any]] | None = None  # (day, made at, report)
+        self.clock = time.monotonic
         every = [
             divisions.district,
             *(d for level in ("township", "village") for d in divisions.of_level(level)),
@@ -140,7 +146,13 @@ class Dashboard:
         return f"{t('case.title')}：{case_id}", _views.case_page(found, applicant, light, self.names())
 
     async def report(self) -> dict[str, Any]:
-        return await supervision.supervise(self.node, today_in_china())
+        """Today's supervision report, made at most once per REPORT_SECONDS (and on a new
+        day): a page costs no recount, and the report is at most that old."""
+        async with self.reporting:
+            today, now = today_in_china(), self.clock()
+            if self.kept is None or self.kept[0] != today or now - self.kept[1] >= REPORT_SECONDS:
+                self.kept = (today, now, await supervision.supervise(self.node, today))
+            return self.kept[2]
 
     def names(self) -> _views.Names:
         return _views.Names(self.place_names, self.node.ledger.catalog)
