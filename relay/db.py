@@ -49,6 +49,9 @@ async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, 
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({_marks(conn, len(columns))})"
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None, "a connection in a transaction has its driver connection"
+    # asyncpg: SQLAlchemy opens the transaction at its first statement (the ledger's write lock
+    # or its reads); rows written before that would commit on their own.
+    assert conn.dialect.name == "sqlite" or driver.is_in_transaction(), "insert_many after a statement"
     values = itemgetter(*columns)
     await driver.executemany(sql, [values(row) for row in rows])  # every table has 2+ columns
 
