@@ -10,6 +10,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from casework.lifecycle import COMMANDS
 from relay import calendars, catalogs, metrics
 from relay.catalogs import Published
 from relay.clock import now_us
@@ -89,7 +90,8 @@ class RelayService:
                 await conn.execute(
                     inbox_peers.update().where(inbox_peers.c.sender == sender).values(**values)
                 )
-        self.ledger.bell.ring()
+        if _answers_possible(fresh):
+            self.ledger.bell.ring()
         async with self._moved:
             self._marks[sender] = last
             self._moved.notify_all()
@@ -199,6 +201,14 @@ async def _note(conn: AsyncConnection, beat: Heartbeat, seen_at: int, offset_ms:
 async def _holds(conn: AsyncConnection, position: int, event_id: str) -> bool:
     found = (await conn.execute(select(events.c.event_id).where(events.c.position == position))).scalar()
     return found is not None and (not event_id or found == event_id)
+
+
+def _answers_possible(envelopes: Sequence[tuple[int, EventRecord]]) -> bool:
+    """Whether applying these events from below may add to a feed pulled from here. A sender's
+    own events never do (a feed leaves out what came from its puller, and holds only the
+    puller's own villages); only the answers this node makes to commands can, so a batch of
+    submissions wakes none of the waiting pulls."""
+    return any(record.type in COMMANDS for _, record in envelopes)
 
 
 def _check_batch(envelopes: Sequence[tuple[int, EventRecord]]) -> None:
