@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from casework import Division, Divisions
 from relay.clock import iso
 from relay.node import Node
-from relay.schema import audit_breaks, cases, inbox_peers, nodes
+from relay.schema import audit_breaks, inbox_peers, nodes, village_counts
 
 DAY_US = 86_400 * 1_000_000
 WEEK_US = 7 * DAY_US
@@ -59,18 +59,18 @@ async def coverage(node: Node, divisions: Divisions, now: int) -> list[TownshipC
         known = {row.code: row for row in await conn.execute(select(nodes))}
         peers = select(inbox_peers.c.sender, inbox_peers.c.updated_at)
         pushed = {sender: at for sender, at in await conn.execute(peers)}
-        # One scan of the cases: per village and status, how many, and the village's latest
-        # intake to reach the district (its own activity, besides its heartbeats).
-        by_village = select(cases.c.village_code, cases.c.status, func.count(), func.max(cases.c.created_at))
-        counted = await conn.execute(by_village.group_by(cases.c.village_code, cases.c.status))
+        # Per village and status, how many cases, and the village's latest intake to reach
+        # the district (its own activity, besides its heartbeats), as the ledger keeps them.
+        counted = (await conn.execute(select(village_counts))).all()
         by_node = select(audit_breaks.c.node, func.count()).group_by(audit_breaks.c.node)
         broken: dict[str, int] = {code: n for code, n in await conn.execute(by_node)}
     village_cases: dict[str, Counter[str]] = defaultdict(Counter)
     township_cases: dict[str, Counter[str]] = defaultdict(Counter)
     activity: dict[str, int] = {}
     for village, status, n, latest in counted:
-        village_cases[village][status] += n
-        township_cases[village[:9]][status] += n
+        if n:
+            village_cases[village][status] += n
+            township_cases[village[:9]][status] += n
         activity[village] = max(activity.get(village, 0), latest)
     result = []
     for township in sorted(divisions.of_level("township"), key=lambda d: d.code):

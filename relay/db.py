@@ -1,9 +1,11 @@
 """Opening a node's database: SQLite (WAL, durable commits) or PostgreSQL, same schema."""
 
+from collections.abc import Collection
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, event, text
+from sqlalchemy import ColumnElement, Table, any_, bindparam, event, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from relay import migrations
@@ -30,20 +32,36 @@ async def serialize_writers(conn: AsyncConnection) -> None:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITE_LOCK})
 
 
+def among(conn: AsyncConnection, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+    """``column IN values``. On PostgreSQL one array parameter (``= ANY``): SQLAlchemy renders
+    an expanding IN anew for every list, ~5 ms for the relay's 1,000 ids (bench/README.md)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))  # type: ignore[no-any-return]
+    return column.in_(values)  # type: ignore[no-any-return]
+
+
 async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert rows (all with the same keys) in the caller's transaction. On SQLite they go
-    straight to the driver's executemany: SQLAlchemy's per-row parameter handling costs more
-    than SQLite's own insert on the relay's hot path (bench/README.md)."""
-    if conn.dialect.name != "sqlite":
-        await conn.execute(table.insert(), rows)
-        return
+    """Insert rows (all with the same keys) in the caller's transaction, straight through the
+    driver's executemany (aiosqlite or asyncpg, on the transaction's own connection):
+    SQLAlchemy's per-row parameter handling costs more than the database's own insert on the
+    relay's hot path (bench/README.md)."""
     columns = list(rows[0])
-    marks = ", ".join("?" * len(columns))
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
+    names = ", ".join(f'"{column}"' for column in columns)  # quoted: "window" is a keyword
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({_marks(conn, len(columns))})"
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None, "a connection in a transaction has its driver connection"
+    # asyncpg: SQLAlchemy opens the transaction at its first statement (the ledger's write lock
+    # or its reads); rows written before that would commit on their own.
+    assert conn.dialect.name == "sqlite" or driver.is_in_transaction(), "insert_many after a statement"
     values = itemgetter(*columns)
-    await driver.executemany(sql, [values(row) for row in rows])
+    await driver.executemany(sql, [values(row) for row in rows])  # every table has 2+ columns
+
+
+def _marks(conn: AsyncConnection, count: int) -> str:
+    """The driver's own parameter markers: qmark (sqlite3) or numbered (asyncpg)."""
+    if conn.dialect.name == "sqlite":
+        return ", ".join("?" * count)
+    return ", ".join(f"${i}" for i in range(1, count + 1))
 
 
 async def create_schema(engine: AsyncEngine) -> None:

@@ -52,13 +52,15 @@ from casework.lifecycle import (
 )
 from relay import audit
 from relay._chain import staff_of
+from relay.bell import Bell
 from relay.catalogs import load_all
 from relay.clock import now_us, today_in_china
 from relay.config import NodeConfig
 from relay.counters import read_value, take_range, write_value
-from relay.db import insert_many, serialize_writers
+from relay.db import among, insert_many, serialize_writers
 from relay.records import EventRecord, encode_payload
 from relay.schema import cases, dead_letters, events, outbox, rectifications
+from relay.tallies import Tally
 from relay.vault import Vault
 
 MAX_CASE_ID = 36
@@ -84,6 +86,7 @@ class _Batch:
 
     def __init__(self, known: dict[str, dict[str, Any]], next_seq: int) -> None:
         self.known = known  # case_id -> case row, as it stands after the events seen so far
+        self.before = {case_id: dict(row) for case_id, row in known.items()}  # as they were
         self.new_cases: dict[str, dict[str, Any]] = {}
         self.changed: set[str] = set()
         self.event_rows: list[dict[str, Any]] = []
@@ -112,6 +115,7 @@ class Ledger:
         self.calendar_version = ""  # the newest published calendar taken ("": the shipped one)
         self.today = today  # the owner's clock for deadlines (injectable)
         self.has_upstream = bool(config.upstream_code)
+        self.bell = Bell()  # rung by whoever commits events it wrote: waiting pulls wake
 
     async def record(
         self,
@@ -192,7 +196,7 @@ class Ledger:
 
     async def _start(self, conn: AsyncConnection, case_ids: list[str]) -> _Batch:
         await serialize_writers(conn)
-        rows = (await conn.execute(select(cases).where(cases.c.case_id.in_(set(case_ids))))).all()
+        rows = (await conn.execute(select(cases).where(among(conn, cases.c.case_id, set(case_ids))))).all()
         # Origin sequences follow the clock where it is ahead of the counter: a node restored
         # from an older backup then never reuses an event id it gave out after that backup.
         counter = await read_value(conn, "origin_seq", lock=True)
@@ -413,6 +417,7 @@ class Ledger:
             await audit.append(conn, batch.audited, digests)
         if batch.new_cases:
             await insert_many(conn, cases, self.vault.seal_cases(list(batch.new_cases.values())))
+        await _tally(batch).write(conn)
         if batch.changed:
             await conn.execute(
                 update(cases)
@@ -461,6 +466,17 @@ class Ledger:
         return [r for r in records if r.type in COMMANDS and r.event_id not in answered]
 
 
+def _tally(batch: _Batch) -> Tally:
+    """What the batch changes in the case counts (relay/tallies.py)."""
+    tally = Tally()
+    for row in batch.new_cases.values():
+        tally.add(row, 1)
+    for case_id in batch.changed:
+        tally.add(batch.before[case_id], -1)
+        tally.add(batch.known[case_id], 1)
+    return tally
+
+
 @lru_cache(maxsize=256)
 def _json_pairs(pairs: tuple[tuple[str, str], ...]) -> str:
     """Joint departments and their verdicts as JSON; cached, as most cases share them."""
@@ -475,12 +491,12 @@ def _json_list(names: tuple[str, ...]) -> str:
 
 async def _known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
     """Event ids already applied here, or refused here before: neither is judged again."""
-    applied = select(events.c.event_id).where(events.c.event_id.in_(ids))
+    applied = select(events.c.event_id).where(among(conn, events.c.event_id, ids))
     known = set((await conn.execute(applied)).scalars())
     refused_any = select(dead_letters.c.id).where(dead_letters.c.direction == "in").limit(1)
     if (await conn.execute(refused_any)).first() is not None:  # rare: skip the lookup otherwise
         refused = select(dead_letters.c.event_id).where(
-            dead_letters.c.direction == "in", dead_letters.c.event_id.in_(ids)
+            dead_letters.c.direction == "in", among(conn, dead_letters.c.event_id, ids)
         )
         known.update((await conn.execute(refused)).scalars())
     return known

@@ -72,6 +72,33 @@ cases = Table(
 )
 Index("ix_cases_status", cases.c.status)
 
+# Cases counted as they change (relay/tallies.py), for supervision: by owner, item, window,
+# rating and what their light is whatever the day ("kind"); running cases under their dates
+# ('' elsewhere), so the day's lights are summed from these rows, not scanned from the cases.
+case_counts = Table(
+    "case_counts",
+    metadata,
+    Column("owner", String(12), primary_key=True),
+    Column("item_code", String(64), primary_key=True),
+    Column("window", String(32), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("deadline", String(10), primary_key=True),
+    Column("statutory_deadline", String(10), primary_key=True),
+    Column("yellow_on", String(10), primary_key=True),
+    Column("rating", Integer, primary_key=True, autoincrement=False),  # 0: not rated
+    Column("n", BigInteger, nullable=False),
+)
+
+# Cases counted by village and status, with the newest one's intake time (coverage).
+village_counts = Table(
+    "village_counts",
+    metadata,
+    Column("village_code", String(12), primary_key=True),
+    Column("status", String(24), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("latest", BigInteger, nullable=False),
+)
+
 # Events to send upstream, in hop-sequence order (``seq`` from the "hop_seq" counter, never
 # reused). Acknowledged rows are
 # kept for a retention period so they can be replayed to an upstream restored from a backup.

@@ -10,6 +10,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from casework.lifecycle import COMMANDS
 from relay import audit, calendars, catalogs, metrics, revocations
 from relay._chain import MAX_LINKS, check_links
 from relay.audit import Links
@@ -25,7 +26,6 @@ from relay.schema import events, inbox_peers, nodes
 MAX_BATCH = 1000
 MAX_PULL = 1000
 MAX_WAIT_MS = 30_000
-_FEED_POLL_SECONDS = 0.05
 HOLD_SECONDS = 0.5  # how long a batch that overtook its predecessor waits for it
 
 log = structlog.get_logger()
@@ -45,6 +45,7 @@ class RelayService:
 
     def close(self) -> None:
         self.closing.set()
+        self.ledger.bell.ring()
 
     def check_peer(self, peer: str) -> None:
         """Only the nodes this node serves may push or pull: its townships or its villages."""
@@ -133,6 +134,8 @@ class RelayService:
                 await conn.execute(
                     inbox_peers.update().where(inbox_peers.c.sender == sender).values(**values)
                 )
+        if _answers_possible(fresh):
+            self.ledger.bell.ring()
         async with self._moved:
             self._marks[sender] = last
             self._moved.notify_all()
@@ -171,6 +174,7 @@ class RelayService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait_ms, MAX_WAIT_MS) / 1000
         while True:
+            ticket = self.ledger.bell.ticket()  # before reading: a commit after it wakes us
             async with self.engine.connect() as conn:
                 if after and not await _holds(conn, after, after_event_id):
                     log.warning("relay.pull.reset", puller=puller, after=after)
@@ -178,8 +182,7 @@ class RelayService:
                 found, head = await feed(conn, puller, after, limit)
             if found or loop.time() >= deadline or self.closing.is_set():
                 return PullResult(tuple(found), head)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.closing.wait(), _FEED_POLL_SECONDS)
+            await self.ledger.bell.wait(ticket, deadline - loop.time())
 
     async def fetch_catalog(self, puller: str, have_version: str) -> Published:
         """The newest catalog version kept here, or an empty answer if the caller has it."""
@@ -251,6 +254,14 @@ def _check_chain(chain: Links | None) -> None:
         check_links(chain, MAX_LINKS)
     except ValueError as exc:
         raise InvalidBatch(str(exc)) from exc
+
+
+def _answers_possible(envelopes: Sequence[tuple[int, EventRecord]]) -> bool:
+    """Whether applying these events from below may add to a feed pulled from here. A sender's
+    own events never do (a feed leaves out what came from its puller, and holds only the
+    puller's own villages); only the answers this node makes to commands can, so a batch of
+    submissions wakes none of the waiting pulls."""
+    return any(record.type in COMMANDS for _, record in envelopes)
 
 
 def _check_batch(envelopes: Sequence[tuple[int, EventRecord]]) -> None:

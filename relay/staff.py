@@ -143,6 +143,7 @@ async def _act_one(node: Node, case_id: str, event_type: str, payload: dict[str,
             status = (await conn.execute(select(cases.c.status).where(cases.c.case_id == case_id))).scalar()
     except CaseworkError as exc:
         return Outcome(case_id, False, error=str(exc), code=exc.code, fields=exc.fields)
+    node.ledger.bell.ring()  # a server in this process wakes the pulls waiting for it
     return Outcome(case_id, True, status=status or "")
 
 

@@ -1,26 +1,39 @@
 """Electronic supervision (电子监察): every case against its deadlines, on-time and
 satisfaction rates, for the district's management office and each township's own cases.
 
-The database does the counting: each case's light today is a SQL expression over the dates its
-owner stamped (deadlines and the first yellow day), so a district of a million cases is read
-in one grouped scan, and only the cases with a warning come back as rows.
+The counting is kept as cases change (relay/tallies.py): each case's light today is a SQL
+expression over the dates its owner stamped (deadlines and the first yellow day), summed over
+the counts of cases sharing those dates, so a district of a million cases is a few thousand
+rows; only the open cases with a warning come back as rows.
 """
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, func, literal, select, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from casework.lifecycle import STATUSES
 from relay.node import Node
-from relay.schema import cases
+from relay.schema import case_counts, cases
 from relay.staff import open_records
+from relay.tallies import DATED, FINISHED, WITHDRAWN, light_on
 
-FINISHED = ("approved", "rejected", "delivered")
+OPEN = tuple(status for status in STATUSES if status not in (*FINISHED, WITHDRAWN))  # ix_cases_status
 WARNINGS = ("yellow", "red", "overdue")
 SATISFIED = 3  # 基本满意 and better; the two lowest scores are bad reviews
 _GROUPS = {"by_owner": "owner", "by_item": "item_code", "by_window": "window"}
+_WARNING = (
+    "case_id",
+    "item_code",
+    "owner",
+    "window",
+    "village_code",
+    "status",
+    "deadline",
+    "statutory_deadline",
+)
 
 
 def light_today(today: date) -> ColumnElement[str]:
@@ -46,36 +59,22 @@ def light_today(today: date) -> ColumnElement[str]:
 
 async def supervise(node: Node, today: date) -> dict[str, Any]:
     """Where every case stands today, grouped by owner, item and window, with the warnings
-    listed; on-time and satisfaction rates; rectification records."""
-    light = light_today(today).label("light")
-    columns = [cases.c.owner, cases.c.item_code, cases.c.window]
-    running = cases.c.status != "withdrawn"
+    listed; on-time and satisfaction rates; rectification records. The counts come from
+    ``case_counts`` (relay/tallies.py); only the warned cases are read, among the open ones."""
+    day = today.isoformat()
     async with node.engine.connect() as conn:
-        counted = (
-            await conn.execute(select(*columns, light, func.count()).where(running).group_by(*columns, light))
-        ).all()
-        rated = (
-            await conn.execute(
-                select(*columns, cases.c.rating, func.count())
-                .where(cases.c.rating.is_not(None))
-                .group_by(*columns, cases.c.rating)
-            )
-        ).all()
-        warned = (
-            await conn.execute(
-                select(cases, light).where(running, light.in_(WARNINGS)).order_by(cases.c.deadline)
-            )
-        ).all()
-        latest = select(func.max(cases.c.statutory_deadline)).where(running, cases.c.status.not_in(FINISHED))
+        lights, groups = await _counted(conn, light_on(day), case_counts.c.kind != WITHDRAWN)
+        scores, scored = await _counted(conn, case_counts.c.rating, case_counts.c.rating != 0)
+        warned = await _warned(conn, today)
+        dated = func.nullif(case_counts.c.statutory_deadline, "")
+        latest = select(func.max(dated)).where(case_counts.c.kind.in_(DATED))
         furthest = (await conn.execute(latest)).scalar()
         records = await open_records(conn)
-    lights, groups = _tally(counted)
-    scores, scored = _tally(rated)
     return {
-        "today": today.isoformat(),
+        "today": day,
         "calendar": _calendar(node, furthest, today),
         **{key: {name: dict(c) for name, c in sorted(groups[key].items())} for key in _GROUPS},
-        "warnings": [_warning(row) for row in warned],
+        "warnings": warned,
         "on_time_rate": _rate(lights["done_on_time"], lights["done_on_time"] + lights["done_late"]),
         "satisfaction": _satisfaction(scores)
         | {key: {name: _satisfaction(c) for name, c in sorted(scored[key].items())} for key in _GROUPS},
@@ -83,16 +82,41 @@ async def supervise(node: Node, today: date) -> dict[str, Any]:
     }
 
 
-def _tally(rows: Sequence[Any]) -> tuple[Counter[Any], dict[str, dict[str, Counter[Any]]]]:
-    """Rows of (owner, item, window, value, count): the counts by value in all, and by value
-    within each owner, item and window."""
+async def _counted(
+    conn: AsyncConnection, value: ColumnElement[Any], where: ColumnElement[bool]
+) -> tuple[Counter[Any], dict[str, dict[str, Counter[Any]]]]:
+    """The cases counted by ``value`` in all, and by value within each owner, item and window:
+    one grouped select of ``case_counts`` per grouping, a few hundred rows."""
+    labelled = value.label("value")
+    parts = [
+        select(
+            literal(key).label("grouping"),
+            case_counts.c[column].label("name"),
+            labelled,
+            func.sum(case_counts.c.n),
+        )
+        .where(where)
+        .group_by(case_counts.c[column], labelled)
+        for key, column in _GROUPS.items()
+    ]
     total: Counter[Any] = Counter()
     groups: dict[str, dict[str, Counter[Any]]] = {key: defaultdict(Counter) for key in _GROUPS}
-    for *names, value, n in rows:
-        total[value] += n
-        for key, name in zip(_GROUPS, names, strict=True):
-            groups[key][name][value] += n
+    for grouping, name, found, n in await conn.execute(union_all(*parts)):
+        groups[grouping][name][found] += int(n)
+        if grouping == "by_owner":  # every case has one owner: these add up to all of them
+            total[found] += int(n)
     return total, groups
+
+
+async def _warned(conn: AsyncConnection, today: date) -> list[dict[str, Any]]:
+    """The open cases with a warning today (yellow, red, overdue), by deadline."""
+    light = light_today(today).label("light")
+    query = select(*(cases.c[name] for name in _WARNING), light).where(
+        cases.c.status.in_(OPEN), light.in_(WARNINGS)
+    )
+    found = await conn.execute(query.order_by(cases.c.deadline))
+    names = list(found.keys())
+    return [dict(zip(names, row, strict=True)) for row in found]
 
 
 def _satisfaction(scores: Counter[int]) -> dict[str, Any]:
@@ -123,20 +147,6 @@ def _calendar(node: Node, furthest: str | None, today: date) -> dict[str, Any]:
         "version": node.ledger.calendar_version or None,
         "years": sorted(calendar.known_years),
         "assumed_monday_to_friday": calendar.unknown_years(today, end) if end else [],
-    }
-
-
-def _warning(row: Any) -> dict[str, Any]:
-    return {
-        "case_id": row.case_id,
-        "item_code": row.item_code,
-        "owner": row.owner,
-        "window": row.window,
-        "village_code": row.village_code,
-        "status": row.status,
-        "deadline": row.deadline,
-        "statutory_deadline": row.statutory_deadline,
-        "light": row.light,
     }
 
 

@@ -240,6 +240,8 @@ class Syncer:
                 if self.ledger.vault.sealing:
                     await forget_settled(conn)  # a case delivered or withdrawn just now
             await write_value(conn, "last_pull", now_us())
+        if page.events:
+            self.ledger.bell.ring()  # what came down may be for the nodes pulling from here
         metrics.EVENTS.inc(len(page.events), direction="pulled")
         metrics.PULL_POSITION.set(page.head, what="head")
         metrics.PULL_POSITION.set(page.events[-1][0] if page.events else cursor, what="cursor")

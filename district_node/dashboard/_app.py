@@ -6,7 +6,10 @@ department staff (those on the roster) get the staff console (relay.deskweb) for
 district owns, behind the same sign-in.
 """
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from relay.web import Gate, esc
 
 DESK = "/desk"  # where the staff console is
 LINKS = (("/", "nav.overview"), (f"{DESK}/", "console.queue"))
+REPORT_SECONDS = 10.0  # pages asked for within this long share one supervision report
 Page = Callable[[str, Request], Awaitable[tuple[str, str]]]  # (title, body HTML)
 
 
@@ -37,6 +41,9 @@ class Dashboard:
         self.node, self.divisions = node, divisions
         self.gate = Gate(node.home)
         self.desk = Desk(node, self.gate, DESK)
+        self.reporting = asyncio.Lock()  # pages asking at once wait for one report
+        self.kept: tuple[date, float, dict[str, Any]] | None = None  # (day, made at, report)
+        self.clock = time.monotonic
         every = [
             divisions.district,
             *(d for level in ("township", "village") for d in divisions.of_level(level)),
@@ -118,7 +125,13 @@ class Dashboard:
         return f"{t('case.title')}：{case_id}", _views.case_page(found, applicant, light, self.names())
 
     async def report(self) -> dict[str, Any]:
-        return await supervision.supervise(self.node, today_in_china())
+        """Today's supervision report, made at most once per REPORT_SECONDS (and on a new
+        day): a page costs no recount, and the report is at most that old."""
+        async with self.reporting:
+            today, now = today_in_china(), self.clock()
+            if self.kept is None or self.kept[0] != today or now - self.kept[1] >= REPORT_SECONDS:
+                self.kept = (today, now, await supervision.supervise(self.node, today))
+            return self.kept[2]
 
     def names(self) -> _views.Names:
         return _views.Names(self.place_names, self.node.ledger.catalog)
