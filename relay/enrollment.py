@@ -28,7 +28,7 @@ from casework import InvalidInput
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
 from relay.bundle import Bundle
-from relay.certify import Certifier
+from relay.certify import Certifier, Standing
 from relay.clock import iso, now_us
 from relay.config import NodeConfig
 from relay.errors import PermanentError, RelayError, TransientError
@@ -57,6 +57,7 @@ class Token:
     secret: str
     village: str
     expires_at: int  # microseconds
+    made_at: int  # microseconds: the district refuses a token made before a revocation
 
     @property
     def text(self) -> str:
@@ -83,7 +84,8 @@ async def make_token(conn: AsyncConnection, config: NodeConfig, village: str, mi
         )
     if not 1 <= minutes <= MAX_TOKEN_MINUTES:
         raise InvalidInput(f"a token lasts 1 to {MAX_TOKEN_MINUTES} minutes, not {minutes}")
-    token = Token(_random(5), _random(15), village, now_us() + minutes * 60_000_000)
+    now = now_us()
+    token = Token(_random(5), _random(15), village, now + minutes * 60_000_000, now)
     await conn.execute(enroll_tokens.insert().values(**_row(token), used_at=None))
     return token
 
@@ -93,7 +95,7 @@ async def redeem(conn: AsyncConnection, token_id: str, csr: bytes, given: bytes)
     row = (await conn.execute(select(enroll_tokens).where(enroll_tokens.c.token_id == token_id))).first()
     if row is None:
         raise TokenRefused(f"this township issued no enrollment token {token_id[:8]}: check it, or {_AGAIN}")
-    token = Token(row.token_id, row.secret, row.village, row.expires_at)
+    token = Token(row.token_id, row.secret, row.village, row.expires_at, row.made_at)
     if not hmac.compare_digest(proof(token.secret, _REQUEST, csr), given):
         raise TokenRefused("the enrollment token does not match: check it was copied whole")
     if row.used_at is not None:
@@ -135,7 +137,9 @@ class EnrollmentServicer(pb_grpc.EnrollmentServicer):
             await context.abort(status or grpc.StatusCode.FAILED_PRECONDITION, str(exc))
             raise AssertionError("abort returned") from exc
         try:
-            certified = await self.certifier.certify(token.village, request.csr)
+            certified = await self.certifier.certify(
+                token.village, request.csr, Standing(token_made_at=token.made_at)
+            )
         except (RelayError, InvalidInput) as exc:
             async with self.engine.begin() as conn:
                 await release(conn, token.token_id)
@@ -191,6 +195,7 @@ def _row(token: Token) -> dict[str, object]:
         "secret": token.secret,
         "village": token.village,
         "expires_at": token.expires_at,
+        "made_at": token.made_at,
     }
 
 

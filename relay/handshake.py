@@ -7,10 +7,7 @@ to do; otherwise the failure stays a transient one (the network may really be do
 
 import datetime
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-
-from relay.pki import validity_of
+from relay.pki import signed_by, validity_of
 
 _REENROLL = (
     "ask the district for a new bundle ('district-node enroll --code {code}') and install it "
@@ -45,9 +42,6 @@ def _own_problem(cert_pem: bytes, ca_pem: bytes, now: datetime.datetime) -> str 
         return f"it expired on {validity.expires.date().isoformat()}"
     if validity.issued - now > datetime.timedelta(days=1):
         return f"it is valid only from {validity.issued.date().isoformat()} (is this computer's clock right?)"
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
-        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
-    except (ValueError, TypeError, InvalidSignature):
+    if not signed_by(cert_pem, ca_pem):
         return "it is not signed by this network's CA"
     return None

@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -228,6 +229,16 @@ def requested_key(csr_pem: bytes) -> ec.EllipticCurvePublicKey:
     if not request.is_signature_valid:
         raise InvalidInput("the certificate signing request's signature does not match its key")
     return public
+
+
+def signed_by(cert_pem: bytes, ca_pem: bytes) -> bool:
+    """Whether the certificate was issued by this CA (unreadable counts as not)."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def holds_key(key_pem: bytes, cert_pem: bytes) -> bool:

@@ -220,4 +220,5 @@ enroll_tokens = Table(
     Column("village", String(12), nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("used_at", BigInteger),  # NULL until a village enrolled with it
+    Column("made_at", BigInteger, nullable=False),  # a token made before a revocation is refused
 )

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relay import calendars, catalogs, metrics, revocations
 from relay.catalogs import Published
-from relay.certify import Certified, Certifier
+from relay.certify import Certified, Certifier, Standing
 from relay.clock import now_us
 from relay.errors import CertificateRefused, InvalidBatch, NotPermitted, PermanentError
 from relay.ledger import MAX_INT64, Ledger, feed
@@ -69,15 +69,16 @@ class RelayService:
         async with self.engine.connect() as conn:
             return await revocations.after(conn, after)
 
-    async def certify(self, caller: str, subject: str, csr: bytes) -> Certified:
-        """A certificate for a new key: the caller's own, or (at the district) one of the
-        calling township's villages."""
+    async def certify(self, caller: str, subject: str, csr: bytes, standing: Standing) -> Certified:
+        """A certificate for a new key: the caller's own (``standing`` holds the certificate it
+        presented), or (at the district) one of the calling township's villages (``standing``
+        as the township passed it on)."""
         self.check_peer(caller)
         if self.certifier is None:
             raise PermanentError(f"{self.code} issues no certificates")
         if subject != caller and not (self.ledger.config.role == "district" and _serves(caller, subject)):
             raise NotPermitted(f"{caller} may not ask for a certificate of {subject[:16]}")
-        certified = await self.certifier.certify(subject, csr)
+        certified = await self.certifier.certify(subject, csr, standing)
         log.info("security.certificate.requested", code=subject, by=caller)
         return certified
 

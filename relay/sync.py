@@ -379,10 +379,18 @@ class Syncer:
         except Exception as exc:  # never let the heartbeat end a sync or the node
             log.warning("relay.heartbeat.failed", error=type(exc).__name__)
 
-    async def heartbeat_forever(self) -> None:
+    async def heartbeat_forever(self, every: float = HEARTBEAT_SECONDS) -> None:
+        """Beat, and take the upstream's new revocations, on their own schedule: a pull that
+        keeps failing (an event this node refuses) does not leave a revoked node let in."""
         while True:
             await self.beat_once()
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await self.refresh_revocations()
+            except TransientError:
+                pass
+            except Exception as exc:  # logged, tried again at the next beat
+                log.warning("relay.revocations.failed", error=type(exc).__name__)
+            await asyncio.sleep(every)
 
 
 def _seen(row: Any) -> Heartbeat:

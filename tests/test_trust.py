@@ -24,7 +24,7 @@ from relay import revocations
 from relay.certify import Certifier, DistrictCertifier, UpstreamCertifier
 from relay.clock import now_us
 from relay.enrollment import EnrollmentServicer, enroll_with_token, make_token, start_enrollment
-from relay.errors import CertificateRefused, NotPermitted, TransientError
+from relay.errors import CertificateRefused, NotPermitted, PermanentError, TransientError
 from relay.node import Node
 from relay.pki import (
     NODE_DAYS,
@@ -176,6 +176,52 @@ async def test_revoked_township_is_refused_by_the_district_at_once_and_enrolled_
         )
         async with link(net.township, target, new) as t:
             assert (await t.syncer.sync(10)).backlog == 0
+
+
+async def test_a_revoked_village_gets_no_certificate_through_a_township_that_has_not_heard(net, authority):
+    """The district refuses a renewal the township passes on for a village it revoked, though
+    the township's copy of the list is stale; an enrollment token made before the revocation
+    is refused too, one made after it gets the village back. The township's heartbeat brings
+    the list down without a pull."""
+    enroll(net.district, authority)
+    certifier = district_certifier(net.district, authority)
+    village_creds = enroll(net.village, authority)
+    async with (
+        serving(net.district, certifier) as district_target,
+        link(net.township, district_target, enroll(net.township, authority)) as t,
+        serving(net.township, UpstreamCertifier(t.upstream, TOWNSHIP)) as township_target,
+        link(net.village, township_target, village_creds) as v,
+    ):
+        async with net.township.engine.begin() as conn:
+            before = await make_token(conn, net.township.config, VILLAGE, 10)
+        await revoke(net.district, VILLAGE)
+        _, csr = make_request(VILLAGE)
+        with pytest.raises(PermanentError, match=f"certificate of {VILLAGE} was revoked"):
+            await v.upstream.certify(VILLAGE, VILLAGE, csr)
+        servicer = EnrollmentServicer(
+            net.township.engine, net.township.config, UpstreamCertifier(t.upstream, TOWNSHIP)
+        )
+        server, port = await start_enrollment(servicer, "127.0.0.1:0")
+        try:
+            with pytest.raises(InvalidInput, match=f"token for {VILLAGE} was made before"):
+                await enroll_with_token(f"127.0.0.1:{port}", before.text)
+            async with net.township.engine.begin() as conn:
+                after = await make_token(conn, net.township.config, VILLAGE, 10)
+            assert (await enroll_with_token(f"127.0.0.1:{port}", after.text)).code == VILLAGE
+        finally:
+            await server.stop(None)
+        beating = asyncio.create_task(t.syncer.heartbeat_forever(every=0.05))
+        try:
+            for _ in range(100):
+                async with net.township.engine.connect() as conn:
+                    if await revocations.find(conn, VILLAGE):
+                        break
+                await asyncio.sleep(0.05)
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+        async with net.township.engine.connect() as conn:
+            assert await revocations.find(conn, VILLAGE) is not None
 
 
 # --- expiry and clear handshake failures --------------------------------------------------------

@@ -1,0 +1,29 @@
+"""When each one-time enrollment token was made: the district refuses a token made before the
+village's revocation. Tokens kept already count as made at the earliest they can have been
+(their expiry less the longest a token lasts, 7 days).
+
+Revision ID: 0009
+Revises: 0007
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision: str | None = "0007"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+_LONGEST_US = 7 * 24 * 3600 * 1_000_000
+
+
+def upgrade() -> None:
+    op.add_column("enroll_tokens", sa.Column("made_at", sa.BigInteger(), nullable=False, server_default="0"))
+    op.execute(sa.text(f"UPDATE enroll_tokens SET made_at = expires_at - {_LONGEST_US}"))
+    with op.batch_alter_table("enroll_tokens") as batch:
+        batch.alter_column("made_at", server_default=None)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("enroll_tokens") as batch:
+        batch.drop_column("made_at")
