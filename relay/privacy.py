@@ -3,27 +3,68 @@
 ``village_vault`` opens a village's data key when the node opens (making one at the first
 open: ``init``, or the first open after an upgrade from a release that kept rows in clear,
 which then seals those rows and rewrites the file so no clear copy is left in it).
-``forget_settled`` blanks the applicant and every event payload of a case once it is
-delivered or withdrawn and every event the village made for it is acknowledged upstream:
-the laptop keeps the case number, item and status, not the person.
+``forget_settled`` forgets a case's personal data once it is delivered or withdrawn, every
+event the village made for it is acknowledged upstream, and ``forget_after_days`` ([relay],
+7 by default) have passed since: the laptop keeps the case number, item, status and what staff
+wrote (a correction notice's missing materials, a decision's reason), not the person. What is
+forgotten: the applicant (name, ID number, phone) and, in event payloads, what was typed for
+the applicant (the request's form fields and mandate, a withdrawal's reason, a rating's
+comment, a complaint's text) and the SHA-256 and size of materials handed in (their names
+stay). The grace period lets a township restored from a backup up to that old be sent the
+events again whole; an event forgotten before it had to be sent again goes marked
+``forgotten``, and the upstream refuses it saying the district holds the case.
 """
 
+import json
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from casework import InvalidInput
+from casework.lifecycle import (
+    CMD_COMPLAIN,
+    CMD_RATE,
+    CMD_SUPPLEMENT,
+    CMD_WITHDRAW,
+    COMPLAINT_FILED,
+    RATED,
+    SUBMITTED,
+    SUPPLEMENTED,
+    WITHDRAWN,
+)
+from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
 from relay.db import serialize_writers
 from relay.keyfile import KEY_FILE, create_key, load_key
+from relay.records import encode_payload
 from relay.schema import cases, events, outbox
-from relay.vault import SEALED, SealedVault
+from relay.vault import SEALED, SealedVault, Vault
 
 CLOSED = ("delivered", "withdrawn")  # nothing more is handed to the applicant
-BLANK = b"{}"  # what an event payload becomes once its case is forgotten
+FORGOTTEN = "forgotten"  # the key marking an event payload whose personal data was forgotten
 _KEY_STATE = "data_key"  # the state row naming the key that sealed this database
+# What an event payload keeps once forgotten: a submission, these fields; others, all but these.
+_SUBMISSION_KEPT = (
+    "item_code",
+    "decide_level",
+    "materials",
+    "missing_materials",
+    "joint_departments",
+    "village_code",
+    "township_code",
+)
+_TYPED: dict[str, tuple[str, ...]] = {
+    CMD_WITHDRAW: ("reason",),
+    WITHDRAWN: ("reason",),
+    CMD_RATE: ("comment",),
+    RATED: ("comment",),
+    CMD_COMPLAIN: ("text",),
+    COMPLAINT_FILED: ("text",),
+}
+_MATERIALS = (SUBMITTED, CMD_SUPPLEMENT, SUPPLEMENTED)
 
 log = structlog.get_logger()
 
@@ -114,24 +155,73 @@ async def _rewrite(engine: AsyncEngine) -> None:
         await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-async def forget_settled(conn: AsyncConnection) -> int:
-    """Blank the personal data of closed cases whose village events are all acknowledged;
-    returns how many applicants were forgotten. Idempotent: run it after every sync step."""
+async def forget_settled(conn: AsyncConnection, vault: Vault, after_days: float) -> int:
+    """Forget the personal data of closed cases settled upstream ``after_days`` ago or more;
+    returns how many were forgotten. Idempotent: run it after every sync step."""
+    now = now_us()
     acked = await read_value(conn, "acked_upto")
     unsettled = (
         select(events.c.case_id)
         .join(outbox, outbox.c.event_id == events.c.event_id)
         .where(outbox.c.seq > acked)
     )
-    settled = select(cases.c.case_id).where(cases.c.status.in_(CLOSED), cases.c.case_id.not_in(unsettled))
-    forgotten = await conn.execute(
+    # Sent again (an upstream restored from a backup) or a new command (a rating): not settled.
+    await conn.execute(
         update(cases)
-        .where(cases.c.case_id.in_(settled), cases.c.applicant_sealed.is_not(None))
-        .values(applicant_sealed=None, applicant_name="", applicant_id="", phone="")
+        .where(cases.c.settled_at.is_not(None), cases.c.case_id.in_(unsettled))
+        .values(settled_at=None)
     )
     await conn.execute(
-        update(events).where(events.c.case_id.in_(settled), events.c.payload != BLANK).values(payload=BLANK)
+        update(cases)
+        .where(cases.c.status.in_(CLOSED), cases.c.settled_at.is_(None), cases.c.case_id.not_in(unsettled))
+        .values(settled_at=now)
     )
-    if forgotten.rowcount:
-        log.info("village.forgotten", cases=forgotten.rowcount)
-    return int(forgotten.rowcount)
+    horizon = now - int(after_days * 86_400 * 1_000_000)
+    due = select(cases.c.case_id).where(cases.c.settled_at > 0, cases.c.settled_at <= horizon)
+    found = list((await conn.execute(due)).scalars())
+    if not found:
+        return 0
+    await conn.execute(
+        update(cases)
+        .where(cases.c.case_id.in_(found))
+        .values(applicant_sealed=None, applicant_name="", applicant_id="", phone="", settled_at=0)
+    )
+    kept = (
+        await conn.execute(
+            select(events.c.event_id, events.c.case_id, events.c.type, events.c.payload).where(
+                events.c.case_id.in_(found)
+            )
+        )
+    ).all()
+    await conn.execute(
+        update(events).where(events.c.event_id == bindparam("_id")).values(payload=bindparam("payload")),
+        [
+            {
+                "_id": e.event_id,
+                "payload": forgotten_payload(e.type, vault.open_payload(e.case_id, e.event_id, e.payload)),
+            }
+            for e in kept
+        ],
+    )
+    log.info("village.forgotten", cases=len(found))
+    return len(found)
+
+
+def forgotten_payload(event_type: str, payload: bytes) -> bytes:
+    """An event payload without what was typed for the applicant, marked FORGOTTEN."""
+    given: dict[str, Any] = json.loads(payload)
+    if event_type == SUBMITTED:
+        kept = {name: given[name] for name in _SUBMISSION_KEPT if name in given}
+    else:
+        kept = {name: value for name, value in given.items() if name not in _TYPED.get(event_type, ())}
+    if event_type in _MATERIALS and isinstance(kept.get("materials"), list):
+        kept["materials"] = [{"name": m.get("name", "")} for m in kept["materials"] if isinstance(m, dict)]
+    return encode_payload(kept | {FORGOTTEN: True})
+
+
+def forgotten_refusal(case_id: str) -> str:
+    """Why an upstream refuses an event sent again after its village forgot it."""
+    return (
+        f"case {case_id}: its village forgot this event's personal data after the case was settled "
+        "(forget_after_days) and cannot send it whole again; the district holds the case"
+    )

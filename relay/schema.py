@@ -69,6 +69,9 @@ cases = Table(
     # On a village: name, ID number and phone sealed with its data key (relay/vault.py), the
     # three columns above left empty; NULL elsewhere, and once the village has forgotten them.
     Column("applicant_sealed", LargeBinary),
+    # On a village: when every event it made for the case, closed, was acknowledged upstream
+    # (its personal data is forgotten forget_after_days later), 0 once forgotten, NULL before.
+    Column("settled_at", BigInteger),
 )
 Index("ix_cases_status", cases.c.status)
 

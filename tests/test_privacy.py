@@ -1,24 +1,26 @@
 """A village keeps personal data sealed, and only as long as it needs it (real SQLite files,
 a township in the same process)."""
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from casework import Request, mask_foreign_ids, shown_resident_id
 from casework.lifecycle import ACCEPTED, CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, DECIDED
 from relay.keyfile import KEY_FILE, WrongPassphrase, change_passphrase
 from relay.node import Node, open_node
-from relay.privacy import forget_settled
+from relay.privacy import FORGOTTEN, forget_settled
 from relay.queries import list_cases, show_case
-from relay.schema import cases, events
+from relay.schema import cases, dead_letters, events
 from relay.service import RelayService
 from relay.staff import act
 from relay.sync import Syncer
 from relay.upstream import LocalUpstream
+from relay.vault import SEALED
 from tests.conftest import DISTRICT, TOWNSHIP, VILLAGE, config
 from tests.test_migrations import CASE, make_6e8a5c3_node, run_on
 from village_agent import service as village
@@ -103,16 +105,22 @@ async def test_command_output_masks_id_numbers_from_outside_the_district(pair: P
     }
 
 
-async def test_a_case_delivered_and_synced_is_forgotten_at_the_village(pair: Pair) -> None:
-    """Once delivered and acknowledged, the village keeps the case number, item and status, not
-    the person; an open case keeps its applicant; a later rating is forgotten at its sync."""
+async def test_a_settled_case_is_forgotten_at_the_village_after_the_grace_period(
+    pair: Pair, tmp_path: Path
+) -> None:
+    """Delivered and acknowledged, a case keeps its details for forget_after_days (a township
+    restored from a backup gets them again whole); after that the village keeps the case number,
+    item, status and what staff wrote, not the person. Sent again after that, its events are
+    refused upstream saying the district holds the case; a later rating is forgotten in turn."""
     done, still_open = await take_everyone(pair.village)
     await pair.sync.sync(5)
     await act(pair.township, [done], ACCEPTED, {})
     await act(pair.township, [done], DECIDED, {"approved": True, "reason": "符合条件"})
     await pair.sync.sync(5)
     await village.command(pair.village, done, CMD_DELIVER, {})
-    assert await forgotten(pair.village, done) is False  # delivered here, not yet acknowledged
+    await pair.sync.sync(5)
+    assert await forgotten(pair.village, done) is False  # settled, within the grace period
+    await age_settlement(pair.village, days=8)
     await pair.sync.sync(5)
     assert await forgotten(pair.village, done) is True
     by_id = {c["case_id"]: c for c in await list_cases(pair.village)}
@@ -121,13 +129,34 @@ async def test_a_case_delivered_and_synced_is_forgotten_at_the_village(pair: Pai
     assert by_id[still_open]["applicant_name"] == PEOPLE[1][0] and not await forgotten(
         pair.village, still_open
     )
+    shown = await show_case(pair.village, done) or {}
+    assert [e["payload"].get("reason") for e in shown["events"] if e["type"] == DECIDED] == ["符合条件"]
     assert (await list_cases(pair.township))[0]["applicant_name"] == PEOPLE[0][0]  # kept upstream
     await village.command(pair.village, done, CMD_RATE, {"score": 5, "comment": "很快"})
-    assert await forgotten(pair.village, done) is False
+    await pair.sync.sync(5)
+    await age_settlement(pair.village, days=8)
     await pair.sync.sync(5)
     assert await forgotten(pair.village, done) is True
     async with pair.village.engine.begin() as conn:
-        assert await forget_settled(conn) == 0  # idempotent
+        assert await forget_settled(conn, pair.village.ledger.vault, 7) == 0  # idempotent
+    (tmp_path / "restored").mkdir()
+    restored_config = config(tmp_path / "restored", TOWNSHIP, "township", DISTRICT)
+    async with open_node(tmp_path / "restored", restored_config) as restored:  # a backup too old
+        link = LocalUpstream(RelayService(restored.engine, restored.ledger))
+        report = await Syncer(pair.village.engine, pair.village.ledger, link).sync(5)
+        assert report.backlog == 0 and report.rejected > 0
+        async with pair.village.engine.connect() as conn:
+            reasons = (await conn.execute(select(dead_letters.c.reason))).scalars().all()
+        assert reasons and all("the district holds the case" in r for r in reasons)
+        assert any(done in r for r in reasons)
+
+
+async def age_settlement(node: Node, days: float) -> None:
+    async with node.engine.begin() as conn:
+        ago = days * 86_400 * 1_000_000
+        await conn.execute(
+            update(cases).where(cases.c.settled_at > 0).values(settled_at=cases.c.settled_at - ago)
+        )
 
 
 async def forgotten(node: Node, case_id: str) -> bool:
@@ -136,8 +165,11 @@ async def forgotten(node: Node, case_id: str) -> bool:
         sealed = (
             await conn.execute(select(cases.c.applicant_sealed).where(cases.c.case_id == case_id))
         ).scalar()
-        payloads = (await conn.execute(select(events.c.payload).where(events.c.case_id == case_id))).scalars()
-        return sealed is None and set(payloads) == {b"{}"}
+        payloads = (await conn.execute(select(events.c.payload).where(events.c.case_id == case_id))).all()
+    marked = all(json.loads(p).get(FORGOTTEN) is True for (p,) in payloads if not p.startswith(SEALED))
+    revealing = [p for (p,) in payloads if any(v in p for v in personal(SPOUSE_ID, "很快"))]
+    sealed_left = [p for (p,) in payloads if p.startswith(SEALED)]
+    return sealed is None and marked and not revealing and not sealed_left
 
 
 async def test_upgrading_a_village_that_kept_clear_rows_seals_them(tmp_path: Path) -> None:

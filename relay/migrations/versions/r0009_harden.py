@@ -1,6 +1,7 @@
 """When each one-time enrollment token was made: the district refuses a token made before the
 village's revocation. Tokens kept already count as made at the earliest they can have been
-(their expiry less the longest a token lasts, 7 days).
+(their expiry less the longest a token lasts, 7 days). And when a village's closed case was
+settled upstream: its personal data is forgotten a grace period later (relay.privacy).
 
 Revision ID: 0009
 Revises: 0007
@@ -22,8 +23,11 @@ def upgrade() -> None:
     op.execute(sa.text(f"UPDATE enroll_tokens SET made_at = expires_at - {_LONGEST_US}"))
     with op.batch_alter_table("enroll_tokens") as batch:
         batch.alter_column("made_at", server_default=None)
+    op.add_column("cases", sa.Column("settled_at", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("cases") as batch:
+        batch.drop_column("settled_at")
     with op.batch_alter_table("enroll_tokens") as batch:
         batch.drop_column("made_at")
