@@ -7,9 +7,11 @@ enrollment leaves them, so renewal replaces real files that the servers read aga
 
 import asyncio
 import datetime
+import os
 import socket
 import ssl
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from relay.pki import (
     NODE_DAYS,
     Authority,
     finish_pair,
+    holds_key,
     identity_of,
     make_request,
     validity_of,
@@ -463,4 +466,27 @@ def test_a_renewal_cut_short_leaves_the_old_pair_or_the_new_one(tmp_path, author
     key.write_bytes(new.key_pem)
     finish_pair(key, cert)
     assert (key.read_bytes(), cert.read_bytes()) == (new.key_pem, new.cert_pem)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["node.crt", "node.key"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock") == ["node.crt", "node.key"]
+
+
+def test_renewals_at_once_leave_a_matching_pair_written_to_disk(tmp_path, authority, monkeypatch):
+    """`run` and `sync` renewing together: each replacement is whole (the lock file), the key
+    always matches the certificate, and a renewal that finds the certificate replaced meanwhile
+    keeps the other's pair. Every file written is flushed to disk, and its folder too."""
+    key, cert = tmp_path / "node.key", tmp_path / "node.crt"
+    pairs = [authority.issue(VILLAGE, "village", NOW) for _ in range(2)]
+    write_pair(key, cert, pairs[0].key_pem, pairs[0].cert_pem)
+
+    def replace_often(made) -> None:
+        for _ in range(40):
+            write_pair(key, cert, made.key_pem, made.cert_pem)
+            assert holds_key(key.read_bytes(), cert.read_bytes())
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(replace_often, pairs))
+    assert holds_key(key.read_bytes(), cert.read_bytes())
+    assert not write_pair(key, cert, pairs[1].key_pem, pairs[1].cert_pem, replacing=b"an older certificate")
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    write_pair(key, cert, pairs[1].key_pem, pairs[1].cert_pem)
+    assert len(synced) >= 4  # two files, the folder after each move in and after the pair
