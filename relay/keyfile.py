@@ -24,6 +24,7 @@ from relay.pki import write_secret
 
 KEY_FILE = "data.key"
 PASSPHRASE_ENV = "SERVICENET_PASSPHRASE"
+BACKUP_SUFFIX = ".bak"  # the key file as it was before a passphrase change, until the next open
 NEW_PASSPHRASE_ENV = "SERVICENET_NEW_PASSPHRASE"  # for 'village-agent passphrase' in scripts
 MIN_PASSPHRASE = 8
 # scrypt's cost: 2**15 x 8 x 128 bytes = 32 MiB and about 0.1 s, once per process. The file
@@ -37,21 +38,28 @@ class WrongPassphrase(InvalidInput):
 
 
 def load_key(home: Path) -> bytes:
-    """The data key in ``home``, unwrapped with the agent's passphrase."""
+    """The data key in ``home``, unwrapped with the agent's passphrase. The copy a passphrase
+    change kept (BACKUP_SUFFIX) is dropped once the key opens."""
     path = home / KEY_FILE
+    damaged = f"{path} cannot be read as a data key file: restore it from the backup"
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
         params = {name: int(stored[name]) for name in SCRYPT}
         salt, nonce, wrapped = (_unb64(stored[name]) for name in ("salt", "nonce", "wrapped"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput(f"{path} cannot be read as a data key file: restore it from the backup") from exc
+        raise InvalidInput(damaged) from exc
+    wrapping = _derive(_passphrase(), salt, **params)
     try:
-        return AESGCM(_derive(_passphrase(), salt, **params)).decrypt(nonce, wrapped, _WRAPPING)
+        key = AESGCM(wrapping).decrypt(nonce, wrapped, _WRAPPING)
     except InvalidTag as exc:
         raise WrongPassphrase(
             f"wrong passphrase for this village's data key ({path}): "
             f"type it again, or correct {PASSPHRASE_ENV}"
         ) from exc
+    except (ValueError, TypeError, OverflowError) as exc:  # a nonce or salt of the wrong size
+        raise InvalidInput(damaged) from exc
+    path.with_name(KEY_FILE + BACKUP_SUFFIX).unlink(missing_ok=True)
+    return key
 
 
 def create_key(home: Path) -> bytes:
@@ -64,9 +72,13 @@ def create_key(home: Path) -> bytes:
 
 def change_passphrase(home: Path) -> None:
     """Wrap the data key with a new passphrase (from NEW_PASSPHRASE_ENV, or typed twice); the
-    data itself stays as it is."""
+    data itself stays as it is. The file as it was is kept beside it (BACKUP_SUFFIX) until the
+    key next opens, in case the new passphrase is lost at once."""
     key = load_key(home)
-    _store(home, key, _passphrase(new=True, env=NEW_PASSPHRASE_ENV))
+    passphrase = _passphrase(new=True, env=NEW_PASSPHRASE_ENV)
+    path = home / KEY_FILE
+    write_secret(path.with_name(KEY_FILE + BACKUP_SUFFIX), path.read_bytes())
+    _store(home, key, passphrase)
 
 
 def _store(home: Path, key: bytes, passphrase: str) -> None:

@@ -1,6 +1,7 @@
 """A village keeps personal data sealed, and only as long as it needs it (real SQLite files,
 a township in the same process)."""
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -9,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text, update
 
-from casework import Request, mask_foreign_ids, shown_resident_id
+from casework import InvalidInput, Request, mask_foreign_ids, shown_resident_id
 from casework.lifecycle import ACCEPTED, CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, DECIDED
-from relay.keyfile import KEY_FILE, WrongPassphrase, change_passphrase
+from relay.keyfile import KEY_FILE, WrongPassphrase, change_passphrase, create_key, load_key
 from relay.node import Node, open_node
 from relay.privacy import FORGOTTEN, forget_settled
 from relay.queries import list_cases, show_case
@@ -202,7 +203,7 @@ async def test_upgrading_a_village_that_kept_clear_rows_seals_them(tmp_path: Pat
             async with open_node(tmp_path, node_config):
                 pass
     (tmp_path / KEY_FILE).unlink()
-    with pytest.raises(Exception, match="missing: restore it"):
+    with pytest.raises(InvalidInput, match="missing: restore it"):
         async with open_node(tmp_path, node_config):
             pass
     (tmp_path / KEY_FILE).write_bytes(key)
@@ -215,3 +216,21 @@ async def test_upgrading_a_village_that_kept_clear_rows_seals_them(tmp_path: Pat
     with pytest.raises(WrongPassphrase):  # the old passphrase no longer opens it
         async with open_node(tmp_path, node_config):
             pass
+
+
+def test_a_damaged_key_file_says_restore_it_and_a_passphrase_change_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key file whose nonce was cut short is refused in one line, not with a traceback; a
+    passphrase change keeps the file as it was beside it until the key next opens."""
+    key = create_key(tmp_path)
+    path, backup = tmp_path / KEY_FILE, tmp_path / (KEY_FILE + ".bak")
+    monkeypatch.setenv("SERVICENET_NEW_PASSPHRASE", "a new passphrase")
+    change_passphrase(tmp_path)
+    assert backup.exists() and backup.read_bytes() != path.read_bytes()
+    monkeypatch.setenv("SERVICENET_PASSPHRASE", "a new passphrase")
+    assert load_key(tmp_path) == key and not backup.exists()
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps(stored | {"nonce": base64.b64encode(b"short").decode()}))
+    with pytest.raises(InvalidInput, match="cannot be read as a data key file: restore it from the backup"):
+        load_key(tmp_path)
