@@ -66,7 +66,12 @@ def create_key(home: Path) -> bytes:
     """A new random data key, kept in ``home`` wrapped with a passphrase chosen now."""
     passphrase = _passphrase(new=True)
     key = AESGCM.generate_key(bit_length=256)
-    _store(home, key, passphrase)
+    try:
+        _store(home, key, passphrase, replace=False)
+    except FileExistsError as exc:
+        raise InvalidInput(
+            f"another command made {home / KEY_FILE} at the same moment: run this one again"
+        ) from exc
     return key
 
 
@@ -81,12 +86,12 @@ def change_passphrase(home: Path) -> None:
     _store(home, key, passphrase)
 
 
-def _store(home: Path, key: bytes, passphrase: str) -> None:
+def _store(home: Path, key: bytes, passphrase: str, replace: bool = True) -> None:
     salt, nonce = os.urandom(16), os.urandom(12)
     wrapped = AESGCM(_derive(passphrase, salt, **SCRYPT)).encrypt(nonce, key, _WRAPPING)
     stored: dict[str, Any] = {"format": 1, "kdf": "scrypt", **SCRYPT}
     stored |= {"salt": _b64(salt), "nonce": _b64(nonce), "wrapped": _b64(wrapped)}
-    write_secret(home / KEY_FILE, (json.dumps(stored, indent=1) + "\n").encode())
+    write_secret(home / KEY_FILE, (json.dumps(stored, indent=1) + "\n").encode(), replace)
 
 
 @lru_cache(maxsize=16)

@@ -303,35 +303,41 @@ def _pair_lock(key_path: Path) -> Iterator[None]:
         ) from exc
 
 
-def write_secret(path: Path, data: bytes) -> None:
-    """Write a file only its owner may read (0600), replacing any old one whole."""
-    _write(path, data, 0o600)
+def write_secret(path: Path, data: bytes, replace: bool = True) -> None:
+    """Write a file only its owner may read (0600), replacing any old one whole; without
+    ``replace``, FileExistsError if there is one (two processes making it at once)."""
+    _write(path, data, 0o600, replace)
 
 
 def write_public(path: Path, data: bytes) -> None:
     _write(path, data, 0o644)
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
+def _write(path: Path, data: bytes, mode: int, replace: bool = True) -> None:
     """Write ``data`` whole to a temporary file of its own beside ``path``, on disk (fsync)
     before it is moved in, and the move itself on disk (the folder's fsync) before returning."""
     descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     temporary = Path(name)
     try:
-        os.fchmod(descriptor, mode)
+        os.chmod(temporary, mode)  # mkstemp made it 0600
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
+        if replace:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)  # fails if the file exists
+    finally:
         temporary.unlink(missing_ok=True)
-        raise
     sync_folder(path.parent)
 
 
 def sync_folder(folder: Path) -> None:
-    """Put a folder's entries (a file moved in, one removed) on disk."""
+    """Put a folder's entries (a file moved in, one removed) on disk. (Windows opens no
+    folder as a file; NTFS journals the move itself.)"""
+    if os.name == "nt":
+        return
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(descriptor)

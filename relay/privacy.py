@@ -46,6 +46,7 @@ from relay.vault import SEALED, SealedVault, Vault
 CLOSED = ("delivered", "withdrawn")  # nothing more is handed to the applicant
 FORGOTTEN = "forgotten"  # the key marking an event payload whose personal data was forgotten
 _KEY_STATE = "data_key"  # the state row naming the key that sealed this database
+_REWRITE_STATE = "rewrite_pending"  # 1 from sealing clear rows until the file is rewritten
 # What an event payload keeps once forgotten: a submission, these fields; others, all but these.
 _SUBMISSION_KEPT = (
     "item_code",
@@ -73,6 +74,7 @@ async def village_vault(home: Path, engine: AsyncEngine) -> SealedVault:
     """The village's data key, checked against the one its database was sealed with."""
     async with engine.connect() as conn:
         sealed_by = await read_text(conn, _KEY_STATE)
+        rewrite_pending = await read_value(conn, _REWRITE_STATE)
     path = home / KEY_FILE
     if not sealed_by:
         return await _first_seal(home, engine)
@@ -82,29 +84,38 @@ async def village_vault(home: Path, engine: AsyncEngine) -> SealedVault:
             "(without it this village's personal data cannot be read)"
         )
     vault = SealedVault(load_key(home))
-    if vault.key_id != sealed_by:
-        raise InvalidInput(
-            f"{path} is not the key this database was sealed with: restore the one kept with it"
-        )
+    _check_key(path, vault, sealed_by)
+    if rewrite_pending:  # the first seal was cut short before the file was rewritten
+        await _rewrite(engine)
     return vault
 
 
 async def _first_seal(home: Path, engine: AsyncEngine) -> SealedVault:
-    """Make (or take) the key and seal whatever the database holds in clear, under the write
-    lock: a server and a command opening the node at once do not both do it."""
+    """Make (or take) the key, then seal whatever the database holds in clear under the write
+    lock: a server and a command opening the node at once do not both do it. The passphrase
+    is asked, and scrypt run, before the lock is taken."""
+    path = home / KEY_FILE
+    vault = SealedVault(load_key(home) if path.exists() else create_key(home))
     async with engine.begin() as conn:
         await serialize_writers(conn)
         sealed_by = await read_text(conn, _KEY_STATE)
-        key = load_key(home) if (home / KEY_FILE).exists() else create_key(home)
-        vault = SealedVault(key)
-        if sealed_by and sealed_by != vault.key_id:
-            raise InvalidInput(f"{home / KEY_FILE} is not the key this database was sealed with")
-        sealed = 0 if sealed_by else await _seal_clear_rows(conn, vault)
+        if sealed_by:  # another process sealed it meanwhile
+            _check_key(path, vault, sealed_by)
+            return vault
+        sealed = await _seal_clear_rows(conn, vault)
         await write_value(conn, _KEY_STATE, 1, vault.key_id)
+        await write_value(conn, _REWRITE_STATE, 1 if sealed else 0)
     if sealed:
         await _rewrite(engine)
         log.info("village.sealed", rows=sealed)
     return vault
+
+
+def _check_key(path: Path, vault: SealedVault, sealed_by: str) -> None:
+    if vault.key_id != sealed_by:
+        raise InvalidInput(
+            f"{path} is not the key this database was sealed with: restore the one kept with it"
+        )
 
 
 async def _seal_clear_rows(conn: AsyncConnection, vault: SealedVault) -> int:
@@ -146,13 +157,14 @@ async def _seal_clear_rows(conn: AsyncConnection, vault: SealedVault) -> int:
 async def _rewrite(engine: AsyncEngine) -> None:
     """Rebuild the SQLite file and empty its write-ahead log, so that no page keeps a clear
     copy of what was just sealed."""
-    if engine.dialect.name != "sqlite":
-        return
-    async with engine.connect() as conn:
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None, "an open connection has its driver connection"
-        await driver.execute("VACUUM")
-        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if engine.dialect.name == "sqlite":
+        async with engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None, "an open connection has its driver connection"
+            await driver.execute("VACUUM")
+            await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    async with engine.begin() as conn:
+        await write_value(conn, _REWRITE_STATE, 0)
 
 
 async def forget_settled(conn: AsyncConnection, vault: Vault, after_days: float) -> int:

@@ -3,6 +3,7 @@ a township in the same process)."""
 
 import base64
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,6 +13,8 @@ from sqlalchemy import select, text, update
 
 from casework import InvalidInput, Request, mask_foreign_ids, shown_resident_id
 from casework.lifecycle import ACCEPTED, CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, DECIDED
+from relay import privacy
+from relay.config import NodeConfig
 from relay.keyfile import KEY_FILE, WrongPassphrase, change_passphrase, create_key, load_key
 from relay.node import Node, open_node
 from relay.privacy import FORGOTTEN, forget_settled
@@ -177,20 +180,7 @@ async def test_upgrading_a_village_that_kept_clear_rows_seals_them(tmp_path: Pat
     """A village database from before sealing is sealed at its first open with the passphrase,
     with no clear copy left in the file; later opens need the same key file and passphrase,
     which can be changed."""
-    node_config = config(tmp_path, VILLAGE, "village", TOWNSHIP)
-    await make_6e8a5c3_node(node_config.db_url)
-    clear_event = (
-        "INSERT INTO events (event_id, case_id, origin_node, origin_seq, type, payload, recorded_at, "
-    )
-    clear_event += "catalog_version, village_code, township_code) VALUES ('500117001005:1', :case, "
-    clear_event += "'500117001005', 1, 'case.submitted', :payload, 1, '2026.1', '500117001005', '500117001')"
-    payload = (
-        f'{{"applicant":{{"name":"张三","id_number":"{CASE["applicant_id"]}","phone":"{CASE["phone"]}"}}}}'
-    )
-    values = {"case": CASE["case_id"], "payload": payload.encode()}
-    await run_on(node_config.db_url, lambda conn: conn.execute(text(clear_event), values))
-    clear = [str(CASE[k]).encode() for k in ("applicant_name", "applicant_id", "phone")]
-    assert all(value in raw_bytes(tmp_path) for value in clear)
+    node_config, clear = await village_before_sealing(tmp_path)
     async with open_node(tmp_path, node_config) as node:
         [case] = await list_cases(node)
         assert case["applicant_name"] == "张三"
@@ -216,6 +206,56 @@ async def test_upgrading_a_village_that_kept_clear_rows_seals_them(tmp_path: Pat
     with pytest.raises(WrongPassphrase):  # the old passphrase no longer opens it
         async with open_node(tmp_path, node_config):
             pass
+
+
+async def village_before_sealing(home: Path) -> tuple[NodeConfig, list[bytes]]:
+    """A village database as a release before sealing left it, with one case and its event in
+    clear; returns its configuration and the clear values."""
+    node_config = config(home, VILLAGE, "village", TOWNSHIP)
+    await make_6e8a5c3_node(node_config.db_url)
+    clear_event = (
+        "INSERT INTO events (event_id, case_id, origin_node, origin_seq, type, payload, recorded_at, "
+    )
+    clear_event += "catalog_version, village_code, township_code) VALUES ('500117001005:1', :case, "
+    clear_event += "'500117001005', 1, 'case.submitted', :payload, 1, '2026.1', '500117001005', '500117001')"
+    payload = (
+        f'{{"applicant":{{"name":"张三","id_number":"{CASE["applicant_id"]}","phone":"{CASE["phone"]}"}}}}'
+    )
+    values = {"case": CASE["case_id"], "payload": payload.encode()}
+    await run_on(node_config.db_url, lambda conn: conn.execute(text(clear_event), values))
+    clear = [str(CASE[k]).encode() for k in ("applicant_name", "applicant_id", "phone")]
+    assert all(value in raw_bytes(home) for value in clear)
+    return node_config, clear
+
+
+async def test_the_first_seal_asks_before_locking_and_a_crash_before_the_rewrite_is_finished_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key is made (the passphrase asked, scrypt run) while other processes may still
+    write; a crash after sealing but before the file was rewritten leaves the rewrite to the
+    next open, which removes the clear copies."""
+    node_config, clear = await village_before_sealing(tmp_path)
+    made = privacy.create_key
+
+    def make_while_others_write(home: Path) -> bytes:
+        with sqlite3.connect(tmp_path / "node.db", timeout=0.2) as other:
+            other.execute("BEGIN IMMEDIATE")  # "database is locked" under the sealing lock
+            other.rollback()
+        return made(home)
+
+    async def crash(engine: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(privacy, "create_key", make_while_others_write)
+    monkeypatch.setattr(privacy, "_rewrite", crash)
+    with pytest.raises(KeyboardInterrupt):
+        async with open_node(tmp_path, node_config):
+            pass
+    assert all(value in raw_bytes(tmp_path) for value in clear)  # sealed, not yet rewritten
+    monkeypatch.undo()
+    async with open_node(tmp_path, node_config) as node:
+        assert [c["applicant_name"] for c in await list_cases(node)] == ["张三"]
+    assert [value for value in clear if value in raw_bytes(tmp_path)] == []
 
 
 def test_a_damaged_key_file_says_restore_it_and_a_passphrase_change_keeps_the_old_file(
