@@ -31,6 +31,7 @@ MIN_PASSPHRASE = 8
 # records the parameters, so a later release may raise them for new keys.
 SCRYPT = {"n": 2**15, "r": 8, "p": 1}
 _WRAPPING = b"servicenet data key v1"  # associated data of the wrapped key
+_typed: dict[str, str] = {}  # the passphrase typed in this process
 
 
 class WrongPassphrase(InvalidInput):
@@ -106,8 +107,9 @@ def _derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 
 def _passphrase(new: bool = False, env: str = PASSPHRASE_ENV) -> str:
-    """From the environment, else typed at the terminal (twice for a new one)."""
-    given = os.environ.get(env) or None  # set but empty: as if not set
+    """From the environment, else typed at the terminal (twice for a new one); one typed is
+    remembered for the rest of the process (``init`` makes the key, then opens the node)."""
+    given = os.environ.get(env) or (None if new else _typed.get(PASSPHRASE_ENV))  # empty: not set
     if given is None:
         if not sys.stdin.isatty():
             raise InvalidInput(
@@ -119,6 +121,8 @@ def _passphrase(new: bool = False, env: str = PASSPHRASE_ENV) -> str:
             raise InvalidInput("the two passphrases differ: run the command again")
     if new and len(given) < MIN_PASSPHRASE:
         raise InvalidInput(f"the passphrase must be at least {MIN_PASSPHRASE} characters long")
+    if env not in os.environ:
+        _typed[PASSPHRASE_ENV] = given  # the one that opens the key file from now on
     return given
 
 

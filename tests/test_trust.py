@@ -20,6 +20,7 @@ import pytest
 from cryptography import x509
 from sqlalchemy import select, update
 from structlog.testing import capture_logs
+from typer.testing import CliRunner
 
 from casework import InvalidInput, level_of_code
 from relay import revocations
@@ -49,6 +50,7 @@ from relay.upstream import GrpcUpstream
 from tests.conftest import DISTRICT, OTHER_TOWNSHIP, OTHER_VILLAGE, PG_URL, TOWNSHIP, VILLAGE, fresh_postgres
 from tests.netkit import DIVISIONS, Network, free_port
 from tests.test_hostile_input import village_events
+from village_agent.cli import app as village_app
 
 TIMEOUT = 10.0
 NOW = datetime.datetime.now(datetime.UTC)
@@ -490,3 +492,14 @@ def test_renewals_at_once_leave_a_matching_pair_written_to_disk(tmp_path, author
     monkeypatch.setattr(os, "fsync", synced.append)
     write_pair(key, cert, pairs[1].key_pem, pairs[1].cert_pem)
     assert len(synced) >= 4  # two files, the folder after each move in and after the pair
+
+
+def test_init_with_a_token_checks_the_passphrase_before_it_uses_the_token_up(tmp_path):
+    """A passphrase refused (too short) stops `init --token` before the township is asked, so
+    the token stays good for the next try."""
+    enroll_at = f"127.0.0.1:{free_port()}"  # nothing listens: asking it would fail otherwise
+    args = ["init", "--home", str(tmp_path / "v"), "--township", enroll_at, "--enroll", enroll_at]
+    result = CliRunner().invoke(
+        village_app, [*args, "--token", "A" * 8 + "-" + "B" * 24], env={"SERVICENET_PASSPHRASE": "short"}
+    )
+    assert result.exit_code != 0 and "at least 8 characters" in result.output

@@ -22,16 +22,16 @@ from relay.console import (
     emit,
     fail,
     join_network,
+    new_home,
     out,
     read_bundle,
-    refuse_taken_home,
     run,
     run_service,
     serve_node,
     with_node,
 )
 from relay.enrollment import enroll_with_token
-from relay.keyfile import KEY_FILE, change_passphrase
+from relay.keyfile import KEY_FILE, change_passphrase, create_key, load_key
 from relay.node import Node
 from village_agent import service
 
@@ -68,7 +68,11 @@ def init(
     else:
         if not enroll:
             fail("--token needs --enroll HOST:PORT: the township's enrollment address")
-        refuse_taken_home(home)  # before the token is used up
+        new_home(home)  # refused before the token is used up
+        try:  # the passphrase chosen (checked, on a rerun) before the token is used up too
+            load_key(home) if (home / KEY_FILE).exists() else create_key(home)
+        except CaseworkError as exc:
+            fail(str(exc))
         joined = run(enroll_with_token(enroll, token or ""))
     join_network(home, joined, township, None, operator or "agent", insecure_loopback)
     out.print(f"village {joined.code} {joined.name} set up in {home}", markup=False)
