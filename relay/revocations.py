@@ -17,6 +17,11 @@ from relay.clock import iso
 from relay.schema import revocations
 
 PAGE = 1000  # revocations in one reply
+# What a node refused for its certificate (revoked, expired, foreign) is told to do.
+REENROLL = (
+    "ask the district for a new bundle ('district-node enroll --code {code}') and install it "
+    "with 'renew --bundle'"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +38,7 @@ class Revocation:
         """The one line a refused node is told (no reason text: that stays with staff)."""
         return (
             f"the certificate of {self.code} was revoked by the district on {iso(self.revoked_at)[:19]}: "
-            "this node is refused everywhere; ask the district for a new bundle "
-            "('district-node enroll') and install it with 'renew --bundle'"
+            "this node is refused everywhere; " + REENROLL.format(code=self.code)
         )
 
 

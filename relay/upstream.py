@@ -93,9 +93,12 @@ class GrpcUpstream:
     def _error(self, exc: grpc.aio.AioRpcError) -> RelayError:
         """The relay's error for a failed call; a failed handshake says why, where it can."""
         if exc.code() == grpc.StatusCode.UNAVAILABLE and isinstance(self.security, Credentials):
-            reason = explain(
-                exc.details() or "", self.security.cert, self.security.ca, self.code, self.server_code
-            )
+            try:
+                reason = explain(
+                    exc.details() or "", self.security.cert, self.security.ca, self.code, self.server_code
+                )
+            except Exception:  # an unreadable certificate, say: report the failure as it came
+                reason = None
             if reason is not None:
                 return CertificateRefused(f"{self.target}: {reason}")
         return from_rpc_error(exc, self.target)

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 from cryptography import x509
 from sqlalchemy import select, update
@@ -28,6 +29,7 @@ from relay.certify import Certifier, DistrictCertifier, UpstreamCertifier
 from relay.clock import now_us
 from relay.enrollment import EnrollmentServicer, enroll_with_token, make_token, start_enrollment
 from relay.errors import CertificateRefused, NotPermitted, PermanentError, TransientError
+from relay.handshake import explain
 from relay.node import Node
 from relay.pki import (
     NODE_DAYS,
@@ -503,3 +505,19 @@ def test_init_with_a_token_checks_the_passphrase_before_it_uses_the_token_up(tmp
         village_app, [*args, "--token", "A" * 8 + "-" + "B" * 24], env={"SERVICENET_PASSPHRASE": "short"}
     )
     assert result.exit_code != 0 and "at least 8 characters" in result.output
+
+
+async def test_a_handshake_failure_reported_oddly_is_still_told_in_one_line(authority):
+    """TLS details without the usual colons, or an unreadable certificate of this node, give a
+    line or no explanation (the failure as it came), never an exception of their own."""
+    made = authority.issue(VILLAGE, "village", NOW)
+    said = explain("CERTIFICATE_VERIFY_FAILED", made.cert_pem, authority.cert_pem, VILLAGE, TOWNSHIP)
+    assert said is not None and "(no reason given)" in said
+    creds = Credentials(made.key_pem, made.cert_pem, authority.cert_pem)
+    upstream = GrpcUpstream(f"127.0.0.1:{free_port()}", TIMEOUT, creds, TOWNSHIP, VILLAGE)
+    upstream.security = Credentials(made.key_pem, b"not a certificate", authority.cert_pem)
+    failed = grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "down"
+    )
+    assert isinstance(upstream._error(failed), TransientError)
+    await upstream.close()
