@@ -8,7 +8,7 @@ node keeps what it pulled: a township refuses a revoked village while the distri
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -72,8 +72,9 @@ async def after(conn: AsyncConnection, moment: int) -> list[Revocation]:
 
 
 async def keep(conn: AsyncConnection, pulled: Sequence[Revocation]) -> None:
-    """Keep revocations pulled from the upstream (a later one of a code replaces the earlier)."""
-    for revocation in pulled:
+    """Keep revocations pulled from the upstream (a later one of a code replaces the earlier),
+    without any reason text (an older district sent it along)."""
+    for revocation in (replace(r, reason="") for r in pulled):
         kept = await find(conn, revocation.code)
         if kept is None or kept.revoked_at < revocation.revoked_at:
             await _put(conn, revocation, exists=kept is not None)

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
@@ -64,10 +65,11 @@ class RelayService:
             raise CertificateRefused(revoked.refusal())
 
     async def fetch_revocations(self, puller: str, after: int) -> list[Revocation]:
-        """The revocations made after the caller's newest, oldest first."""
+        """The revocations made after the caller's newest, oldest first, without their reason
+        (district staff's words stay at the district)."""
         self.check_peer(puller)
         async with self.engine.connect() as conn:
-            return await revocations.after(conn, after)
+            return [replace(r, reason="") for r in await revocations.after(conn, after)]
 
     async def certify(self, caller: str, subject: str, csr: bytes, standing: Standing) -> Certified:
         """A certificate for a new key: the caller's own (``standing`` holds the certificate it
