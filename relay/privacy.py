@@ -16,11 +16,12 @@ events again whole; an event forgotten before it had to be sent again goes marke
 """
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import ColumnElement, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from casework import InvalidInput
@@ -83,7 +84,7 @@ async def village_vault(home: Path, engine: AsyncEngine) -> SealedVault:
             f"{path} is missing: restore it from the backup "
             "(without it this village's personal data cannot be read)"
         )
-    vault = SealedVault(load_key(home))
+    vault = SealedVault(load_key(home), home)
     _check_key(path, vault, sealed_by)
     if rewrite_pending:  # the first seal was cut short before the file was rewritten
         await _rewrite(engine)
@@ -95,7 +96,7 @@ async def _first_seal(home: Path, engine: AsyncEngine) -> SealedVault:
     lock: a server and a command opening the node at once do not both do it. The passphrase
     is asked, and scrypt run, before the lock is taken."""
     path = home / KEY_FILE
-    vault = SealedVault(load_key(home) if path.exists() else create_key(home))
+    vault = SealedVault(load_key(home) if path.exists() else create_key(home), home)
     async with engine.begin() as conn:
         await serialize_writers(conn)
         sealed_by = await read_text(conn, _KEY_STATE)
@@ -167,9 +168,16 @@ async def _rewrite(engine: AsyncEngine) -> None:
         await write_value(conn, _REWRITE_STATE, 0)
 
 
-async def forget_settled(conn: AsyncConnection, vault: Vault, after_days: float) -> int:
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    cases: int
+    scans: frozenset[str]  # SHA-256 of kept scans no case still here names: to delete
+
+
+async def forget_settled(conn: AsyncConnection, vault: Vault, after_days: float) -> Forgotten:
     """Forget the personal data of closed cases settled upstream ``after_days`` ago or more;
-    returns how many were forgotten. Idempotent: run it after every sync step."""
+    returns how many were forgotten, and the scans to delete once that is committed.
+    Idempotent: run it after every sync step."""
     now = now_us()
     acked = await read_value(conn, "acked_upto")
     unsettled = (
@@ -192,31 +200,46 @@ async def forget_settled(conn: AsyncConnection, vault: Vault, after_days: float)
     due = select(cases.c.case_id).where(cases.c.settled_at > 0, cases.c.settled_at <= horizon)
     found = list((await conn.execute(due)).scalars())
     if not found:
-        return 0
+        return Forgotten(0, frozenset())
     await conn.execute(
         update(cases)
         .where(cases.c.case_id.in_(found))
         .values(applicant_sealed=None, applicant_name="", applicant_id="", phone="", settled_at=0)
     )
-    kept = (
-        await conn.execute(
-            select(events.c.event_id, events.c.case_id, events.c.type, events.c.payload).where(
-                events.c.case_id.in_(found)
-            )
-        )
-    ).all()
+    kept = await _opened_events(conn, vault, events.c.case_id.in_(found))
     await conn.execute(
         update(events).where(events.c.event_id == bindparam("_id")).values(payload=bindparam("payload")),
-        [
-            {
-                "_id": e.event_id,
-                "payload": forgotten_payload(e.type, vault.open_payload(e.case_id, e.event_id, e.payload)),
-            }
-            for e in kept
-        ],
+        [{"_id": event_id, "payload": forgotten_payload(kind, payload)} for event_id, kind, payload in kept],
+    )
+    remaining = await _opened_events(
+        conn,
+        vault,
+        events.c.type.in_(_MATERIALS),
+        events.c.case_id.not_in(select(cases.c.case_id).where(cases.c.settled_at == 0)),
     )
     log.info("village.forgotten", cases=len(found))
-    return len(found)
+    return Forgotten(len(found), frozenset(_scans_named(kept) - _scans_named(remaining)))
+
+
+async def _opened_events(
+    conn: AsyncConnection, vault: Vault, *where: ColumnElement[bool]
+) -> list[tuple[str, str, bytes]]:
+    """(event id, type, opened payload) of the events ``where`` selects."""
+    query = select(events.c.event_id, events.c.case_id, events.c.type, events.c.payload).where(*where)
+    return [
+        (e.event_id, e.type, vault.open_payload(e.case_id, e.event_id, e.payload))
+        for e in await conn.execute(query)
+    ]
+
+
+def _scans_named(opened: list[tuple[str, str, bytes]]) -> set[str]:
+    """The SHA-256 of every material the events name (submissions, supplements)."""
+    named = set()
+    for _, kind, payload in opened:
+        if kind in _MATERIALS:
+            materials = json.loads(payload).get("materials") or []
+            named |= {str(m["sha256"]) for m in materials if isinstance(m, dict) and "sha256" in m}
+    return named
 
 
 def forgotten_payload(event_type: str, payload: bytes) -> bytes:

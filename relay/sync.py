@@ -141,9 +141,8 @@ class Syncer:
             # A mark above what this push carried belongs to this node's numbering before it was
             # restored from an older backup: what it numbers now is not acknowledged by it.
             mark = min(result.applied_upto, envelopes[-1][0] if envelopes else first - 1)
-            if envelopes and self.ledger.vault.sealing:
-                # Before the mark moves: a case with a new event here (a rating) is unsettled.
-                await self._forget(conn)
+            # Before the mark moves: a case with a new event here (a rating) is unsettled.
+            unneeded = await self._forget(conn) if envelopes else frozenset()
             await write_value(conn, "acked_upto", mark)
             await write_value(conn, "last_push", now_us())
             if result.rejected:
@@ -155,6 +154,7 @@ class Syncer:
                     [(r.seq, by_seq[r.seq], r.reason) for r in result.rejected if r.seq in by_seq],
                 )
             await self._prune(conn, mark)
+        self.ledger.vault.drop_scans(unneeded)
         if mark < first - 1:
             log.warning("relay.push.rewind", upstream_expects=mark + 1, sent=first)
         self._next_seq = mark + 1
@@ -167,8 +167,12 @@ class Syncer:
         metrics.REJECTS.inc(len(result.rejected), direction="out")
         return acked, len(result.rejected)
 
-    async def _forget(self, conn: AsyncConnection) -> None:
-        await forget_settled(conn, self.ledger.vault, self.policy.forget_after_days)
+    async def _forget(self, conn: AsyncConnection) -> frozenset[str]:
+        """Forget settled cases here (on a village); returns the scans to delete once that is
+        committed."""
+        if not self.ledger.vault.sealing:
+            return frozenset()
+        return (await forget_settled(conn, self.ledger.vault, self.policy.forget_after_days)).scans
 
     async def _prune(self, conn: AsyncConnection, acked: int) -> None:
         """Forget acknowledged rows older than the retention period (kept for replay). The
@@ -206,9 +210,9 @@ class Syncer:
                 last_position, last = page.events[-1]
                 if last_position > await read_value(conn, "pull_cursor"):
                     await write_value(conn, "pull_cursor", last_position, last.event_id)
-            if self.ledger.vault.sealing:
-                await self._forget(conn)  # a case delivered just now, or settled long enough
+            unneeded = await self._forget(conn)  # a case delivered just now, or settled long enough
             await write_value(conn, "last_pull", now_us())
+        self.ledger.vault.drop_scans(unneeded)
         metrics.EVENTS.inc(len(page.events), direction="pulled")
         metrics.PULL_POSITION.set(page.head, what="head")
         metrics.PULL_POSITION.set(page.events[-1][0] if page.events else cursor, what="cursor")

@@ -2,6 +2,7 @@
 a township in the same process)."""
 
 import base64
+import hashlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -24,7 +25,7 @@ from relay.service import RelayService
 from relay.staff import act
 from relay.sync import Syncer
 from relay.upstream import LocalUpstream
-from relay.vault import SEALED
+from relay.vault import SCANS, SEALED, SealedVault
 from tests.conftest import DISTRICT, TOWNSHIP, VILLAGE, config
 from tests.test_migrations import CASE, make_6e8a5c3_node, run_on
 from village_agent import service as village
@@ -33,6 +34,7 @@ from village_agent import service as village
 # naming a family member's ID number.
 PEOPLE = [("张秀英", "500117195603124322", "13912345678"), ("王建国", "11010519491231002X", "13787654321")]
 SPOUSE_ID = "500117197811052166"
+HOUSEHOLD = "户口簿 scan: 张秀英 王建国 ".encode() * 40
 
 
 @dataclass
@@ -57,12 +59,29 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
 
 
 async def take_everyone(node: Node) -> list[str]:
+    """One case for each person, with a scan of their own ID card and of a household register
+    both hand in (kept sealed, as the intake app keeps them)."""
     fields = {"配偶身份证号": SPOUSE_ID}
-    checked = [
-        village.check(node, Request("twp-pension-enroll", name, number, phone, fields), {})
-        for name, number, phone in PEOPLE
-    ]
+    checked = []
+    for name, number, phone in PEOPLE:
+        scans = {"居民身份证": id_card(number), "户口簿": HOUSEHOLD}
+        assert isinstance(node.ledger.vault, SealedVault)
+        for data in scans.values():
+            node.ledger.vault.keep_scan(data)
+        checked.append(village.check(node, Request("twp-pension-enroll", name, number, phone, fields), scans))
     return [taken.case_id for taken in await village.take(node, checked)]
+
+
+def id_card(number: str) -> bytes:
+    return f"ID card scan of {number} ".encode() * 40
+
+
+def scans_kept(node: Node) -> set[str]:
+    return {path.name for path in (node.home / SCANS).iterdir() if not path.name.startswith(".")}
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def raw_bytes(home: Path) -> bytes:
@@ -88,6 +107,13 @@ async def test_a_stolen_village_database_reveals_nobody(pair: Pair) -> None:
     assert shown == {"张秀英": PEOPLE[0][1], "王建国": "110105********002X"}  # Beijing's masked
     at_township = raw_bytes(pair.township.home)
     assert all(value in at_township for value in personal(SPOUSE_ID))  # the scan finds clear data
+    handed_in = [HOUSEHOLD, *(id_card(number) for _, number, _ in PEOPLE)]
+    assert scans_kept(pair.village) == {sha(data) for data in handed_in}
+    assert isinstance(pair.village.ledger.vault, SealedVault)
+    for data in handed_in:
+        kept = (pair.village.home / SCANS / sha(data)).read_bytes()
+        assert all(data[i : i + 16] not in kept for i in range(0, len(data) - 16, 8))
+        assert pair.village.ledger.vault.open_scan(sha(data)) == data
 
 
 async def test_command_output_masks_id_numbers_from_outside_the_district(pair: Pair) -> None:
@@ -127,6 +153,7 @@ async def test_a_settled_case_is_forgotten_at_the_village_after_the_grace_period
     await age_settlement(pair.village, days=8)
     await pair.sync.sync(5)
     assert await forgotten(pair.village, done) is True
+    assert scans_kept(pair.village) == {sha(HOUSEHOLD), sha(id_card(PEOPLE[1][1]))}  # the open case's
     by_id = {c["case_id"]: c for c in await list_cases(pair.village)}
     assert (by_id[done]["item_code"], by_id[done]["status"]) == ("twp-pension-enroll", "delivered")
     assert (by_id[done]["applicant_name"], by_id[done]["applicant_id"]) == ("", "")
@@ -142,7 +169,7 @@ async def test_a_settled_case_is_forgotten_at_the_village_after_the_grace_period
     await pair.sync.sync(5)
     assert await forgotten(pair.village, done) is True
     async with pair.village.engine.begin() as conn:
-        assert await forget_settled(conn, pair.village.ledger.vault, 7) == 0  # idempotent
+        assert (await forget_settled(conn, pair.village.ledger.vault, 7)).cases == 0  # idempotent
     (tmp_path / "restored").mkdir()
     restored_config = config(tmp_path / "restored", TOWNSHIP, "township", DISTRICT)
     async with open_node(tmp_path / "restored", restored_config) as restored:  # a backup too old
@@ -251,10 +278,12 @@ async def test_the_first_seal_asks_before_locking_and_a_crash_before_the_rewrite
     with pytest.raises(KeyboardInterrupt):
         async with open_node(tmp_path, node_config):
             pass
-    assert all(value in raw_bytes(tmp_path) for value in clear)  # sealed, not yet rewritten
+    rewrite = "SELECT value FROM state WHERE name = 'rewrite_pending'"
+    assert await run_on(node_config.db_url, lambda conn: conn.execute(text(rewrite)).scalar()) == 1
     monkeypatch.undo()
     async with open_node(tmp_path, node_config) as node:
         assert [c["applicant_name"] for c in await list_cases(node)] == ["张三"]
+    assert await run_on(node_config.db_url, lambda conn: conn.execute(text(rewrite)).scalar()) == 0
     assert [value for value in clear if value in raw_bytes(tmp_path)] == []
 
 
