@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Protocol
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from casework import Divisions, InvalidInput
 from relay import revocations
 from relay.clock import iso, now_us
+from relay.db import put_row
 from relay.errors import CertificateRefused
 from relay.pki import NODE_DAYS, Authority, Identity, identity_of, requested_key, signed_by, validity_of
 from relay.schema import nodes
@@ -124,9 +124,4 @@ def _check_standing(
 
 async def record_enrolled(conn: AsyncConnection, code: str, role: str, name: str) -> None:
     """Note in ``nodes`` that ``code`` holds a certificate issued now."""
-    values = {"role": role, "name": name, "enrolled_at": now_us()}
-    exists = (await conn.execute(select(nodes.c.code).where(nodes.c.code == code))).scalar()
-    if exists:
-        await conn.execute(nodes.update().where(nodes.c.code == code).values(**values))
-    else:
-        await conn.execute(nodes.insert().values(code=code, **values))
+    await put_row(conn, nodes, "code", code, {"role": role, "name": name, "enrolled_at": now_us()})

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relay.clock import iso
+from relay.db import put_row
 from relay.schema import revocations
 
 PAGE = 1000  # revocations in one reply
@@ -47,7 +48,7 @@ async def revoke(conn: AsyncConnection, code: str, reason: str, now: int) -> Rev
     moment is later than any kept, so nodes pulling by it never miss one."""
     newest = await newest_time(conn)
     revocation = Revocation(code, max(now, newest + 1), reason)
-    await _put(conn, revocation, exists=await find(conn, code) is not None)
+    await _put(conn, revocation)
     return revocation
 
 
@@ -77,12 +78,9 @@ async def keep(conn: AsyncConnection, pulled: Sequence[Revocation]) -> None:
     for revocation in (replace(r, reason="") for r in pulled):
         kept = await find(conn, revocation.code)
         if kept is None or kept.revoked_at < revocation.revoked_at:
-            await _put(conn, revocation, exists=kept is not None)
+            await _put(conn, revocation)
 
 
-async def _put(conn: AsyncConnection, revocation: Revocation, exists: bool) -> None:
+async def _put(conn: AsyncConnection, revocation: Revocation) -> None:
     values = {"revoked_at": revocation.revoked_at, "reason": revocation.reason[:500]}
-    if exists:
-        await conn.execute(revocations.update().where(revocations.c.code == revocation.code).values(**values))
-    else:
-        await conn.execute(revocations.insert().values(code=revocation.code, **values))
+    await put_row(conn, revocations, "code", revocation.code, values)
