@@ -367,6 +367,7 @@ async def test_enrollment_by_token_once_for_its_own_village_until_it_expires(net
             async with net.township.engine.begin() as conn:
                 token = await make_token(conn, net.township.config, VILLAGE, 10)
                 stale = await make_token(conn, net.township.config, VILLAGE, 10)
+                unused = await make_token(conn, net.township.config, VILLAGE, 10)
                 await conn.execute(
                     update(enroll_tokens)
                     .where(enroll_tokens.c.token_id == stale.token_id)
@@ -376,11 +377,16 @@ async def test_enrollment_by_token_once_for_its_own_village_until_it_expires(net
             assert (bundle.code, bundle.upstream_code, bundle.district_code) == (VILLAGE, TOWNSHIP, DISTRICT)
             assert identity_of(bundle.certificate.encode()).code == VILLAGE and bundle.key
             assert validity_of(bundle.certificate.encode()).expires > NOW + 360 * DAY
+            async with net.township.engine.connect() as conn:
+                secrets = dict(
+                    (await conn.execute(select(enroll_tokens.c.token_id, enroll_tokens.c.secret))).all()
+                )
+            assert secrets[token.token_id] == "" and secrets[unused.token_id]  # used: its secret is gone
             refusals = {
                 token.text: "used already",
                 stale.text: "expired at",
                 "ABCDEFGH-" + "A" * 24: "this township issued no enrollment token ABCDEFGH",
-                token.token_id + "-" + "B" * 24: "does not match",
+                unused.token_id + "-" + "B" * 24: "does not match",
             }
             for text, reason in refusals.items():
                 with pytest.raises(InvalidInput, match=reason) as refused:
@@ -501,10 +507,14 @@ def test_init_with_a_token_checks_the_passphrase_before_it_uses_the_token_up(tmp
     the token stays good for the next try."""
     enroll_at = f"127.0.0.1:{free_port()}"  # nothing listens: asking it would fail otherwise
     args = ["init", "--home", str(tmp_path / "v"), "--township", enroll_at, "--enroll", enroll_at]
-    result = CliRunner().invoke(
-        village_app, [*args, "--token", "A" * 8 + "-" + "B" * 24], env={"SERVICENET_PASSPHRASE": "short"}
-    )
-    assert result.exit_code != 0 and "at least 8 characters" in result.output
+    token, short = "A" * 8 + "-" + "B" * 24, {"SERVICENET_PASSPHRASE": "short"}
+    for given, env, typed in (
+        (["--token", token], {}, None),
+        (["--token", "-"], {}, token + "\n"),  # kept out of the shell's history
+        ([], {"SERVICENET_ENROLL_TOKEN": token}, None),
+    ):
+        result = CliRunner().invoke(village_app, [*args, *given], env=short | env, input=typed)
+        assert result.exit_code != 0 and "at least 8 characters" in result.output, given
 
 
 async def test_a_handshake_failure_reported_oddly_is_still_told_in_one_line(authority):

@@ -1,7 +1,9 @@
 """village-agent: the village service point's command line (runs on the agent's laptop)."""
 
 import json
+import os
 import socket
+import sys
 import threading
 import time
 import webbrowser
@@ -35,6 +37,8 @@ from relay.keyfile import KEY_FILE, change_passphrase, create_key, load_key
 from relay.node import Node
 from village_agent import service
 
+TOKEN_ENV = "SERVICENET_ENROLL_TOKEN"  # init's one-time token, for scripts
+
 app = typer.Typer(
     help="The village agent: takes requests (offline too) and follows them up.",
     no_args_is_help=True,
@@ -51,7 +55,11 @@ def init(
     township: Annotated[str, typer.Option(help="HOST:PORT of the township node.")],
     bundle: Annotated[Path | None, typer.Option(help="The enrollment bundle for this village.")] = None,
     token: Annotated[
-        str | None, typer.Option(help="A one-time token from the township ('township-node enroll-token').")
+        str | None,
+        typer.Option(
+            help="A one-time token from the township ('township-node enroll-token'); '-' reads it "
+            f"from standard input; {TOKEN_ENV} gives it too (kept out of the shell's history)."
+        ),
     ] = None,
     enroll: Annotated[
         str | None, typer.Option(help="With --token: HOST:PORT of the township's enrollment address.")
@@ -61,6 +69,9 @@ def init(
 ) -> None:
     """Set up this laptop as the village's service point: from a bundle made by the district,
     or with a one-time token from the township (the key is made here and never leaves)."""
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if token == "-":
+        token = sys.stdin.readline().strip()
     if (bundle is None) == (token is None):
         fail("give either --bundle (from the district) or --token with --enroll (from the township)")
     if bundle is not None:
