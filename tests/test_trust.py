@@ -515,6 +515,7 @@ def test_init_with_a_token_checks_the_passphrase_before_it_uses_the_token_up(tmp
     ):
         result = CliRunner().invoke(village_app, [*args, *given], env=short | env, input=typed)
         assert result.exit_code != 0 and "at least 8 characters" in result.output, given
+        assert not (tmp_path / "v").exists()  # nothing left behind
 
 
 async def test_a_handshake_failure_reported_oddly_is_still_told_in_one_line(authority):

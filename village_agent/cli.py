@@ -7,6 +7,8 @@ import sys
 import threading
 import time
 import webbrowser
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -79,14 +81,29 @@ def init(
     else:
         if not enroll:
             fail("--token needs --enroll HOST:PORT: the township's enrollment address")
-        new_home(home)  # refused before the token is used up
-        try:  # the passphrase chosen (checked, on a rerun) before the token is used up too
-            load_key(home) if (home / KEY_FILE).exists() else create_key(home)
-        except CaseworkError as exc:
-            fail(str(exc))
-        joined = run(enroll_with_token(enroll, token or ""))
+        with _undone_on_failure(home):  # refused, nothing is left behind
+            new_home(home)  # refused before the token is used up
+            try:  # the passphrase chosen (checked, on a rerun) before the token is used up too
+                load_key(home) if (home / KEY_FILE).exists() else create_key(home)
+            except CaseworkError as exc:
+                fail(str(exc))
+            joined = run(enroll_with_token(enroll, token or ""))
     join_network(home, joined, township, None, operator or "agent", insecure_loopback)
     out.print(f"village {joined.code} {joined.name} set up in {home}", markup=False)
+
+
+@contextmanager
+def _undone_on_failure(home: Path) -> Iterator[None]:
+    """Remove the data key made, and the home folder made, if what follows fails."""
+    made_home, made_key = not home.exists(), not (home / KEY_FILE).exists()
+    try:
+        yield
+    except BaseException:
+        if made_key:
+            (home / KEY_FILE).unlink(missing_ok=True)
+        if made_home and home.exists() and not any(home.iterdir()):
+            home.rmdir()
+        raise
 
 
 @app.command()
