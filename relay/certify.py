@@ -117,8 +117,8 @@ def _check_standing(
             )
     else:
         raise InvalidInput(
-            f"a request for {subject}'s certificate must show its current certificate or an "
-            "enrollment token: update the township's software"
+            f"a request for {subject}'s certificate must show its current certificate (over mutual "
+            "TLS) or an enrollment token: a township passing it on may need a newer release"
         )
 
 

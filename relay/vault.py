@@ -86,7 +86,7 @@ class SealedVault(Vault):
 
     def open_payload(self, case_id: str, event_id: str, payload: bytes) -> bytes:
         if not payload.startswith(SEALED):
-            return payload  # blanked after delivery ("{}"), or not yet sealed
+            return payload  # forgotten (relay.privacy: kept in clear), or not yet sealed
         return self._open(payload[1:], _event_aad(case_id, event_id), f"event {event_id}")
 
     def seal_cases(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
