@@ -46,6 +46,7 @@ from casework.lifecycle import (
 )
 from relay.audit import Links
 from relay.catalogs import Published
+from relay.certify import OWN, Standing
 from relay.errors import TransientError
 from relay.node import Node
 from relay.records import EventRecord, Heartbeat, PullResult, PushResult
@@ -117,9 +118,9 @@ class Switch:
         self._check()
         return await self.inner.fetch_revocations(node, after)
 
-    async def certify(self, node: str, subject: str, csr: bytes) -> Any:
+    async def certify(self, node: str, subject: str, csr: bytes, standing: Standing = OWN) -> Any:
         self._check()
-        return await self.inner.certify(node, subject, csr)
+        return await self.inner.certify(node, subject, csr, standing)
 
     async def close(self) -> None:
         await self.inner.close()

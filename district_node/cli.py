@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.table import Table
 
@@ -272,7 +273,11 @@ async def _publish_calendar(node: Node, document: bytes) -> tuple[str, list[int]
 async def _revoke(node: Node, code: str, reason: str) -> Revocation:
     Divisions.from_csv(node.home / DIVISIONS_FILE).require(code, "township", "village")
     async with node.engine.begin() as conn:
-        return await revocations.revoke(conn, code, reason.strip(), now_us())
+        revoked = await revocations.revoke(conn, code, reason.strip(), now_us())
+    # A security event for the log shipper (a warning: commands log from that level): the code
+    # only, never the reason.
+    structlog.get_logger().warning("security.certificate.revoked", code=code)
+    return revoked
 
 
 async def _enroll(node: Node, code: str, days: int) -> Bundle:

@@ -23,6 +23,9 @@ class RelayPolicy:
     push_timeout_seconds: float = 10.0  # deadline of one push or pull call
     poll_interval_seconds: float = 0.1  # how often an idle forwarder looks at the outbox
     retention_days: float = 30.0  # acknowledged outbox rows kept for replay to a restored upstream
+    # A village forgets a settled case's personal data this long after its events were
+    # acknowledged: a township restored from a backup up to this old gets them replayed whole.
+    forget_after_days: float = 7.0
     backoff_initial_seconds: float = 0.2
     backoff_max_seconds: float = 5.0  # a link back after an outage is used within seconds
     # As a server: calls each node below may make a second on average, and in a row; a node

@@ -3,6 +3,7 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from relay.db import put_row
 from relay.schema import state
 
 
@@ -19,9 +20,7 @@ async def read_text(conn: AsyncConnection, name: str) -> str:
 
 async def write_value(conn: AsyncConnection, name: str, value: int, text: str | None = None) -> None:
     values = {"value": value} if text is None else {"value": value, "text": text}
-    updated = await conn.execute(state.update().where(state.c.name == name).values(**values))
-    if updated.rowcount == 0:
-        await conn.execute(state.insert().values(name=name, **values))
+    await put_row(conn, state, "name", name, values)
 
 
 async def take_range(conn: AsyncConnection, name: str, count: int) -> int:

@@ -64,6 +64,15 @@ def _marks(conn: AsyncConnection, count: int) -> str:
     return ", ".join(f"${i}" for i in range(1, count + 1))
 
 
+async def put_row(conn: AsyncConnection, table: Table, key: str, value: Any, values: dict[str, Any]) -> None:
+    """Set ``values`` on the row whose ``key`` column is ``value``, inserting it if there is none
+    (the caller holds the write lock, or the row's key is its own: no one inserts it meanwhile)."""
+    column = table.c[key]
+    updated = await conn.execute(table.update().where(column == value).values(**values))
+    if updated.rowcount == 0:
+        await conn.execute(table.insert().values({key: value, **values}))
+
+
 async def create_schema(engine: AsyncEngine) -> None:
     """Bring the database to the current schema (relay/migrations): a new one gets every
     revision, an older one those it lacks; a current one costs two small queries. The write

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass, replace
+from typing import NoReturn
 
 import grpc
 import structlog
@@ -28,7 +29,7 @@ from casework import InvalidInput
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
 from relay.bundle import Bundle
-from relay.certify import Certifier
+from relay.certify import Certifier, Standing
 from relay.clock import iso, now_us
 from relay.config import NodeConfig
 from relay.errors import PermanentError, RelayError, TransientError
@@ -57,6 +58,7 @@ class Token:
     secret: str
     village: str
     expires_at: int  # microseconds
+    made_at: int  # microseconds: the district refuses a token made before a revocation
 
     @property
     def text(self) -> str:
@@ -83,7 +85,13 @@ async def make_token(conn: AsyncConnection, config: NodeConfig, village: str, mi
         )
     if not 1 <= minutes <= MAX_TOKEN_MINUTES:
         raise InvalidInput(f"a token lasts 1 to {MAX_TOKEN_MINUTES} minutes, not {minutes}")
-    token = Token(_random(5), _random(15), village, now_us() + minutes * 60_000_000)
+    now = now_us()
+    token = Token(_random(5), _random(15), village, now + minutes * 60_000_000, now)
+    await conn.execute(
+        enroll_tokens.update()
+        .where(enroll_tokens.c.expires_at <= now, enroll_tokens.c.secret != "")
+        .values(secret="")  # the secrets of tokens expired meanwhile are of no more use
+    )
     await conn.execute(enroll_tokens.insert().values(**_row(token), used_at=None))
     return token
 
@@ -93,13 +101,13 @@ async def redeem(conn: AsyncConnection, token_id: str, csr: bytes, given: bytes)
     row = (await conn.execute(select(enroll_tokens).where(enroll_tokens.c.token_id == token_id))).first()
     if row is None:
         raise TokenRefused(f"this township issued no enrollment token {token_id[:8]}: check it, or {_AGAIN}")
-    token = Token(row.token_id, row.secret, row.village, row.expires_at)
-    if not hmac.compare_digest(proof(token.secret, _REQUEST, csr), given):
-        raise TokenRefused("the enrollment token does not match: check it was copied whole")
-    if row.used_at is not None:
+    token = Token(row.token_id, row.secret, row.village, row.expires_at, row.made_at)
+    if row.used_at is not None:  # (its secret is gone: the proof cannot be checked)
         raise TokenSpent(f"this enrollment token was used already, on {iso(row.used_at)[:19]}: {_AGAIN}")
     if row.expires_at <= now_us():
         raise TokenSpent(f"this enrollment token expired at {iso(row.expires_at)[:19]}: {_AGAIN}")
+    if not token.secret or not hmac.compare_digest(proof(token.secret, _REQUEST, csr), given):
+        raise TokenRefused("the enrollment token does not match: check it was copied whole")
     taken = await conn.execute(
         enroll_tokens.update()
         .where(enroll_tokens.c.token_id == token_id, enroll_tokens.c.used_at.is_(None))
@@ -108,6 +116,11 @@ async def redeem(conn: AsyncConnection, token_id: str, csr: bytes, given: bytes)
     if taken.rowcount != 1:
         raise TokenSpent(f"this enrollment token was used already: {_AGAIN}")
     return token
+
+
+async def spend(conn: AsyncConnection, token_id: str) -> None:
+    """Forget a used token's secret: the village has its bundle."""
+    await conn.execute(enroll_tokens.update().where(enroll_tokens.c.token_id == token_id).values(secret=""))
 
 
 async def release(conn: AsyncConnection, token_id: str) -> None:
@@ -132,10 +145,11 @@ class EnrollmentServicer(pb_grpc.EnrollmentServicer):
         except (TokenRefused, TokenSpent) as exc:
             log.warning("security.enroll.refused", token=request.token_id[:8], reason=str(exc))
             status = grpc.StatusCode.UNAUTHENTICATED if isinstance(exc, TokenRefused) else None
-            await context.abort(status or grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-            raise AssertionError("abort returned") from exc
+            await _abort(context, status or grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         try:
-            certified = await self.certifier.certify(token.village, request.csr)
+            certified = await self.certifier.certify(
+                token.village, request.csr, Standing(token_made_at=token.made_at)
+            )
         except (RelayError, InvalidInput) as exc:
             async with self.engine.begin() as conn:
                 await release(conn, token.token_id)
@@ -143,8 +157,7 @@ class EnrollmentServicer(pb_grpc.EnrollmentServicer):
             transient = isinstance(exc, TransientError)
             status = grpc.StatusCode.UNAVAILABLE if transient else grpc.StatusCode.FAILED_PRECONDITION
             advice = "; the token stays good: try again later" if transient else ""
-            await context.abort(status, f"the district did not certify the village: {exc}{advice}")
-            raise AssertionError("abort returned") from exc
+            await _abort(context, status, f"the district did not certify the village: {exc}{advice}")
         bundle = Bundle(
             token.village,
             "village",
@@ -155,8 +168,15 @@ class EnrollmentServicer(pb_grpc.EnrollmentServicer):
             certificate=certified.certificate.decode(),
             ca_certificate=certified.ca_certificate.decode(),
         ).to_json()
+        async with self.engine.begin() as conn:
+            await spend(conn, token.token_id)
         log.info("security.enrolled", village=token.village, token=token.token_id)
         return pb.EnrollReply(bundle=bundle, proof=proof(token.secret, _REPLY, bundle))
+
+
+async def _abort(context: grpc.aio.ServicerContext, status: grpc.StatusCode, message: str) -> NoReturn:
+    await context.abort(status, message)
+    raise AssertionError("abort returned")  # context.abort always raises
 
 
 async def enroll_with_token(address: str, token_text: str) -> Bundle:
@@ -191,6 +211,7 @@ def _row(token: Token) -> dict[str, object]:
         "secret": token.secret,
         "village": token.village,
         "expires_at": token.expires_at,
+        "made_at": token.made_at,
     }
 
 

@@ -7,29 +7,23 @@ to do; otherwise the failure stays a transient one (the network may really be do
 
 import datetime
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-
-from relay.pki import validity_of
-
-_REENROLL = (
-    "ask the district for a new bundle ('district-node enroll --code {code}') and install it "
-    "with 'renew --bundle'"
-)
+from relay.pki import signed_by, validity_of
+from relay.revocations import REENROLL
 
 
 def explain(details: str, own_cert: bytes, own_ca: bytes, code: str, upstream_code: str) -> str | None:
     """One line saying why the upstream and this node could not shake hands, or None."""
     mine = _own_problem(own_cert, own_ca, datetime.datetime.now(datetime.UTC))
     if mine is not None:
-        return f"the upstream refuses this node's certificate: {mine}; " + _REENROLL.format(code=code)
+        return f"the upstream refuses this node's certificate: {mine}; " + REENROLL.format(code=code)
     if "Hostname Verification" in details:
         return (
             f"the server dialed is not {upstream_code}: its certificate names another node; "
             "check the upstream address in node.toml"
         )
     if "CERTIFICATE_VERIFY_FAILED" in details:
-        cause = details.split("CERTIFICATE_VERIFY_FAILED:", 1)[1].split(":", 1)[0].strip()
+        after = details.partition("CERTIFICATE_VERIFY_FAILED")[2].lstrip(": ")
+        cause = after.partition(":")[0].strip() or "no reason given"
         if "expired" in cause:
             return f"the certificate of the upstream {upstream_code} has expired: it must renew it"
         return (
@@ -45,9 +39,6 @@ def _own_problem(cert_pem: bytes, ca_pem: bytes, now: datetime.datetime) -> str 
         return f"it expired on {validity.expires.date().isoformat()}"
     if validity.issued - now > datetime.timedelta(days=1):
         return f"it is valid only from {validity.issued.date().isoformat()} (is this computer's clock right?)"
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
-        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
-    except (ValueError, TypeError, InvalidSignature):
+    if not signed_by(cert_pem, ca_pem):
         return "it is not signed by this network's CA"
     return None

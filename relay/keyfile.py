@@ -24,12 +24,14 @@ from relay.pki import write_secret
 
 KEY_FILE = "data.key"
 PASSPHRASE_ENV = "SERVICENET_PASSPHRASE"
+BACKUP_SUFFIX = ".bak"  # the key file as it was before a passphrase change, until the next open
 NEW_PASSPHRASE_ENV = "SERVICENET_NEW_PASSPHRASE"  # for 'village-agent passphrase' in scripts
 MIN_PASSPHRASE = 8
 # scrypt's cost: 2**15 x 8 x 128 bytes = 32 MiB and about 0.1 s, once per process. The file
 # records the parameters, so a later release may raise them for new keys.
 SCRYPT = {"n": 2**15, "r": 8, "p": 1}
 _WRAPPING = b"servicenet data key v1"  # associated data of the wrapped key
+_typed: dict[str, str] = {}  # the passphrase typed in this process
 
 
 class WrongPassphrase(InvalidInput):
@@ -37,44 +39,60 @@ class WrongPassphrase(InvalidInput):
 
 
 def load_key(home: Path) -> bytes:
-    """The data key in ``home``, unwrapped with the agent's passphrase."""
+    """The data key in ``home``, unwrapped with the agent's passphrase. The copy a passphrase
+    change kept (BACKUP_SUFFIX) is dropped once the key opens."""
     path = home / KEY_FILE
+    damaged = f"{path} cannot be read as a data key file: restore it from the backup"
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
         params = {name: int(stored[name]) for name in SCRYPT}
         salt, nonce, wrapped = (_unb64(stored[name]) for name in ("salt", "nonce", "wrapped"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput(f"{path} cannot be read as a data key file: restore it from the backup") from exc
+        raise InvalidInput(damaged) from exc
+    wrapping = _derive(_passphrase(), salt, **params)
     try:
-        return AESGCM(_derive(_passphrase(), salt, **params)).decrypt(nonce, wrapped, _WRAPPING)
+        key = AESGCM(wrapping).decrypt(nonce, wrapped, _WRAPPING)
     except InvalidTag as exc:
         raise WrongPassphrase(
             f"wrong passphrase for this village's data key ({path}): "
             f"type it again, or correct {PASSPHRASE_ENV}"
         ) from exc
+    except (ValueError, TypeError, OverflowError) as exc:  # a nonce or salt of the wrong size
+        raise InvalidInput(damaged) from exc
+    path.with_name(KEY_FILE + BACKUP_SUFFIX).unlink(missing_ok=True)
+    return key
 
 
 def create_key(home: Path) -> bytes:
     """A new random data key, kept in ``home`` wrapped with a passphrase chosen now."""
     passphrase = _passphrase(new=True)
     key = AESGCM.generate_key(bit_length=256)
-    _store(home, key, passphrase)
+    try:
+        _store(home, key, passphrase, replace=False)
+    except FileExistsError as exc:
+        raise InvalidInput(
+            f"another command made {home / KEY_FILE} at the same moment: run this one again"
+        ) from exc
     return key
 
 
 def change_passphrase(home: Path) -> None:
     """Wrap the data key with a new passphrase (from NEW_PASSPHRASE_ENV, or typed twice); the
-    data itself stays as it is."""
+    data itself stays as it is. The file as it was is kept beside it (BACKUP_SUFFIX) until the
+    key next opens, in case the new passphrase is lost at once."""
     key = load_key(home)
-    _store(home, key, _passphrase(new=True, env=NEW_PASSPHRASE_ENV))
+    passphrase = _passphrase(new=True, env=NEW_PASSPHRASE_ENV)
+    path = home / KEY_FILE
+    write_secret(path.with_name(KEY_FILE + BACKUP_SUFFIX), path.read_bytes())
+    _store(home, key, passphrase)
 
 
-def _store(home: Path, key: bytes, passphrase: str) -> None:
+def _store(home: Path, key: bytes, passphrase: str, replace: bool = True) -> None:
     salt, nonce = os.urandom(16), os.urandom(12)
     wrapped = AESGCM(_derive(passphrase, salt, **SCRYPT)).encrypt(nonce, key, _WRAPPING)
     stored: dict[str, Any] = {"format": 1, "kdf": "scrypt", **SCRYPT}
     stored |= {"salt": _b64(salt), "nonce": _b64(nonce), "wrapped": _b64(wrapped)}
-    write_secret(home / KEY_FILE, (json.dumps(stored, indent=1) + "\n").encode())
+    write_secret(home / KEY_FILE, (json.dumps(stored, indent=1) + "\n").encode(), replace)
 
 
 @lru_cache(maxsize=16)
@@ -89,8 +107,9 @@ def _derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 
 def _passphrase(new: bool = False, env: str = PASSPHRASE_ENV) -> str:
-    """From the environment, else typed at the terminal (twice for a new one)."""
-    given = os.environ.get(env) or None  # set but empty: as if not set
+    """From the environment, else typed at the terminal (twice for a new one); one typed is
+    remembered for the rest of the process (``init`` makes the key, then opens the node)."""
+    given = os.environ.get(env) or (None if new else _typed.get(PASSPHRASE_ENV))  # empty: not set
     if given is None:
         if not sys.stdin.isatty():
             raise InvalidInput(
@@ -102,6 +121,8 @@ def _passphrase(new: bool = False, env: str = PASSPHRASE_ENV) -> str:
             raise InvalidInput("the two passphrases differ: run the command again")
     if new and len(given) < MIN_PASSPHRASE:
         raise InvalidInput(f"the passphrase must be at least {MIN_PASSPHRASE} characters long")
+    if env not in os.environ:
+        _typed[PASSPHRASE_ENV] = given  # the one that opens the key file from now on
     return given
 
 

@@ -58,6 +58,7 @@ from relay.clock import now_us, today_in_china
 from relay.config import NodeConfig
 from relay.counters import read_value, take_range, write_value
 from relay.db import among, insert_many, serialize_writers
+from relay.privacy import FORGOTTEN, forgotten_refusal
 from relay.records import EventRecord, encode_payload
 from relay.schema import cases, dead_letters, events, outbox, rectifications
 from relay.tallies import Tally
@@ -255,6 +256,8 @@ class Ledger:
     def _apply(self, batch: _Batch, record: EventRecord, via: str | None) -> None:
         """Project one event onto its case in the batch's memory; raises before changing it."""
         payload = record.payload_dict()
+        if payload.get(FORGOTTEN) is True:
+            raise IllegalTransition(forgotten_refusal(record.case_id))
         row = batch.known.get(record.case_id)
         if record.type == SUBMITTED:
             if row is not None:

@@ -22,14 +22,19 @@ certificate issued to a code before a moment (``issued_us``).
 
 import datetime
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from filelock import FileLock, Timeout
 
 from casework import InvalidInput, level_of_code
 
@@ -43,6 +48,7 @@ NAME_SUFFIX = ".servicenet"
 # A laptop whose clock runs a little behind must still accept a certificate issued today.
 BACKDATE = datetime.timedelta(days=1)
 _YEAR = datetime.timedelta(days=365)
+LOCK_SECONDS = 30.0  # longest wait for another process replacing the key and certificate
 _NEXT = ".next"  # a renewed key or certificate written beside the current one (write_pair)
 
 
@@ -230,6 +236,16 @@ def requested_key(csr_pem: bytes) -> ec.EllipticCurvePublicKey:
     return public
 
 
+def signed_by(cert_pem: bytes, ca_pem: bytes) -> bool:
+    """Whether the certificate was issued by this CA (unreadable counts as not)."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
 def holds_key(key_pem: bytes, cert_pem: bytes) -> bool:
     """Whether the certificate is for this private key."""
     key = serialization.load_pem_private_key(key_pem, password=None)
@@ -237,17 +253,33 @@ def holds_key(key_pem: bytes, cert_pem: bytes) -> bool:
     return key.public_key() == cert_key
 
 
-def write_pair(key_path: Path, cert_path: Path, key_pem: bytes, cert_pem: bytes) -> None:
+def write_pair(
+    key_path: Path, cert_path: Path, key_pem: bytes, cert_pem: bytes, replacing: bytes | None = None
+) -> bool:
     """Replace a key and its certificate so that a crash leaves the old pair or the new one:
-    both are written whole beside the current files first, then moved in (see finish_pair)."""
-    write_secret(key_path.with_name(key_path.name + _NEXT), key_pem)
-    write_public(cert_path.with_name(cert_path.name + _NEXT), cert_pem)
-    finish_pair(key_path, cert_path)
+    both are written whole beside the current files first, then moved in (see finish_pair),
+    one process at a time (a lock file beside the key). With ``replacing``, only while the
+    certificate is still that one: another process that renewed meanwhile keeps its pair.
+    Returns whether the pair was written."""
+    with _pair_lock(key_path):
+        _finish_pair(key_path, cert_path)
+        if replacing is not None and cert_path.read_bytes() != replacing:
+            return False
+        write_secret(key_path.with_name(key_path.name + _NEXT), key_pem)
+        write_public(cert_path.with_name(cert_path.name + _NEXT), cert_pem)
+        _finish_pair(key_path, cert_path)
+    return True
 
 
 def finish_pair(key_path: Path, cert_path: Path) -> None:
-    """Complete a replacement write_pair began: once the new certificate is written, move the
-    new files in; a new key without its certificate (a crash while writing) is dropped."""
+    """Complete a replacement write_pair began (a crash cut it short), under its lock."""
+    with _pair_lock(key_path):
+        _finish_pair(key_path, cert_path)
+
+
+def _finish_pair(key_path: Path, cert_path: Path) -> None:
+    """Once the new certificate is written, move the new files in; a new key without its
+    certificate (a crash while writing) is dropped."""
     next_key, next_cert = (path.with_name(path.name + _NEXT) for path in (key_path, cert_path))
     if not next_cert.exists():
         next_key.unlink(missing_ok=True)
@@ -255,28 +287,62 @@ def finish_pair(key_path: Path, cert_path: Path) -> None:
     if next_key.exists():
         os.replace(next_key, key_path)
     os.replace(next_cert, cert_path)
+    sync_folder(cert_path.parent)
 
 
-def write_secret(path: Path, data: bytes) -> None:
-    """Write a file only its owner may read (0600), replacing any old one whole."""
-    _write(path, data, 0o600)
+@contextmanager
+def _pair_lock(key_path: Path) -> Iterator[None]:
+    """Held while a node's key and certificate are replaced: `run` renewing while `sync` does."""
+    lock = FileLock(key_path.with_name(f".{key_path.name}.lock"), timeout=LOCK_SECONDS, thread_local=False)
+    try:
+        with lock:
+            yield
+    except Timeout as exc:
+        raise InvalidInput(
+            f"another process has been replacing {key_path} for {LOCK_SECONDS:.0f} s: try again"
+        ) from exc
+
+
+def write_secret(path: Path, data: bytes, replace: bool = True) -> None:
+    """Write a file only its owner may read (0600), replacing any old one whole; without
+    ``replace``, FileExistsError if there is one (two processes making it at once)."""
+    _write(path, data, 0o600, replace)
 
 
 def write_public(path: Path, data: bytes) -> None:
     _write(path, data, 0o644)
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.unlink(missing_ok=True)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+def _write(path: Path, data: bytes, mode: int, replace: bool = True) -> None:
+    """Write ``data`` whole to a temporary file of its own beside ``path``, on disk (fsync)
+    before it is moved in, and the move itself on disk (the folder's fsync) before returning."""
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = Path(name)
     try:
+        os.chmod(temporary, mode)  # mkstemp made it 0600
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
-        os.replace(temporary, path)
-    except BaseException:
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)  # fails if the file exists
+    finally:
         temporary.unlink(missing_ok=True)
-        raise
+    sync_folder(path.parent)
+
+
+def sync_folder(folder: Path) -> None:
+    """Put a folder's entries (a file moved in, one removed) on disk. (Windows opens no
+    folder as a file; NTFS journals the move itself.)"""
+    if os.name == "nt":
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _validity(

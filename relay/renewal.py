@@ -38,12 +38,16 @@ class Renewer:
     async def renew(self) -> Validity:
         """A new key and certificate, signed through the upstream, kept in place of the old."""
         code, tls = self.config.code, self.config.tls
+        current = tls.credentials(self.home).cert
         key_pem, csr = make_request(code)
         got = await self.upstream.certify(code, code, csr)
         mine = Identity(code, self.config.role)
         if identity_of(got.certificate) != mine or not holds_key(key_pem, got.certificate):
             raise PermanentError("the upstream answered with a certificate that is not this node's new one")
-        write_pair(self.home / tls.key_file, self.home / tls.cert_file, key_pem, got.certificate)
+        paths = self.home / tls.key_file, self.home / tls.cert_file
+        if not write_pair(*paths, key_pem, got.certificate, replacing=current):
+            log.info("security.certificate.renewed_elsewhere", code=code)  # `run` and `sync` at once
+            return self.validity()
         validity = validity_of(got.certificate)
         log.info("security.certificate.renewed", code=code, expires=validity.expires.isoformat())
         return validity

@@ -8,15 +8,21 @@ node keeps what it pulled: a township refuses a revoked village while the distri
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relay.clock import iso
+from relay.db import put_row
 from relay.schema import revocations
 
 PAGE = 1000  # revocations in one reply
+# What a node refused for its certificate (revoked, expired, foreign) is told to do.
+REENROLL = (
+    "ask the district for a new bundle ('district-node enroll --code {code}') and install it "
+    "with 'renew --bundle'"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +39,7 @@ class Revocation:
         """The one line a refused node is told (no reason text: that stays with staff)."""
         return (
             f"the certificate of {self.code} was revoked by the district on {iso(self.revoked_at)[:19]}: "
-            "this node is refused everywhere; ask the district for a new bundle "
-            "('district-node enroll') and install it with 'renew --bundle'"
+            "this node is refused everywhere; " + REENROLL.format(code=self.code)
         )
 
 
@@ -43,7 +48,7 @@ async def revoke(conn: AsyncConnection, code: str, reason: str, now: int) -> Rev
     moment is later than any kept, so nodes pulling by it never miss one."""
     newest = await newest_time(conn)
     revocation = Revocation(code, max(now, newest + 1), reason)
-    await _put(conn, revocation, exists=await find(conn, code) is not None)
+    await _put(conn, revocation)
     return revocation
 
 
@@ -68,16 +73,14 @@ async def after(conn: AsyncConnection, moment: int) -> list[Revocation]:
 
 
 async def keep(conn: AsyncConnection, pulled: Sequence[Revocation]) -> None:
-    """Keep revocations pulled from the upstream (a later one of a code replaces the earlier)."""
-    for revocation in pulled:
+    """Keep revocations pulled from the upstream (a later one of a code replaces the earlier),
+    without any reason text (an older district sent it along)."""
+    for revocation in (replace(r, reason="") for r in pulled):
         kept = await find(conn, revocation.code)
         if kept is None or kept.revoked_at < revocation.revoked_at:
-            await _put(conn, revocation, exists=kept is not None)
+            await _put(conn, revocation)
 
 
-async def _put(conn: AsyncConnection, revocation: Revocation, exists: bool) -> None:
+async def _put(conn: AsyncConnection, revocation: Revocation) -> None:
     values = {"revoked_at": revocation.revoked_at, "reason": revocation.reason[:500]}
-    if exists:
-        await conn.execute(revocations.update().where(revocations.c.code == revocation.code).values(**values))
-    else:
-        await conn.execute(revocations.insert().values(code=revocation.code, **values))
+    await put_row(conn, revocations, "code", revocation.code, values)

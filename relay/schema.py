@@ -69,6 +69,9 @@ cases = Table(
     # On a village: name, ID number and phone sealed with its data key (relay/vault.py), the
     # three columns above left empty; NULL elsewhere, and once the village has forgotten them.
     Column("applicant_sealed", LargeBinary),
+    # On a village: when every event it made for the case, closed, was acknowledged upstream
+    # (its personal data is forgotten forget_after_days later), 0 once forgotten, NULL before.
+    Column("settled_at", BigInteger),
 )
 Index("ix_cases_status", cases.c.status)
 
@@ -248,6 +251,7 @@ enroll_tokens = Table(
     Column("village", String(12), nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("used_at", BigInteger),  # NULL until a village enrolled with it
+    Column("made_at", BigInteger, nullable=False),  # a token made before a revocation is refused
 )
 
 # The audit trail (relay/audit.py): one row per event this node applied, in the order it

@@ -21,11 +21,12 @@ from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
 from relay import metrics
 from relay._budget import CallBudget
+from relay.certify import Standing
 from relay.errors import CertificateRefused, InvalidBatch, NotPermitted, RelayError, TransientError
 from relay.pki import identity_of, validity_of
 from relay.service import MAX_BATCH, RelayService
 from relay.tls import Credentials, Security, peer_certificate, reloading_server_credentials, require_loopback
-from relay.wire import from_wire, heartbeat_from_wire, links_from_wire, set_micros, to_wire
+from relay.wire import from_wire, heartbeat_from_wire, links_from_wire, micros, set_micros, to_wire
 
 # Room for a full batch of large events; anything bigger is refused by gRPC itself.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -151,7 +152,12 @@ class RelayServicer(pb_grpc.RelayServicer):
 
     async def Certify(self, request: pb.CertifyRequest, context: grpc.aio.ServicerContext) -> pb.CertifyReply:
         caller = await self._caller(context, request.node, "Certify")
-        found = await _guard(context, self.service.certify(caller, request.subject, request.csr))
+        if request.subject == caller:  # its own: the certificate it shows on this link
+            presented = peer_certificate(context.auth_context()) if self.authenticated else b""
+            standing = Standing(certificate=presented)
+        else:
+            standing = Standing(request.subject_certificate, micros(request.token_made_at))
+        found = await _guard(context, self.service.certify(caller, request.subject, request.csr, standing))
         return pb.CertifyReply(
             certificate=found.certificate,
             ca_certificate=found.ca_certificate,

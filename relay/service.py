@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
@@ -15,7 +16,7 @@ from relay import audit, calendars, catalogs, metrics, revocations
 from relay._chain import MAX_LINKS, check_links
 from relay.audit import Links
 from relay.catalogs import Published
-from relay.certify import Certified, Certifier
+from relay.certify import Certified, Certifier, Standing
 from relay.clock import now_us
 from relay.errors import CertificateRefused, InvalidBatch, NotPermitted, PermanentError
 from relay.ledger import MAX_INT64, Ledger, feed
@@ -67,20 +68,22 @@ class RelayService:
             raise CertificateRefused(revoked.refusal())
 
     async def fetch_revocations(self, puller: str, after: int) -> list[Revocation]:
-        """The revocations made after the caller's newest, oldest first."""
+        """The revocations made after the caller's newest, oldest first, without their reason
+        (district staff's words stay at the district)."""
         self.check_peer(puller)
         async with self.engine.connect() as conn:
-            return await revocations.after(conn, after)
+            return [replace(r, reason="") for r in await revocations.after(conn, after)]
 
-    async def certify(self, caller: str, subject: str, csr: bytes) -> Certified:
-        """A certificate for a new key: the caller's own, or (at the district) one of the
-        calling township's villages."""
+    async def certify(self, caller: str, subject: str, csr: bytes, standing: Standing) -> Certified:
+        """A certificate for a new key: the caller's own (``standing`` holds the certificate it
+        presented), or (at the district) one of the calling township's villages (``standing``
+        as the township passed it on)."""
         self.check_peer(caller)
         if self.certifier is None:
             raise PermanentError(f"{self.code} issues no certificates")
         if subject != caller and not (self.ledger.config.role == "district" and _serves(caller, subject)):
             raise NotPermitted(f"{caller} may not ask for a certificate of {subject[:16]}")
-        certified = await self.certifier.certify(subject, csr)
+        certified = await self.certifier.certify(subject, csr, standing)
         log.info("security.certificate.requested", code=subject, by=caller)
         return certified
 

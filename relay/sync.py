@@ -176,6 +176,8 @@ class Syncer:
             # A mark above what this push carried belongs to this node's numbering before it was
             # restored from an older backup: what it numbers now is not acknowledged by it.
             mark = min(result.applied_upto, envelopes[-1][0] if envelopes else first - 1)
+            # Before the mark moves: a case with a new event here (a rating) is unsettled.
+            unneeded = await self._forget(conn) if envelopes else frozenset()
             await write_value(conn, "acked_upto", mark)
             await write_value(conn, "last_push", now_us())
             if result.rejected:
@@ -187,8 +189,7 @@ class Syncer:
                     [(r.seq, by_seq[r.seq], r.reason) for r in result.rejected if r.seq in by_seq],
                 )
             await self._prune(conn, mark)
-            if envelopes and self.ledger.vault.sealing:
-                await forget_settled(conn)  # what was just acknowledged may close a case here
+        self.ledger.vault.drop_scans(unneeded)
         if mark < first - 1:
             log.warning("relay.push.rewind", upstream_expects=mark + 1, sent=first)
         self._next_seq = mark + 1
@@ -200,6 +201,13 @@ class Syncer:
         metrics.EVENTS.inc(acked, direction="pushed")
         metrics.REJECTS.inc(len(result.rejected), direction="out")
         return acked, len(result.rejected)
+
+    async def _forget(self, conn: AsyncConnection) -> frozenset[str]:
+        """Forget settled cases here (on a village); returns the scans to delete once that is
+        committed."""
+        if not self.ledger.vault.sealing:
+            return frozenset()
+        return (await forget_settled(conn, self.ledger.vault, self.policy.forget_after_days)).scans
 
     async def _prune(self, conn: AsyncConnection, acked: int) -> None:
         """Forget acknowledged rows older than the retention period (kept for replay). The
@@ -237,9 +245,9 @@ class Syncer:
                 last_position, last = page.events[-1]
                 if last_position > await read_value(conn, "pull_cursor"):
                     await write_value(conn, "pull_cursor", last_position, last.event_id)
-                if self.ledger.vault.sealing:
-                    await forget_settled(conn)  # a case delivered or withdrawn just now
+            unneeded = await self._forget(conn)  # a case delivered just now, or settled long enough
             await write_value(conn, "last_pull", now_us())
+        self.ledger.vault.drop_scans(unneeded)
         if page.events:
             self.ledger.bell.ring()  # what came down may be for the nodes pulling from here
         metrics.EVENTS.inc(len(page.events), direction="pulled")
@@ -416,10 +424,18 @@ class Syncer:
         except Exception as exc:  # never let the heartbeat end a sync or the node
             log.warning("relay.heartbeat.failed", error=type(exc).__name__)
 
-    async def heartbeat_forever(self) -> None:
+    async def heartbeat_forever(self, every: float = HEARTBEAT_SECONDS) -> None:
+        """Beat, and take the upstream's new revocations, on their own schedule: a pull that
+        keeps failing (an event this node refuses) does not leave a revoked node let in."""
         while True:
             await self.beat_once()
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await self.refresh_revocations()
+            except TransientError:
+                pass
+            except Exception as exc:  # logged, tried again at the next beat
+                log.warning("relay.revocations.failed", error=type(exc).__name__)
+            await asyncio.sleep(every)
 
 
 def _seen(row: Any) -> Heartbeat:

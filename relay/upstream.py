@@ -10,7 +10,7 @@ from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
 from relay._chain import Links
 from relay.catalogs import Published
-from relay.certify import Certified
+from relay.certify import OWN, Certified, Standing
 from relay.errors import CertificateRefused, RelayError, TransientError, from_rpc_error
 from relay.handshake import explain
 from relay.records import EventRecord, Heartbeat, PullResult, PushResult, Rejected
@@ -18,7 +18,7 @@ from relay.revocations import Revocation
 from relay.server import MAX_MESSAGE_BYTES
 from relay.service import RelayService
 from relay.tls import Credentials, Security, channel_options, require_loopback
-from relay.wire import from_wire, heartbeat_to_wire, links_to_wire, micros, to_wire
+from relay.wire import from_wire, heartbeat_to_wire, links_to_wire, micros, set_micros, to_wire
 
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -54,7 +54,7 @@ class Upstream(Protocol):
 
     async def fetch_revocations(self, node: str, after: int) -> list[Revocation]: ...
 
-    async def certify(self, node: str, subject: str, csr: bytes) -> Certified: ...
+    async def certify(self, node: str, subject: str, csr: bytes, standing: Standing = OWN) -> Certified: ...
 
     async def close(self) -> None: ...
 
@@ -98,9 +98,12 @@ class GrpcUpstream:
     def _error(self, exc: grpc.aio.AioRpcError) -> RelayError:
         """The relay's error for a failed call; a failed handshake says why, where it can."""
         if exc.code() == grpc.StatusCode.UNAVAILABLE and isinstance(self.security, Credentials):
-            reason = explain(
-                exc.details() or "", self.security.cert, self.security.ca, self.code, self.server_code
-            )
+            try:
+                reason = explain(
+                    exc.details() or "", self.security.cert, self.security.ca, self.code, self.server_code
+                )
+            except Exception:  # an unreadable certificate, say: report the failure as it came
+                reason = None
             if reason is not None:
                 return CertificateRefused(f"{self.target}: {reason}")
         return from_rpc_error(exc, self.target)
@@ -171,8 +174,12 @@ class GrpcUpstream:
             raise self._error(exc) from exc
         return [Revocation(r.code, micros(r.revoked_at), r.reason) for r in reply.revocations]
 
-    async def certify(self, node: str, subject: str, csr: bytes) -> Certified:
-        request = pb.CertifyRequest(node=node, subject=subject, csr=csr)
+    async def certify(self, node: str, subject: str, csr: bytes, standing: Standing = OWN) -> Certified:
+        request = pb.CertifyRequest(
+            node=node, subject=subject, csr=csr, subject_certificate=standing.certificate
+        )
+        if standing.token_made_at:
+            set_micros(request.token_made_at, standing.token_made_at)
         try:
             reply = await self._stub.Certify(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -226,9 +233,9 @@ class LocalUpstream:
         self._check()
         return await self.service.fetch_revocations(node, after)
 
-    async def certify(self, node: str, subject: str, csr: bytes) -> Certified:
+    async def certify(self, node: str, subject: str, csr: bytes, standing: Standing = OWN) -> Certified:
         self._check()
-        return await self.service.certify(node, subject, csr)
+        return await self.service.certify(node, subject, csr, standing)
 
     async def close(self) -> None:
         return None

@@ -27,6 +27,7 @@ from casework.lifecycle import (
     SUBMITTED,
 )
 from relay.audit import Links
+from relay.certify import OWN, Standing
 from relay.config import RelayPolicy
 from relay.counters import read_text, read_value, take_range, write_value
 from relay.errors import PermanentError, TransientError
@@ -87,8 +88,8 @@ class EdgeSpy:
     async def fetch_revocations(self, node: str, after: int) -> Any:
         return await self.inner.fetch_revocations(node, after)
 
-    async def certify(self, node: str, subject: str, csr: bytes) -> Any:
-        return await self.inner.certify(node, subject, csr)
+    async def certify(self, node: str, subject: str, csr: bytes, standing: Standing = OWN) -> Any:
+        return await self.inner.certify(node, subject, csr, standing)
 
     def data_pushes(self) -> list[list[int]]:
         """The pushes that carried events, leaving out empty probes for the upstream's mark."""

@@ -7,29 +7,35 @@ enrollment leaves them, so renewal replaces real files that the servers read aga
 
 import asyncio
 import datetime
+import os
 import socket
 import ssl
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 from cryptography import x509
 from sqlalchemy import select, update
 from structlog.testing import capture_logs
+from typer.testing import CliRunner
 
 from casework import InvalidInput, level_of_code
 from relay import revocations
 from relay.certify import Certifier, DistrictCertifier, UpstreamCertifier
 from relay.clock import now_us
 from relay.enrollment import EnrollmentServicer, enroll_with_token, make_token, start_enrollment
-from relay.errors import CertificateRefused, NotPermitted, TransientError
+from relay.errors import CertificateRefused, NotPermitted, PermanentError, TransientError
+from relay.handshake import explain
 from relay.node import Node
 from relay.pki import (
     NODE_DAYS,
     Authority,
     finish_pair,
+    holds_key,
     identity_of,
     make_request,
     validity_of,
@@ -46,6 +52,7 @@ from relay.upstream import GrpcUpstream
 from tests.conftest import DISTRICT, OTHER_TOWNSHIP, OTHER_VILLAGE, PG_URL, TOWNSHIP, VILLAGE, fresh_postgres
 from tests.netkit import DIVISIONS, Network, free_port
 from tests.test_hostile_input import village_events
+from village_agent.cli import app as village_app
 
 TIMEOUT = 10.0
 NOW = datetime.datetime.now(datetime.UTC)
@@ -154,7 +161,7 @@ async def test_revoked_village_is_refused_by_its_township_after_one_sync_with_th
     assert refusals and refusals[0]["peer"] == VILLAGE and "revoked" in refusals[0]["reason"]
     async with net.township.engine.connect() as conn:
         kept = await revocations.find(conn, VILLAGE)
-    assert kept is not None and kept.reason == "lost laptop"
+    assert kept is not None and kept.reason == ""  # the reason stays at the district
 
 
 @BOTH_DATABASES
@@ -176,6 +183,52 @@ async def test_revoked_township_is_refused_by_the_district_at_once_and_enrolled_
         )
         async with link(net.township, target, new) as t:
             assert (await t.syncer.sync(10)).backlog == 0
+
+
+async def test_a_revoked_village_gets_no_certificate_through_a_township_that_has_not_heard(net, authority):
+    """The district refuses a renewal the township passes on for a village it revoked, though
+    the township's copy of the list is stale; an enrollment token made before the revocation
+    is refused too, one made after it gets the village back. The township's heartbeat brings
+    the list down without a pull."""
+    enroll(net.district, authority)
+    certifier = district_certifier(net.district, authority)
+    village_creds = enroll(net.village, authority)
+    async with (
+        serving(net.district, certifier) as district_target,
+        link(net.township, district_target, enroll(net.township, authority)) as t,
+        serving(net.township, UpstreamCertifier(t.upstream, TOWNSHIP)) as township_target,
+        link(net.village, township_target, village_creds) as v,
+    ):
+        async with net.township.engine.begin() as conn:
+            before = await make_token(conn, net.township.config, VILLAGE, 10)
+        await revoke(net.district, VILLAGE)
+        _, csr = make_request(VILLAGE)
+        with pytest.raises(PermanentError, match=f"certificate of {VILLAGE} was revoked"):
+            await v.upstream.certify(VILLAGE, VILLAGE, csr)
+        servicer = EnrollmentServicer(
+            net.township.engine, net.township.config, UpstreamCertifier(t.upstream, TOWNSHIP)
+        )
+        server, port = await start_enrollment(servicer, "127.0.0.1:0")
+        try:
+            with pytest.raises(InvalidInput, match=f"token for {VILLAGE} was made before"):
+                await enroll_with_token(f"127.0.0.1:{port}", before.text)
+            async with net.township.engine.begin() as conn:
+                after = await make_token(conn, net.township.config, VILLAGE, 10)
+            assert (await enroll_with_token(f"127.0.0.1:{port}", after.text)).code == VILLAGE
+        finally:
+            await server.stop(None)
+        beating = asyncio.create_task(t.syncer.heartbeat_forever(every=0.05))
+        try:
+            for _ in range(100):
+                async with net.township.engine.connect() as conn:
+                    if await revocations.find(conn, VILLAGE):
+                        break
+                await asyncio.sleep(0.05)
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+        async with net.township.engine.connect() as conn:
+            assert await revocations.find(conn, VILLAGE) is not None
 
 
 # --- expiry and clear handshake failures --------------------------------------------------------
@@ -314,6 +367,7 @@ async def test_enrollment_by_token_once_for_its_own_village_until_it_expires(net
             async with net.township.engine.begin() as conn:
                 token = await make_token(conn, net.township.config, VILLAGE, 10)
                 stale = await make_token(conn, net.township.config, VILLAGE, 10)
+                unused = await make_token(conn, net.township.config, VILLAGE, 10)
                 await conn.execute(
                     update(enroll_tokens)
                     .where(enroll_tokens.c.token_id == stale.token_id)
@@ -323,11 +377,16 @@ async def test_enrollment_by_token_once_for_its_own_village_until_it_expires(net
             assert (bundle.code, bundle.upstream_code, bundle.district_code) == (VILLAGE, TOWNSHIP, DISTRICT)
             assert identity_of(bundle.certificate.encode()).code == VILLAGE and bundle.key
             assert validity_of(bundle.certificate.encode()).expires > NOW + 360 * DAY
+            async with net.township.engine.connect() as conn:
+                secrets = dict(
+                    (await conn.execute(select(enroll_tokens.c.token_id, enroll_tokens.c.secret))).all()
+                )
+            assert secrets[token.token_id] == "" and secrets[unused.token_id]  # used: its secret is gone
             refusals = {
                 token.text: "used already",
                 stale.text: "expired at",
                 "ABCDEFGH-" + "A" * 24: "this township issued no enrollment token ABCDEFGH",
-                token.token_id + "-" + "B" * 24: "does not match",
+                unused.token_id + "-" + "B" * 24: "does not match",
             }
             for text, reason in refusals.items():
                 with pytest.raises(InvalidInput, match=reason) as refused:
@@ -417,4 +476,59 @@ def test_a_renewal_cut_short_leaves_the_old_pair_or_the_new_one(tmp_path, author
     key.write_bytes(new.key_pem)
     finish_pair(key, cert)
     assert (key.read_bytes(), cert.read_bytes()) == (new.key_pem, new.cert_pem)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["node.crt", "node.key"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock") == ["node.crt", "node.key"]
+
+
+def test_renewals_at_once_leave_a_matching_pair_written_to_disk(tmp_path, authority, monkeypatch):
+    """`run` and `sync` renewing together: each replacement is whole (the lock file), the key
+    always matches the certificate, and a renewal that finds the certificate replaced meanwhile
+    keeps the other's pair. Every file written is flushed to disk, and its folder too."""
+    key, cert = tmp_path / "node.key", tmp_path / "node.crt"
+    pairs = [authority.issue(VILLAGE, "village", NOW) for _ in range(2)]
+    write_pair(key, cert, pairs[0].key_pem, pairs[0].cert_pem)
+
+    def replace_often(made) -> None:
+        for _ in range(40):
+            write_pair(key, cert, made.key_pem, made.cert_pem)
+            assert holds_key(key.read_bytes(), cert.read_bytes())
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(replace_often, pairs))
+    assert holds_key(key.read_bytes(), cert.read_bytes())
+    assert not write_pair(key, cert, pairs[1].key_pem, pairs[1].cert_pem, replacing=b"an older certificate")
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    write_pair(key, cert, pairs[1].key_pem, pairs[1].cert_pem)
+    assert len(synced) >= 4  # two files, the folder after each move in and after the pair
+
+
+def test_init_with_a_token_checks_the_passphrase_before_it_uses_the_token_up(tmp_path):
+    """A passphrase refused (too short) stops `init --token` before the township is asked, so
+    the token stays good for the next try."""
+    enroll_at = f"127.0.0.1:{free_port()}"  # nothing listens: asking it would fail otherwise
+    args = ["init", "--home", str(tmp_path / "v"), "--township", enroll_at, "--enroll", enroll_at]
+    token, short = "A" * 8 + "-" + "B" * 24, {"SERVICENET_PASSPHRASE": "short"}
+    for given, env, typed in (
+        (["--token", token], {}, None),
+        (["--token", "-"], {}, token + "\n"),  # kept out of the shell's history
+        ([], {"SERVICENET_ENROLL_TOKEN": token}, None),
+    ):
+        result = CliRunner().invoke(village_app, [*args, *given], env=short | env, input=typed)
+        assert result.exit_code != 0 and "at least 8 characters" in result.output, given
+        assert not (tmp_path / "v").exists()  # nothing left behind
+
+
+async def test_a_handshake_failure_reported_oddly_is_still_told_in_one_line(authority):
+    """TLS details without the usual colons, or an unreadable certificate of this node, give a
+    line or no explanation (the failure as it came), never an exception of their own."""
+    made = authority.issue(VILLAGE, "village", NOW)
+    said = explain("CERTIFICATE_VERIFY_FAILED", made.cert_pem, authority.cert_pem, VILLAGE, TOWNSHIP)
+    assert said is not None and "(no reason given)" in said
+    creds = Credentials(made.key_pem, made.cert_pem, authority.cert_pem)
+    upstream = GrpcUpstream(f"127.0.0.1:{free_port()}", TIMEOUT, creds, TOWNSHIP, VILLAGE)
+    upstream.security = Credentials(made.key_pem, b"not a certificate", authority.cert_pem)
+    failed = grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "down"
+    )
+    assert isinstance(upstream._error(failed), TransientError)
+    await upstream.close()

@@ -1,10 +1,14 @@
 """village-agent: the village service point's command line (runs on the agent's laptop)."""
 
 import json
+import os
 import socket
+import sys
 import threading
 import time
 import webbrowser
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,18 +28,20 @@ from relay.console import (
     emit,
     fail,
     join_network,
+    new_home,
     out,
     read_bundle,
-    refuse_taken_home,
     run,
     run_service,
     serve_node,
     with_node,
 )
 from relay.enrollment import enroll_with_token
-from relay.keyfile import KEY_FILE, change_passphrase
+from relay.keyfile import KEY_FILE, change_passphrase, create_key, load_key
 from relay.node import Node
 from village_agent import service
+
+TOKEN_ENV = "SERVICENET_ENROLL_TOKEN"  # init's one-time token, for scripts
 
 app = typer.Typer(
     help=t("cli.app.village"),
@@ -60,6 +66,9 @@ def init(
 ) -> None:
     """Set up this laptop as the village's service point: from a bundle made by the district,
     or with a one-time token from the township (the key is made here and never leaves)."""
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if token == "-":
+        token = sys.stdin.readline().strip()
     if (bundle is None) == (token is None):
         fail(t("cli.village.bundle_or_token"))
     if bundle is not None:
@@ -67,10 +76,29 @@ def init(
     else:
         if not enroll:
             fail(t("cli.village.token_needs_enroll"))
-        refuse_taken_home(home)  # before the token is used up
-        joined = run(enroll_with_token(enroll, token or ""))
+        with _undone_on_failure(home):  # refused, nothing is left behind
+            new_home(home)  # refused before the token is used up
+            try:  # the passphrase chosen (checked, on a rerun) before the token is used up too
+                load_key(home) if (home / KEY_FILE).exists() else create_key(home)
+            except CaseworkError as exc:
+                fail(str(exc))
+            joined = run(enroll_with_token(enroll, token or ""))
     join_network(home, joined, township, None, operator or "agent", insecure_loopback)
     out.print(t("cli.village.created", code=joined.code, name=joined.name, home=home), markup=False)
+
+
+@contextmanager
+def _undone_on_failure(home: Path) -> Iterator[None]:
+    """Remove the data key made, and the home folder made, if what follows fails."""
+    made_home, made_key = not home.exists(), not (home / KEY_FILE).exists()
+    try:
+        yield
+    except BaseException:
+        if made_key:
+            (home / KEY_FILE).unlink(missing_ok=True)
+        if made_home and home.exists() and not any(home.iterdir()):
+            home.rmdir()
+        raise
 
 
 @app.command(help=t("cli.cmd.passphrase"))

@@ -1,6 +1,7 @@
 """The village agent's own use cases: taking requests and sending commands upward."""
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,28 +22,36 @@ class Taken:
     missing_materials: list[str]
 
 
+Scan = Path | bytes  # a material's scan: a file (the command line) or what was uploaded (the app)
+
+
 def check(
-    node: Node, request: Request, files: dict[str, Path], mandate: Path | None = None
+    node: Node, request: Request, files: Mapping[str, Scan], mandate: Scan | None = None
 ) -> tuple[CheckedRequest, list[dict[str, Any]]]:
     """Everything intake refuses, refused before anything is written. The applicant
-    authorises this node's agent in person, or by the signed form ``mandate`` (a scan)."""
+    authorises this node's agent in person, or by the signed form ``mandate`` (a scan: its
+    file, or what was handed in)."""
     if mandate is not None:
-        files = files | {MANDATE_DOCUMENT: mandate}
+        files = {**files, MANDATE_DOCUMENT: mandate}
     form = "written" if mandate is not None else "in_person"
     request = replace(request, mandate=Mandate(node.config.operator, form))
     return check_request(node.ledger.catalog, request), describe_materials(files)
 
 
-def describe_materials(files: dict[str, Path]) -> list[dict[str, Any]]:
+def describe_materials(files: Mapping[str, Scan]) -> list[dict[str, Any]]:
     """Name, SHA-256 and size of each material's scan; InvalidInput if one cannot be read."""
     materials = []
-    for name, path in files.items():
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InvalidInput(f"material {name!r}: cannot read {path} ({exc.strerror})") from exc
+    for name, scan in files.items():
+        data = scan if isinstance(scan, bytes) else _read(name, scan)
         materials.append({"name": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
     return materials
+
+
+def _read(name: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"material {name!r}: cannot read {path} ({exc.strerror})") from exc
 
 
 async def take(node: Node, checked: list[tuple[CheckedRequest, list[dict[str, Any]]]]) -> list[Taken]:

@@ -220,14 +220,18 @@ class RevocationsReply(_message.Message):
     def __init__(self, revocations: _Optional[_Iterable[_Union[Revocation, _Mapping]]] = ...) -> None: ...
 
 class CertifyRequest(_message.Message):
-    __slots__ = ("node", "subject", "csr")
+    __slots__ = ("node", "subject", "csr", "subject_certificate", "token_made_at")
     NODE_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     CSR_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_MADE_AT_FIELD_NUMBER: _ClassVar[int]
     node: str
     subject: str
     csr: bytes
-    def __init__(self, node: _Optional[str] = ..., subject: _Optional[str] = ..., csr: _Optional[bytes] = ...) -> None: ...
+    subject_certificate: bytes
+    token_made_at: _timestamp_pb2.Timestamp
+    def __init__(self, node: _Optional[str] = ..., subject: _Optional[str] = ..., csr: _Optional[bytes] = ..., subject_certificate: _Optional[bytes] = ..., token_made_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CertifyReply(_message.Message):
     __slots__ = ("certificate", "ca_certificate", "name", "upstream_name")

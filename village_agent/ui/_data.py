@@ -73,7 +73,8 @@ async def _followed(node: Node) -> dict[str, Followed]:
     grouped: dict[str, list[tuple[str, str, dict[str, Any]]]] = defaultdict(list)
     async with node.engine.connect() as conn:
         for row in await conn.execute(query):
-            grouped[row.case_id].append((row.event_id, row.type, json.loads(row.payload)))
+            payload = node.ledger.vault.open_payload(row.case_id, row.event_id, row.payload)
+            grouped[row.case_id].append((row.event_id, row.type, json.loads(payload)))
     return {case_id: _follow(history) for case_id, history in grouped.items()}
 
 

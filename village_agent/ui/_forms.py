@@ -3,7 +3,6 @@ request or queue the command through village_agent.service (the same use cases a
 A refusal is a Refused with words from the catalog for the agent; nothing is recorded then."""
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from casework import CaseworkError, InvalidInput, Item, Request, validate_resident_id
@@ -11,8 +10,8 @@ from casework.lifecycle import CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, CMD_SUPPLEME
 from messages import t
 from relay.multipart import Parts, Upload
 from relay.node import Node
+from relay.vault import SealedVault
 from village_agent import service
-from village_agent.ui import _scans
 
 MAX_TEXT = 500  # characters of a comment, a reason, a complaint
 MANDATE_FORMS = ("in_person", "written")
@@ -34,7 +33,7 @@ async def take(node: Node, item: Item, parts: Parts) -> service.Taken:
         raise Refused(t("village_app.error.mandate_scan"))
     handed_in = {m.name: parts.files[f"m{i}"] for i, m in enumerate(item.materials) if f"m{i}" in parts.files}
     files = await _keep(node, handed_in)
-    mandate = await asyncio.to_thread(_scans.keep, node.home, mandate_scan.data) if mandate_scan else None
+    mandate = (await _keep(node, {"": mandate_scan}))[""] if mandate_scan else None
     request = Request(item.code, name, number, phone, {}, tuple(files))
     try:
         [taken] = await service.take(node, [service.check(node, request, files, mandate)])
@@ -88,8 +87,14 @@ def _applicant(fields: dict[str, str]) -> tuple[str, str, str]:
     return name, number, phone
 
 
-async def _keep(node: Node, uploads: dict[str, Upload]) -> dict[str, Path]:
-    return {name: await asyncio.to_thread(_scans.keep, node.home, up.data) for name, up in uploads.items()}
+async def _keep(node: Node, uploads: dict[str, Upload]) -> dict[str, service.Scan]:
+    """Keep each upload sealed (relay.vault) before the case naming it is recorded; returns
+    what was handed in, by name."""
+    vault = node.ledger.vault
+    assert isinstance(vault, SealedVault), "the intake app runs on a village, whose data is sealed"
+    for upload in uploads.values():
+        await asyncio.to_thread(vault.keep_scan, upload.data)
+    return {name: upload.data for name, upload in uploads.items()}
 
 
 def _score(fields: dict[str, str]) -> int:
