@@ -24,6 +24,7 @@ from rich.table import Table
 
 from casework import Request
 from casework.lifecycle import ACCEPTED, CMD_DELIVER, DECIDED, DEPARTMENT_DECIDED, ESCALATED
+from messages import t
 from relay.keyfile import PASSPHRASE_ENV
 from relay.node import open_node
 from relay.queries import list_cases
@@ -42,6 +43,7 @@ ITEMS = [
 NAMES = ["张秀英", "王建国", "李桂兰", "刘德华", "陈玉梅", "杨国强"]
 IDS = ["500117195603124322", "500117197811052166", "500117200108230041", "11010519491231002X"]
 console = Console(width=max(shutil.get_terminal_size().columns, 100))
+APP_VILLAGE = "500117001005"  # its agent's intake app is served too (run --ui)
 PASSPHRASE = "demo passphrase"  # seals the demo villages' personal data (relay/keyfile.py)
 
 
@@ -95,7 +97,7 @@ def setup(folder: Path) -> dict[str, Any]:
                     f"127.0.0.1:{ports[code[:9]]}",
                 )
             )
-    return {"ports": ports, "villages": villages}
+    return {"ports": ports, "villages": villages, "app": f"127.0.0.1:{free_port()}"}
 
 
 def _villages(folder: Path) -> list[str]:
@@ -122,9 +124,12 @@ def start(folder: Path, net: dict[str, Any]) -> list[subprocess.Popen[bytes]]:
                 )
             )
     for code in net["villages"]:
+        app = ("--ui", net["app"]) if code == APP_VILLAGE else ()
         with (folder / f"{code}.log").open("ab") as log:
             processes.append(
-                subprocess.Popen(tool("village", "run", "--home", str(folder / code)), stdout=log, stderr=log)
+                subprocess.Popen(
+                    tool("village", "run", "--home", str(folder / code), *app), stdout=log, stderr=log
+                )
             )
     return processes
 
@@ -174,23 +179,15 @@ def _next_step(node: Any, code: str, case: dict[str, Any]) -> tuple[str, dict[st
     return DECIDED, verdict
 
 
-SHOWN = {
-    "submitted": "new",
-    "accepted": "accepted",
-    "escalated": "escalated",
-    "approved": "approved",
-    "rejected": "rejected",
-    "delivered": "delivered",
-    "withdrawn": "withdrawn",
-}
+SHOWN = ("submitted", "accepted", "escalated", "approved", "rejected", "delivered", "withdrawn")
 
 
 async def view(folder: Path, codes: list[str]) -> Table:
     table = Table(
-        "node",
+        t("demo.node"),
         "",
-        *SHOWN.values(),
-        title="servicenet demo: cases by status at each node",
+        *(t(f"status.{status}") for status in SHOWN),
+        title=t("demo.title"),
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
@@ -205,6 +202,7 @@ async def view(folder: Path, codes: list[str]) -> Table:
 async def main_async(folder: Path, seconds: float) -> None:
     net = setup(folder)
     processes = start(folder, net)
+    console.print(t("demo.app", village=APP_VILLAGE, address=net["app"]), markup=False)
     codes = ["500117", *TOWNSHIPS, *net["villages"]]
     stop = asyncio.Event()
     workers = [
@@ -239,14 +237,14 @@ def main() -> None:
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault(PASSPHRASE_ENV, PASSPHRASE)  # every village command of the demo
-    console.print(f"nodes and logs in {folder}")
+    console.print(t("demo.folder", folder=folder), markup=False)
     try:
         asyncio.run(main_async(folder, args.seconds))
     except KeyboardInterrupt:
         pass
-    village = folder / "500117001005"
-    console.print(f"\ndone; inspect a node with e.g. .venv/bin/village-agent cases --home {village}")
-    console.print(f"(a village asks for its passphrase: {os.environ[PASSPHRASE_ENV]!r})", markup=False)
+    village = folder / APP_VILLAGE
+    console.print("\n" + t("demo.done", village=village), markup=False)
+    console.print(t("demo.passphrase", passphrase=os.environ[PASSPHRASE_ENV]), markup=False)
 
 
 if __name__ == "__main__":
