@@ -259,6 +259,7 @@ class Ledger:
         if payload.get(FORGOTTEN) is True:
             raise IllegalTransition(forgotten_refusal(record.case_id))
         row = batch.known.get(record.case_id)
+        _check_case_reach(row, record)
         if record.type == SUBMITTED:
             if row is not None:
                 raise IllegalTransition(f"case {record.case_id} exists already")
@@ -567,6 +568,18 @@ def _missing_after(row: dict[str, Any], event_type: str, payload: dict[str, Any]
         still = [name for name in json.loads(row["missing_materials"]) if name not in handed_in]
         return _json_list(tuple(still))
     return str(row["missing_materials"])
+
+
+def _check_case_reach(row: dict[str, Any] | None, record: EventRecord) -> None:
+    """An event on a known case belongs to that case's village: one naming another case (a
+    sibling village's, another township's) is outside the sender's reach, whatever it is."""
+    if row is not None and (row["village_code"], row["township_code"]) != (
+        record.village_code,
+        record.township_code,
+    ):
+        raise OutOfReach(
+            f"case {record.case_id} belongs to village {row['village_code']}, not {record.village_code}"
+        )
 
 
 def _is_code(value: str, length: int) -> bool:

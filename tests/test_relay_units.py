@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select, update
+from structlog.testing import capture_logs
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from casework import Request
@@ -382,6 +383,67 @@ async def test_submission_the_receiver_cannot_project_is_rejected_not_fatal(net,
     assert ack.applied_upto == 2
     assert [r.event_id for r in ack.rejected] == [poison.event_id]
     assert await case_ids(net.township) == {kept}
+
+
+def as_village(template: EventRecord, code: str, case_id: str) -> EventRecord:
+    """A village's submission passed off as another village's (``code``), for case ``case_id``."""
+    moved = dataclasses.replace(
+        template,
+        case_id=case_id,
+        origin_node=code,
+        event_id=f"{code}:{template.origin_seq}",
+        village_code=code,
+        township_code=code[:9],
+    )
+    return with_payload(moved, village_code=code, township_code=code[:9])
+
+
+async def case_row(node: Node, case_id: str) -> Any:
+    async with node.engine.connect() as conn:
+        return (await conn.execute(select(cases).where(cases.c.case_id == case_id))).one()
+
+
+async def test_a_village_cannot_command_or_resubmit_a_sibling_villages_case(net):
+    """A command, or a new submission, naming a case of another village of the same township is
+    refused as out of reach (dead-lettered, logged as security.refused, never applied) and never
+    blocks the batch; the sibling's case stays as it was (review: it used to be withdrawn)."""
+    [own] = await take_cases(net.village)
+    honest = (await outbox_records(net.village))[0][1]
+    sibling = TOWNSHIP + "006"
+    service = township_service(net)
+    theirs = as_village(honest, sibling, "sibling-case")
+    assert not (await service.push(sibling, 1, [(1, theirs)])).rejected
+    withdraw = forged(honest, 1, type=CMD_WITHDRAW, case_id=theirs.case_id, payload=b'{"reason": "x"}')
+    resubmit = forged(honest, 2, case_id=theirs.case_id)
+    with capture_logs() as logs:
+        ack = await service.push(VILLAGE, 1, [(1, withdraw), (2, resubmit), (3, honest)])
+    assert ack.applied_upto == 3
+    assert [r.event_id for r in ack.rejected] == [withdraw.event_id, resubmit.event_id]
+    assert all("belongs to village" in r.reason for r in ack.rejected)
+    [refused] = [e for e in logs if e["event"] == "security.refused"]
+    assert refused["sender"] == VILLAGE and refused["events_outside_jurisdiction"] == 2
+    row = await case_row(net.township, theirs.case_id)
+    assert (row.status, row.village_code) == ("submitted", sibling)
+    assert await case_ids(net.township) == {own, theirs.case_id}
+    assert await count(net.township, events, events.c.case_id == theirs.case_id) == 1
+    assert [d.event_id for d in await dead(net.township)] == [withdraw.event_id, resubmit.event_id]
+
+
+async def test_a_township_cannot_command_another_townships_case_at_the_district(net):
+    """At the district, a township's command naming another township's case is refused as out
+    of reach, and nothing of it is applied."""
+    await take_cases(net.village)
+    honest = (await outbox_records(net.village))[0][1]
+    district = RelayService(net.district.engine, net.district.ledger)
+    theirs = as_village(honest, OTHER_VILLAGE, "other-township-case")
+    assert not (await district.push(OTHER_TOWNSHIP, 1, [(1, theirs)])).rejected
+    complain = forged(honest, 1, type=CMD_COMPLAIN, case_id=theirs.case_id, payload=b'{"text": "x"}')
+    with capture_logs() as logs:
+        ack = await district.push(TOWNSHIP, 1, [(1, complain), (2, honest)])
+    assert ack.applied_upto == 2 and [r.event_id for r in ack.rejected] == [complain.event_id]
+    assert any(e["event"] == "security.refused" and e["sender"] == TOWNSHIP for e in logs)
+    assert await count(net.district, events, events.c.case_id == theirs.case_id) == 1
+    assert (await case_row(net.district, theirs.case_id)).village_code == OTHER_VILLAGE
 
 
 # --- retry policy -------------------------------------------------------------------------------
