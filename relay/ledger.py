@@ -647,10 +647,10 @@ async def feed(
         )
     ).all()
     head = (await conn.execute(select(func.max(events.c.position)))).scalar() or 0
-    return [(row.position, record_from_row(row)) for row in _within(rows, most_bytes)], head
+    return [(row.position, record_from_row(row)) for row in within_bytes(rows, most_bytes)], head
 
 
-def _within(rows: Sequence[Any], most_bytes: int) -> Sequence[Any]:
+def within_bytes(rows: Sequence[Any], most_bytes: int) -> Sequence[Any]:
     """The first rows, up to the one whose payload takes their total to ``most_bytes``."""
     total = 0
     for count, row in enumerate(rows, start=1):

@@ -30,6 +30,7 @@ from casework.lifecycle import (
     SUBMITTED,
 )
 from relay import service as relay_service
+from relay import sync as relay_sync
 from relay.audit import Links
 from relay.certify import OWN, Standing
 from relay.config import RelayPolicy
@@ -499,6 +500,19 @@ async def test_a_pull_stops_adding_events_once_their_bytes_reach_the_limit(net, 
         pages.append(len(page))
         after, event_id = page[-1][0], page[-1][1].event_id
     assert pages == [2, 2, 1], pages  # five answers of ~6 KB each: two reach 10,000 bytes
+
+
+async def test_a_push_stops_adding_events_once_their_bytes_reach_the_limit(net, monkeypatch):
+    """A batch pushed holds events up to MAX_PUSH_BYTES of payload (one at least), so a backlog
+    of large events goes up in messages gRPC can carry."""
+    monkeypatch.setattr(relay_sync, "MAX_PUSH_BYTES", 10_000)
+    syncer, spy, _ = village_syncer(net)
+    [case_id] = await take_cases(net.village)
+    await syncer.sync(5)
+    for _ in range(5):
+        await village.command(net.village, case_id, CMD_COMPLAIN, {"text": "慢" * MAX_TEXT})
+    assert (await syncer.sync(5)).backlog == 0
+    assert spy.data_pushes() == [[1], [2, 3], [4, 5], [6]]
 
 
 # --- retry policy -------------------------------------------------------------------------------
