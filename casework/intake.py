@@ -6,6 +6,7 @@ from typing import Any
 from casework.catalog import Catalog, Item
 from casework.errors import InvalidInput
 from casework.ids import validate_resident_id
+from casework.lifecycle import MAX_TEXT
 
 MANDATE_FORMS = ("in_person", "written")  # 当面授权 (the applicant present) or a signed 授权委托书
 
@@ -64,5 +65,15 @@ def check_request(catalog: Catalog, request: Request, level: str = "village") ->
     phone = request.phone.strip()
     if phone and not (phone.isdigit() and 7 <= len(phone) <= 15):
         raise InvalidInput("phone number must be 7 to 15 digits")
+    _check_fields(request)
     cleaned = Request(item.code, name, number, phone, dict(request.fields), request.materials, mandate)
     return CheckedRequest(cleaned, item, item.missing_materials(set(request.materials)))
+
+
+def _check_fields(request: Request) -> None:
+    """What the agent types into an item's fields, and the materials' names, are short texts."""
+    for key, value in request.fields.items():
+        if len(key) > 64 or len(value) > MAX_TEXT:
+            raise InvalidInput(f"field {key[:32]!r} is longer than {MAX_TEXT} characters: shorten it")
+    if any(len(name) > MAX_TEXT for name in request.materials):
+        raise InvalidInput(f"a material's name is longer than {MAX_TEXT} characters: shorten it")

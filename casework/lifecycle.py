@@ -54,6 +54,8 @@ STATUS_EVENTS = frozenset(
         RECTIFIED,
     }
 )
+MAX_TEXT = 2000  # characters of free text in one field of an event or a request
+FREE_TEXT = ("reason", "note", "comment", "text", "opinion", "outcome")
 # What the owner makes of each command when the case's state allows it.
 # The fields of a command its answer carries over (nothing else: who acted is the owner).
 _ANSWER_FIELDS: dict[str, tuple[str, ...]] = {
@@ -123,8 +125,20 @@ def submit(case_id: str, payload: dict[str, Any]) -> CaseState:
     return CaseState(case_id, item, "submitted", township, village, township, decide_level, departments)
 
 
+def check_text(payload: dict[str, Any]) -> None:
+    """Free text typed by people (a reason, note, comment, complaint, opinion, outcome) is at
+    most MAX_TEXT characters; IllegalTransition naming the field otherwise."""
+    for key in FREE_TEXT:
+        value = payload.get(key)
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise IllegalTransition(
+                f"the {key} is longer than {MAX_TEXT} characters: shorten it", "too_long", most=MAX_TEXT
+            )
+
+
 def evolve(state: CaseState, event_type: str, payload: dict[str, Any], origin: str) -> CaseState:
     """The state after a status event made at ``origin``; IllegalTransition if not allowed."""
+    check_text(payload)
     if event_type in COMMANDS:
         return state
     if event_type not in STATUS_EVENTS:

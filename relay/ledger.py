@@ -67,6 +67,7 @@ from relay.vault import Vault
 MAX_CASE_ID = 36
 MAX_INT64 = 2**63
 MAX_VERSION = 32
+MAX_EVENT_BYTES = 64 * 1024  # an event's payload, as received: larger ones are refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +230,10 @@ class Ledger:
 
     def _check(self, record: EventRecord, via: str, from_below: bool) -> None:
         """Refuse what can never be applied: malformed, unknown, or outside via's reach."""
+        if len(record.payload) > MAX_EVENT_BYTES:
+            raise ValueError(
+                f"the payload of {len(record.payload)} bytes exceeds the limit of {MAX_EVENT_BYTES}"
+            )
         if record.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {record.type[:48]!r}")
         if not record.case_id or len(record.case_id) > MAX_CASE_ID:
@@ -259,6 +264,7 @@ class Ledger:
         if payload.get(FORGOTTEN) is True:
             raise IllegalTransition(forgotten_refusal(record.case_id))
         row = batch.known.get(record.case_id)
+        _check_case_reach(row, record)
         if record.type == SUBMITTED:
             if row is not None:
                 raise IllegalTransition(f"case {record.case_id} exists already")
@@ -569,6 +575,18 @@ def _missing_after(row: dict[str, Any], event_type: str, payload: dict[str, Any]
     return str(row["missing_materials"])
 
 
+def _check_case_reach(row: dict[str, Any] | None, record: EventRecord) -> None:
+    """An event on a known case belongs to that case's village: one naming another case (a
+    sibling village's, another township's) is outside the sender's reach, whatever it is."""
+    if row is not None and (row["village_code"], row["township_code"]) != (
+        record.village_code,
+        record.township_code,
+    ):
+        raise OutOfReach(
+            f"case {record.case_id} belongs to village {row['village_code']}, not {record.village_code}"
+        )
+
+
 def _is_code(value: str, length: int) -> bool:
     return len(value) == length and value.isascii() and value.isdigit()
 
@@ -613,9 +631,11 @@ async def _enqueue(conn: AsyncConnection, event_ids: list[str]) -> None:
 
 
 async def feed(
-    conn: AsyncConnection, puller: str, after: int, limit: int
+    conn: AsyncConnection, puller: str, after: int, limit: int, most_bytes: int
 ) -> tuple[list[tuple[int, EventRecord]], int]:
-    """Events addressed to ``puller``'s jurisdiction after a position, and the feed's head."""
+    """Events addressed to ``puller``'s jurisdiction after a position, and the feed's head:
+    at most ``limit`` of them, and no more once their payloads reach ``most_bytes`` (one at
+    least, so a feed of large events keeps moving)."""
     column = events.c.village_code if len(puller) == 12 else events.c.township_code
     rows = (
         await conn.execute(
@@ -627,7 +647,17 @@ async def feed(
         )
     ).all()
     head = (await conn.execute(select(func.max(events.c.position)))).scalar() or 0
-    return [(row.position, record_from_row(row)) for row in rows], head
+    return [(row.position, record_from_row(row)) for row in within_bytes(rows, most_bytes)], head
+
+
+def within_bytes(rows: Sequence[Any], most_bytes: int) -> Sequence[Any]:
+    """The first rows, up to the one whose payload takes their total to ``most_bytes``."""
+    total = 0
+    for count, row in enumerate(rows, start=1):
+        total += len(row.payload)
+        if total >= most_bytes:
+            return rows[:count]
+    return rows
 
 
 def record_from_row(row: Any) -> EventRecord:

@@ -26,6 +26,7 @@ from relay.schema import events, inbox_peers, nodes
 
 MAX_BATCH = 1000
 MAX_PULL = 1000
+MAX_PULL_BYTES = 4 * 1024 * 1024  # a pull's reply stops adding events once their payloads reach this
 MAX_WAIT_MS = 30_000
 HOLD_SECONDS = 0.5  # how long a batch that overtook its predecessor waits for it
 
@@ -182,7 +183,7 @@ class RelayService:
                 if after and not await _holds(conn, after, after_event_id):
                     log.warning("relay.pull.reset", puller=puller, after=after)
                     return PullResult((), 0, reset=True)
-                found, head = await feed(conn, puller, after, limit)
+                found, head = await feed(conn, puller, after, limit, MAX_PULL_BYTES)
             if found or loop.time() >= deadline or self.closing.is_set():
                 return PullResult(tuple(found), head)
             await self.ledger.bell.wait(ticket, deadline - loop.time())

@@ -26,7 +26,7 @@ from relay.catalogs import parse_document, store
 from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
 from relay.errors import PermanentError, RelayError, TransientError
-from relay.ledger import Ledger, Refusal, dead_letter
+from relay.ledger import Ledger, Refusal, dead_letter, within_bytes
 from relay.privacy import forget_settled
 from relay.records import EventRecord, Heartbeat, PushResult
 from relay.schema import events, nodes, outbox
@@ -38,6 +38,7 @@ PULL_WAIT_MS = 10_000  # long poll while online: status reaches the village with
 HEARTBEAT_SECONDS = 60.0
 PROBE_SECONDS = 30.0  # an idle forwarder asks the upstream for its mark this often
 PUSH_WINDOW = 2  # batches in flight at once
+MAX_PUSH_BYTES = 4 * 1024 * 1024  # a batch stops adding events once their payloads reach this
 PRUNE_SECONDS = 600.0
 MAX_CALENDAR_STEPS = 100  # calendar versions taken in one refresh (one a year is usual)
 
@@ -139,6 +140,7 @@ class Syncer:
                     .limit(self.policy.batch_size)
                 )
             ).all()
+            rows = within_bytes(rows, MAX_PUSH_BYTES)  # a batch of large events fits one message
             if rows:  # the rows of the chain up to the batch's last event's travel with it
                 chain = await self._chain(conn, await audit.row_of(conn, rows[-1].event_id))
             else:

@@ -1,5 +1,6 @@
 """The pure domain: ID checks, catalog and divisions validation, the case state machine."""
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from casework import (
 from casework.clockfacts import CaseDates, follow, stamp
 from casework.lifecycle import (
     ACCEPTED,
+    CMD_COMPLAIN,
     CMD_RATE,
     CMD_SUPPLEMENT,
     CMD_WITHDRAW,
@@ -32,6 +34,7 @@ from casework.lifecycle import (
     DECIDED,
     DEPARTMENT_DECIDED,
     ESCALATED,
+    MAX_TEXT,
     RATED,
     RETURNED,
     SUPPLEMENTED,
@@ -142,6 +145,30 @@ def test_district_item_must_be_escalated_before_decision() -> None:
     assert (escalated.status, escalated.owner) == ("escalated", "500117")
     decided = evolve(evolve(escalated, ACCEPTED, {}, "500117"), DECIDED, {"approved": False}, "500117")
     assert decided.status == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "key"),
+    [(CMD_WITHDRAW, "reason"), (CMD_COMPLAIN, "text"), (CMD_RATE, "comment"), (ESCALATED, "opinion")],
+)
+def test_free_text_longer_than_the_limit_is_refused(event_type: str, key: str) -> None:
+    """A reason, complaint, comment or opinion of more than MAX_TEXT characters is refused,
+    naming the field; one of MAX_TEXT characters is taken (review: 12 MB complaints)."""
+    case = evolve(new_case("district"), ACCEPTED, {}, T)
+    assert evolve(case, event_type, {key: "慢" * MAX_TEXT}, T).status
+    with pytest.raises(IllegalTransition, match=f"the {key} is longer than {MAX_TEXT}") as refused:
+        evolve(case, event_type, {key: "慢" * (MAX_TEXT + 1)}, T)
+    assert refused.value.code == "too_long"
+
+
+def test_intake_refuses_a_field_or_material_name_longer_than_the_limit() -> None:
+    """What the agent types at intake is refused at the edge when it is too long."""
+    base = Request("twp-dibao-apply", "张三", "11010519491231002X", mandate=AGENT)
+    with pytest.raises(InvalidInput, match=f"field 'note' is longer than {MAX_TEXT}"):
+        check_request(default_catalog(), replace(base, fields={"note": "x" * (MAX_TEXT + 1)}))
+    with pytest.raises(InvalidInput, match="material's name is longer"):
+        check_request(default_catalog(), replace(base, materials=("x" * (MAX_TEXT + 1),)))
+    assert check_request(default_catalog(), replace(base, fields={"note": "x" * MAX_TEXT}))
 
 
 def test_withdrawal_after_decision_is_refused_not_applied() -> None:

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select, update
+from structlog.testing import capture_logs
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from casework import Request
+from casework import IllegalTransition, Request
 from casework.lifecycle import (
     ACCEPTED,
     CMD_COMPLAIN,
@@ -23,14 +24,19 @@ from casework.lifecycle import (
     CMD_WITHDRAW,
     CORRECTION_REQUESTED,
     DECIDED,
+    MAX_TEXT,
     PAUSED,
+    REFUSED,
     SUBMITTED,
 )
+from relay import service as relay_service
+from relay import sync as relay_sync
 from relay.audit import Links
 from relay.certify import OWN, Standing
 from relay.config import RelayPolicy
 from relay.counters import read_text, read_value, take_range, write_value
 from relay.errors import PermanentError, TransientError
+from relay.ledger import MAX_EVENT_BYTES
 from relay.node import Node
 from relay.records import EventRecord, PullResult, PushResult
 from relay.schema import audit, audit_peers, cases, dead_letters, events, inbox_peers, outbox
@@ -382,6 +388,131 @@ async def test_submission_the_receiver_cannot_project_is_rejected_not_fatal(net,
     assert ack.applied_upto == 2
     assert [r.event_id for r in ack.rejected] == [poison.event_id]
     assert await case_ids(net.township) == {kept}
+
+
+def as_village(template: EventRecord, code: str, case_id: str) -> EventRecord:
+    """A village's submission passed off as another village's (``code``), for case ``case_id``."""
+    moved = dataclasses.replace(
+        template,
+        case_id=case_id,
+        origin_node=code,
+        event_id=f"{code}:{template.origin_seq}",
+        village_code=code,
+        township_code=code[:9],
+    )
+    return with_payload(moved, village_code=code, township_code=code[:9])
+
+
+async def case_row(node: Node, case_id: str) -> Any:
+    async with node.engine.connect() as conn:
+        return (await conn.execute(select(cases).where(cases.c.case_id == case_id))).one()
+
+
+async def test_a_village_cannot_command_or_resubmit_a_sibling_villages_case(net):
+    """A command, or a new submission, naming a case of another village of the same township is
+    refused as out of reach (dead-lettered, logged as security.refused, never applied) and never
+    blocks the batch; the sibling's case stays as it was (review: it used to be withdrawn)."""
+    [own] = await take_cases(net.village)
+    honest = (await outbox_records(net.village))[0][1]
+    sibling = TOWNSHIP + "006"
+    service = township_service(net)
+    theirs = as_village(honest, sibling, "sibling-case")
+    assert not (await service.push(sibling, 1, [(1, theirs)])).rejected
+    withdraw = forged(honest, 1, type=CMD_WITHDRAW, case_id=theirs.case_id, payload=b'{"reason": "x"}')
+    resubmit = forged(honest, 2, case_id=theirs.case_id)
+    with capture_logs() as logs:
+        ack = await service.push(VILLAGE, 1, [(1, withdraw), (2, resubmit), (3, honest)])
+    assert ack.applied_upto == 3
+    assert [r.event_id for r in ack.rejected] == [withdraw.event_id, resubmit.event_id]
+    assert all("belongs to village" in r.reason for r in ack.rejected)
+    [refused] = [e for e in logs if e["event"] == "security.refused"]
+    assert refused["sender"] == VILLAGE and refused["events_outside_jurisdiction"] == 2
+    row = await case_row(net.township, theirs.case_id)
+    assert (row.status, row.village_code) == ("submitted", sibling)
+    assert await case_ids(net.township) == {own, theirs.case_id}
+    assert await count(net.township, events, events.c.case_id == theirs.case_id) == 1
+    assert [d.event_id for d in await dead(net.township)] == [withdraw.event_id, resubmit.event_id]
+
+
+async def test_a_township_cannot_command_another_townships_case_at_the_district(net):
+    """At the district, a township's command naming another township's case is refused as out
+    of reach, and nothing of it is applied."""
+    await take_cases(net.village)
+    honest = (await outbox_records(net.village))[0][1]
+    district = RelayService(net.district.engine, net.district.ledger)
+    theirs = as_village(honest, OTHER_VILLAGE, "other-township-case")
+    assert not (await district.push(OTHER_TOWNSHIP, 1, [(1, theirs)])).rejected
+    complain = forged(honest, 1, type=CMD_COMPLAIN, case_id=theirs.case_id, payload=b'{"text": "x"}')
+    with capture_logs() as logs:
+        ack = await district.push(TOWNSHIP, 1, [(1, complain), (2, honest)])
+    assert ack.applied_upto == 2 and [r.event_id for r in ack.rejected] == [complain.event_id]
+    assert any(e["event"] == "security.refused" and e["sender"] == TOWNSHIP for e in logs)
+    assert await count(net.district, events, events.c.case_id == theirs.case_id) == 1
+    assert (await case_row(net.district, theirs.case_id)).village_code == OTHER_VILLAGE
+
+
+async def test_an_event_over_the_size_limit_is_refused_and_the_batch_applies(net):
+    """An event whose payload exceeds MAX_EVENT_BYTES is refused (dead-lettered, its payload
+    stored nowhere) and the events behind it apply (review: a 12 MB complaint was taken)."""
+    syncer, _, _ = village_syncer(net)
+    [case_id] = await take_cases(net.village)
+    await syncer.sync(5)
+    complaint = (await outbox_records(net.village))[0][1]
+    padded = json.dumps({"text": "慢", "padding": "x" * MAX_EVENT_BYTES}).encode()
+    huge = forged(complaint, 1, type=CMD_COMPLAIN, case_id=case_id, payload=padded)
+    small = forged(complaint, 2, type=CMD_COMPLAIN, case_id=case_id, payload=b'{"text": "x"}')
+    ack = await township_service(net).push(VILLAGE, 41, [(1, huge), (2, small)])
+    assert ack.applied_upto == 2 and [r.event_id for r in ack.rejected] == [huge.event_id]
+    assert f"exceeds the limit of {MAX_EVENT_BYTES}" in ack.rejected[0].reason
+    assert huge.event_id not in await event_ids(net.township)
+    assert small.event_id in await event_ids(net.township)
+
+
+async def test_too_long_text_is_refused_where_it_is_typed_and_nothing_is_written(net):
+    """A complaint typed at the village, or a reason typed by staff, longer than MAX_TEXT is
+    refused with a one-line error before anything is written."""
+    syncer, _, _ = village_syncer(net)
+    [case_id] = await take_cases(net.village)
+    await syncer.sync(5)
+    before = await count(net.village, events)
+    with pytest.raises(IllegalTransition, match=f"the text is longer than {MAX_TEXT} characters"):
+        await village.command(net.village, case_id, CMD_COMPLAIN, {"text": "慢" * (MAX_TEXT + 1)})
+    assert await count(net.village, events) == before
+    [outcome] = await act(net.township, [case_id], REFUSED, {"reason": "x" * (MAX_TEXT + 1)})
+    assert not outcome.ok and outcome.code == "too_long" and "\n" not in outcome.error
+    assert await township_status_events(net, case_id) == []
+
+
+async def test_a_pull_stops_adding_events_once_their_bytes_reach_the_limit(net, monkeypatch):
+    """A pull's reply holds events up to MAX_PULL_BYTES of payload (one at least), so a feed of
+    large events keeps moving in replies gRPC can carry; the next pull takes the rest."""
+    monkeypatch.setattr(relay_service, "MAX_PULL_BYTES", 10_000)
+    syncer, _, _ = village_syncer(net)
+    [case_id] = await take_cases(net.village)
+    await syncer.sync(5)
+    for _ in range(5):
+        await village.command(net.village, case_id, CMD_COMPLAIN, {"text": "慢" * MAX_TEXT})  # ~6 KB
+    await syncer.sync(5)
+    service = township_service(net)
+    pages = []
+    after, event_id = 0, ""
+    while page := (await service.pull(VILLAGE, after, event_id, 1000, 0)).events:
+        pages.append(len(page))
+        after, event_id = page[-1][0], page[-1][1].event_id
+    assert pages == [2, 2, 1], pages  # five answers of ~6 KB each: two reach 10,000 bytes
+
+
+async def test_a_push_stops_adding_events_once_their_bytes_reach_the_limit(net, monkeypatch):
+    """A batch pushed holds events up to MAX_PUSH_BYTES of payload (one at least), so a backlog
+    of large events goes up in messages gRPC can carry."""
+    monkeypatch.setattr(relay_sync, "MAX_PUSH_BYTES", 10_000)
+    syncer, spy, _ = village_syncer(net)
+    [case_id] = await take_cases(net.village)
+    await syncer.sync(5)
+    for _ in range(5):
+        await village.command(net.village, case_id, CMD_COMPLAIN, {"text": "慢" * MAX_TEXT})
+    assert (await syncer.sync(5)).backlog == 0
+    assert spy.data_pushes() == [[1], [2, 3], [4, 5], [6]]
 
 
 # --- retry policy -------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from casework import InvalidInput, level_of_code
-from casework.lifecycle import ACCEPTED
+from casework.lifecycle import ACCEPTED, CMD_COMPLAIN, CMD_WITHDRAW
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
 from relay.bundle import Bundle
@@ -46,6 +46,7 @@ from relay.wire import to_wire
 from tests.conftest import DISTRICT, OTHER_TOWNSHIP, OTHER_VILLAGE, TOWNSHIP, VILLAGE
 from tests.netkit import DIVISIONS, Network, free_port, wait_serving
 from tests.test_hostile_input import village_events
+from tests.test_relay_units import as_village, forged
 
 ID = "11010519491231002X"
 NAME = "张三"
@@ -299,6 +300,33 @@ async def test_township_pushing_events_of_a_village_it_does_not_serve_is_refused
     assert any(e["event"] == "security.refused" and e["sender"] == TOWNSHIP for e in logs)
     after = await footprint(net.district)
     assert (after["events"], after["cases"], after["dead_letters"]) == (0, 0, 2)
+
+
+async def test_a_village_withdrawing_its_siblings_case_over_mutual_tls_is_refused(net, authority):
+    """A village with its own certificate pushing a withdrawal of a sibling village's case, or a
+    complaint over the size limit, has it rejected (the withdrawal logged as security.refused),
+    never applied; the sibling's case stays as it was."""
+    [made] = await village_events(net.village, 1)
+    theirs = as_village(made, SIBLING_VILLAGE, "sibling-case")
+    withdraw = forged(made, 1, type=CMD_WITHDRAW, case_id=theirs.case_id, payload=b'{"reason": "x"}')
+    huge = forged(made, 2, type=CMD_COMPLAIN, payload=b'{"text": "%s"}' % (b"x" * 1_000_000))
+    async with serving(net.township, credentials(authority, TOWNSHIP)) as target:
+        async with dial(target, credentials(authority, SIBLING_VILLAGE), TOWNSHIP) as sibling:
+            assert not (
+                await sibling.Push(push_request([theirs], SIBLING_VILLAGE), timeout=TIMEOUT)
+            ).rejections
+        async with dial(target, credentials(authority, VILLAGE), TOWNSHIP) as stub:
+            with capture_logs() as logs:
+                ack = await stub.Push(push_request([withdraw, made, huge], VILLAGE), timeout=TIMEOUT)
+    assert ack.applied_upto == 3 and [r.seq for r in ack.rejections] == [1, 3]
+    assert "belongs to village" in ack.rejections[0].reason and "exceeds" in ack.rejections[1].reason
+    assert any(e["event"] == "security.refused" and e["sender"] == VILLAGE for e in logs)
+    async with net.township.engine.connect() as conn:
+        status = (
+            await conn.execute(select(cases.c.status).where(cases.c.case_id == theirs.case_id))
+        ).scalar()
+        stored = set((await conn.execute(select(events.c.event_id))).scalars())
+    assert status == "submitted" and stored == {theirs.event_id, made.event_id}
 
 
 # --- plaintext only on loopback -----------------------------------------------------------------
