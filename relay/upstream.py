@@ -128,7 +128,7 @@ class GrpcUpstream:
         except ssl.SSLError as exc:
             raise self._handshake_error(exc) from exc
         except (OSError, TimeoutError) as exc:
-            raise TransientError(f"{self.target} unreachable: {type(exc).__name__}") from exc
+            raise TransientError(f"{self.target}: UNAVAILABLE: {type(exc).__name__}") from exc
         code = identity_of(pem).code
         revoked = await revocations.covering(self.engine, code, validity_of(pem).issued_us)
         if revoked is not None:
@@ -139,12 +139,12 @@ class GrpcUpstream:
 
     def _handshake_error(self, exc: ssl.SSLError) -> RelayError:
         """A failed check of the upstream's certificate, told as a failed gRPC handshake is."""
-        said = exc.verify_message if isinstance(exc, ssl.SSLCertVerificationError) else str(exc)
-        details = (
-            "Hostname Verification" if "Hostname mismatch" in said else f"CERTIFICATE_VERIFY_FAILED: {said}"
-        )
-        assert isinstance(self.security, Credentials)
-        return self._explained(details) or TransientError(f"{self.target}: TLS handshake failed: {said}")
+        details = str(exc)
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            said = exc.verify_message or ""
+            hostname = "Hostname mismatch" in said
+            details = "Hostname Verification" if hostname else f"CERTIFICATE_VERIFY_FAILED: {said}"
+        return self._explained(details) or TransientError(f"{self.target}: UNAVAILABLE: {details}")
 
     def _explained(self, details: str) -> CertificateRefused | None:
         assert isinstance(self.security, Credentials)
