@@ -52,7 +52,9 @@ class Node:
         config = self.config
         security = config.tls.security(self.home, ("upstream address", config.upstream))
         timeout = config.relay.push_timeout_seconds
-        return GrpcUpstream(config.upstream, timeout, security, config.upstream_code, config.code)
+        return GrpcUpstream(
+            config.upstream, timeout, security, config.upstream_code, config.code, self.engine
+        )
 
     def syncer(self, upstream: GrpcUpstream | None = None) -> Syncer:
         """A syncer talking to this node's configured upstream over gRPC (``upstream``, if given)."""

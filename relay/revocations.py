@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relay.clock import iso
 from relay.db import put_row
@@ -41,6 +41,22 @@ class Revocation:
             f"the certificate of {self.code} was revoked by the district on {iso(self.revoked_at)[:19]}: "
             "this node is refused everywhere; " + REENROLL.format(code=self.code)
         )
+
+    def upstream_refusal(self, target: str) -> str:
+        """The one line a node is told when its upstream serves with a revoked certificate."""
+        return (
+            f"the upstream {self.code} at {target} serves with a certificate the district revoked "
+            f"on {iso(self.revoked_at)[:19]} (a stolen server?): this node will not talk to it; "
+            f"ask the district which server now serves {self.code}, and point this node at it "
+            "('upstream' in node.toml, as 'init --township' sets it)"
+        )
+
+
+async def covering(engine: AsyncEngine, code: str, issued_us: int) -> Revocation | None:
+    """The revocation kept here that refuses a certificate of ``code`` issued at ``issued_us``."""
+    async with engine.connect() as conn:
+        revoked = await find(conn, code)
+    return revoked if revoked is not None and revoked.refuses(issued_us) else None
 
 
 async def revoke(conn: AsyncConnection, code: str, reason: str, now: int) -> Revocation:

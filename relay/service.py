@@ -63,9 +63,8 @@ class RelayService:
     async def check_certificate(self, code: str, issued_us: int) -> None:
         """Refuse (CertificateRefused) a caller whose certificate the district revoked, as the
         revocation list kept here says: the district's own, or the one last pulled from it."""
-        async with self.engine.connect() as conn:
-            revoked = await revocations.find(conn, code)
-        if revoked is not None and revoked.refuses(issued_us):
+        revoked = await revocations.covering(self.engine, code, issued_us)
+        if revoked is not None:
             raise CertificateRefused(revoked.refusal())
 
     async def fetch_revocations(self, puller: str, after: int) -> list[Revocation]:

@@ -7,8 +7,11 @@ certificate against the CA and against the name its upstream's code gives it
 (``peer_certificate``), never from a field of its message.
 """
 
+import asyncio
 import enum
 import ipaddress
+import ssl
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +113,41 @@ def peer_certificate(auth_context: Mapping[str, Iterable[bytes]]) -> bytes:
     if pem is None:
         raise InvalidInput("the caller presented no certificate")
     return pem
+
+
+async def served_certificate(
+    target: str, credentials: Credentials, server_code: str, seconds: float
+) -> bytes:
+    """The certificate (PEM) the server at HOST:PORT presents to a new connection, checked as
+    the gRPC channel checks it: signed by the CA, naming ``server_code``. gRPC shows a client
+    nothing of the server's certificate, so this is a handshake of its own, closed at once.
+    ssl.SSLError, OSError or TimeoutError if it fails."""
+    host, _, port = target.removeprefix("ipv4:").removeprefix("ipv6:").rpartition(":")
+    opening = asyncio.open_connection(
+        host.strip("[]"),
+        int(port),
+        ssl=_client_context(credentials),
+        server_hostname=server_name(server_code),
+    )
+    async with asyncio.timeout(seconds):
+        _, writer = await opening
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+    return ssl.DER_cert_to_PEM_cert(der).encode()
+
+
+def _client_context(credentials: Credentials) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cadata=credentials.ca.decode())
+    context.set_alpn_protocols(["h2"])
+    with tempfile.TemporaryDirectory() as folder:  # ssl reads a key from files only (mode 0700)
+        key, cert = Path(folder) / "node.key", Path(folder) / "node.crt"
+        key.write_bytes(credentials.key)
+        cert.write_bytes(credentials.cert)
+        context.load_cert_chain(cert, key)
+    return context
 
 
 def is_loopback(address: str) -> bool:

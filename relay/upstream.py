@@ -1,23 +1,29 @@
 """The one interface a node uses to talk to its upstream, with a gRPC and an in-process
 implementation (the latter for unit tests: no network, same service code)."""
 
+import ssl
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import grpc
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
+from relay import revocations
 from relay._chain import Links
 from relay.catalogs import Published
 from relay.certify import OWN, Certified, Standing
 from relay.errors import CertificateRefused, RelayError, TransientError, from_rpc_error
 from relay.handshake import explain
+from relay.pki import identity_of, validity_of
 from relay.records import EventRecord, Heartbeat, PullResult, PushResult, Rejected
 from relay.revocations import Revocation
 from relay.server import MAX_MESSAGE_BYTES
 from relay.service import RelayService
-from relay.tls import Credentials, Security, channel_options, require_loopback
+from relay.tls import Credentials, Security, channel_options, require_loopback, served_certificate
 from relay.wire import from_wire, heartbeat_to_wire, links_to_wire, micros, set_micros, to_wire
 
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [
@@ -31,6 +37,9 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
+# How long a check of the upstream's certificate against the revocation list holds.
+VOUCH_SECONDS = 60.0
+log = structlog.get_logger()
 
 
 class Upstream(Protocol):
@@ -63,15 +72,25 @@ class GrpcUpstream:
     """The upstream's Relay service over a gRPC channel; every call has a deadline. With
     credentials, the channel is mutual TLS and the server must prove it is ``server_code``
     (its certificate, signed by the network's CA, names it); plaintext only to a loopback
-    address."""
+    address. Given the node's database (``engine``), the certificate the upstream serves is
+    checked against the revocation list kept there before the first call, and again every
+    VOUCH_SECONDS: a node does not talk to a revoked (stolen) upstream."""
 
     def __init__(
-        self, target: str, timeout: float, security: Security, server_code: str, code: str = ""
+        self,
+        target: str,
+        timeout: float,
+        security: Security,
+        server_code: str,
+        code: str = "",
+        engine: AsyncEngine | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.server_code = server_code
         self.code = code  # this node's, for the advice in a handshake failure
+        self.engine = engine
+        self._vouched_at: float | None = None  # when the upstream's certificate was last found good
         if not isinstance(security, Credentials):
             require_loopback(target, "upstream address")
         self.security = security
@@ -92,20 +111,55 @@ class GrpcUpstream:
         self._channel = self._open(security)
         self._stub = pb_grpc.RelayStub(self._channel)  # type: ignore[no-untyped-call]
         self._retired.append(old)
+        self._vouched_at = None
         await old.close(grace)
         self._retired.remove(old)
+
+    async def _vouch(self) -> None:
+        """Refuse (CertificateRefused, logged as a security event) an upstream whose certificate
+        the revocation list kept here covers; checked again once VOUCH_SECONDS have passed."""
+        if self.engine is None or not isinstance(self.security, Credentials):
+            return
+        now = time.monotonic()
+        if self._vouched_at is not None and now - self._vouched_at < VOUCH_SECONDS:
+            return
+        try:
+            pem = await served_certificate(self.target, self.security, self.server_code, self.timeout)
+        except ssl.SSLError as exc:
+            raise self._handshake_error(exc) from exc
+        except (OSError, TimeoutError) as exc:
+            raise TransientError(f"{self.target}: UNAVAILABLE: {type(exc).__name__}") from exc
+        code = identity_of(pem).code
+        revoked = await revocations.covering(self.engine, code, validity_of(pem).issued_us)
+        if revoked is not None:
+            reason = revoked.upstream_refusal(self.target)
+            log.warning("security.upstream_revoked", upstream=code, target=self.target, reason=reason)
+            raise CertificateRefused(reason)
+        self._vouched_at = now
+
+    def _handshake_error(self, exc: ssl.SSLError) -> RelayError:
+        """A failed check of the upstream's certificate, told as a failed gRPC handshake is."""
+        details = str(exc)
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            said = exc.verify_message or ""
+            hostname = "Hostname mismatch" in said
+            details = "Hostname Verification" if hostname else f"CERTIFICATE_VERIFY_FAILED: {said}"
+        return self._explained(details) or TransientError(f"{self.target}: UNAVAILABLE: {details}")
+
+    def _explained(self, details: str) -> CertificateRefused | None:
+        assert isinstance(self.security, Credentials)
+        try:
+            reason = explain(details, self.security.cert, self.security.ca, self.code, self.server_code)
+        except Exception:  # an unreadable certificate, say: report the failure as it came
+            return None
+        return None if reason is None else CertificateRefused(f"{self.target}: {reason}")
 
     def _error(self, exc: grpc.aio.AioRpcError) -> RelayError:
         """The relay's error for a failed call; a failed handshake says why, where it can."""
         if exc.code() == grpc.StatusCode.UNAVAILABLE and isinstance(self.security, Credentials):
-            try:
-                reason = explain(
-                    exc.details() or "", self.security.cert, self.security.ca, self.code, self.server_code
-                )
-            except Exception:  # an unreadable certificate, say: report the failure as it came
-                reason = None
-            if reason is not None:
-                return CertificateRefused(f"{self.target}: {reason}")
+            refused = self._explained(exc.details() or "")
+            if refused is not None:
+                return refused
         return from_rpc_error(exc, self.target)
 
     async def push(
@@ -121,6 +175,7 @@ class GrpcUpstream:
             envelopes=[pb.Envelope(seq=s, event=to_wire(r)) for s, r in envelopes],
             audit=None if chain is None else links_to_wire(chain),
         )
+        await self._vouch()
         try:
             ack = await self._stub.Push(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -132,6 +187,7 @@ class GrpcUpstream:
         request = pb.PullRequest(
             node=node, after=after, after_event_id=after_event_id, limit=limit, wait_ms=wait_ms
         )
+        await self._vouch()
         try:
             reply = await self._stub.Pull(request, timeout=self.timeout + wait_ms / 1000)
         except grpc.aio.AioRpcError as exc:
@@ -140,6 +196,7 @@ class GrpcUpstream:
         return PullResult(events, reply.head, reply.reset)
 
     async def heartbeat(self, beat: Heartbeat) -> int:
+        await self._vouch()
         try:
             reply = await self._stub.Heartbeat(heartbeat_to_wire(beat), timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -148,6 +205,7 @@ class GrpcUpstream:
 
     async def fetch_catalog(self, node: str, have_version: str) -> Published:
         request = pb.CatalogRequest(node=node, have_version=have_version)
+        await self._vouch()
         try:
             reply = await self._stub.FetchCatalog(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -156,6 +214,7 @@ class GrpcUpstream:
 
     async def fetch_calendar(self, node: str, have_version: str) -> Published:
         request = pb.CalendarRequest(node=node, have_version=have_version)
+        await self._vouch()
         try:
             reply = await self._stub.FetchCalendar(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -166,6 +225,7 @@ class GrpcUpstream:
 
     async def fetch_revocations(self, node: str, after: int) -> list[Revocation]:
         request = pb.RevocationsRequest(node=node, after=after)
+        await self._vouch()
         try:
             reply = await self._stub.FetchRevocations(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -180,6 +240,7 @@ class GrpcUpstream:
         )
         if standing.token_made_at:
             set_micros(request.token_made_at, standing.token_made_at)
+        await self._vouch()
         try:
             reply = await self._stub.Certify(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:

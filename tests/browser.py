@@ -50,7 +50,9 @@ def artifacts() -> Path:
 class Browser:
     """One headless browser with one page."""
 
-    def __init__(self, executable: str, profile: Path, log: Path, width: int = 1400) -> None:
+    def __init__(
+        self, executable: str, profile: Path, log: Path, width: int = 1400, height: int = 900
+    ) -> None:
         commands_read, self._commands = os.pipe()
         self._answers, answers_write = os.pipe()
         options = [
@@ -61,7 +63,7 @@ class Browser:
             "--no-first-run",
             "--no-default-browser-check",
             f"--user-data-dir={profile}",
-            f"--window-size={width},900",
+            f"--window-size={width},{height}",
             "--lang=zh-CN",
             "about:blank",
         ]
@@ -127,12 +129,14 @@ class Browser:
         self.call("Input.insertText", {"text": text}, self.session)
 
     def press(self, key: str, loads: bool = False) -> None:
-        """Press and release Enter or Tab as the keyboard would; with ``loads``, wait for the
-        page it leads to."""
+        """Press and release Enter, Tab, Space or ArrowDown as the keyboard would; with
+        ``loads``, wait for the page it leads to."""
         self._events.clear()
-        code, text = {"Enter": (13, "\r"), "Tab": (9, "")}[key]
+        keys = {"Enter": (13, "\r"), "Tab": (9, ""), "Space": (32, " "), "ArrowDown": (40, "")}
+        code, text = keys[key]
         for kind in ("keyDown", "keyUp"):
-            params: dict[str, Any] = {"type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code}
+            name = " " if key == "Space" else key
+            params: dict[str, Any] = {"type": kind, "key": name, "code": key, "windowsVirtualKeyCode": code}
             if kind == "keyDown" and text:
                 params["text"] = text
             self.call("Input.dispatchKeyEvent", params, self.session)

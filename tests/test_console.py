@@ -39,6 +39,7 @@ APPLICANT = "钱七"
 TODAY = {"SERVICENET_TODAY": "2026-04-01"}  # the township's day: the cases accepted below are late
 LATE = (("twp-land-transfer", date(2026, 3, 2)), ("twp-mediation", date(2026, 3, 2)))  # overdue, red
 FRESH, DIBAO, PENSION = "twp-mediation", "twp-dibao-apply", "twp-pension-enroll"
+BENEFIT = "twp-pension-benefit"  # decided at the district by 人社, not by 民政
 
 
 @dataclass
@@ -62,7 +63,7 @@ def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
     township, district = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     net.start(D, "--http", district)
     net.start(T, "--http", township, env=TODAY)
-    items = [item for item, _ in LATE] + [FRESH, DIBAO, PENSION, DIBAO, FRESH]
+    items = [item for item, _ in LATE] + [FRESH, DIBAO, PENSION, DIBAO, FRESH, BENEFIT]
     requests = net.root / "requests.jsonl"
     requests.write_text(
         "".join(
@@ -88,14 +89,15 @@ def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
 
 
 async def roster(net: Network) -> None:
-    """Window 1 serves the township's mediation, land and 低保 items, window 2 pensions; the
-    district's civil affairs window serves 低保. Web accounts for all, and for the outsider."""
+    """Window 1 serves the township's mediation, land and 低保 items, window 2 pensions and
+    pension benefits; the district's civil affairs window serves 低保. Web accounts for all,
+    and for the outsider."""
     async with open_node(net.home(T)) as node:
         await add_member(node, WINDOW_1, "1", "A", "")
         await add_member(node, WINDOW_2, "2", "A", "")
         await add_member(node, SUPERVISOR, "", "supervisor", "")
         await serve_items(node, "1", ["twp-land-transfer", "twp-mediation", DIBAO])
-        await serve_items(node, "2", [PENSION])
+        await serve_items(node, "2", [PENSION, BENEFIT])
     async with open_node(net.home(D)) as node:
         await add_member(node, DEPARTMENT, "民政", "A", "")
         await serve_items(node, "民政", [DIBAO])
@@ -107,13 +109,13 @@ async def accept_late(net: Network) -> dict[str, str]:
     """The cases by what they are for; the late ones accepted by window 1 weeks ago."""
     async with open_node(net.home(T)) as node:
         found = sorted(await list_cases(node), key=lambda c: c["created_at"])
-        expected = [item for item, _ in LATE] + [FRESH, DIBAO, PENSION, DIBAO, FRESH]
+        expected = [item for item, _ in LATE] + [FRESH, DIBAO, PENSION, DIBAO, FRESH, BENEFIT]
         assert [c["item_code"] for c in found] == expected
         for case, (_, day) in zip(found, LATE, strict=False):
             node.ledger.today = lambda day=day: day  # type: ignore[misc]
             [accepted] = await act(node, [case["case_id"]], ACCEPTED, {}, WINDOW_1)
             assert accepted.ok, accepted.error
-    names = ("late-0", "late-1", "fresh", "dibao", "pension", "paused", "handed")
+    names = ("late-0", "late-1", "fresh", "dibao", "pension", "paused", "handed", "benefit")
     return dict(zip(names, (c["case_id"] for c in found), strict=True))
 
 
@@ -231,22 +233,28 @@ def test_a_window_acting_outside_its_items_is_refused_in_one_line(center: Center
 
 @pytest.fixture(scope="module")
 def escalated(center: Center) -> str:
-    """Window 1 accepts a 低保 request and escalates it with an opinion; it reaches the district."""
-    cookie, case_id = sign_in(center.township, WINDOW_1), center.cases["dibao"]
-    for action, fields in (("accept", {}), ("escalate", {"opinion": "入户调查属实，建议批准"})):
-        fields["token"] = token(center.township, f"/case/{case_id}", cookie)
-        status, _ = post(center.township, f"/case/{case_id}/{action}", cookie, fields)
-        assert status == 303, action
-    wait_until(lambda: case_on(center, D, case_id).get("status") == "escalated")
-    return case_id
+    """Window 1 accepts a 低保 request and escalates it with an opinion; window 2 does the same
+    with a pension benefit, another district department's; both reach the district. The
+    低保 case's id."""
+    for window, case_id in ((WINDOW_1, center.cases["dibao"]), (WINDOW_2, center.cases["benefit"])):
+        cookie = sign_in(center.township, window)
+        for action, fields in (("accept", {}), ("escalate", {"opinion": "入户调查属实，建议批准"})):
+            fields["token"] = token(center.township, f"/case/{case_id}", cookie)
+            status, _ = post(center.township, f"/case/{case_id}/{action}", cookie, fields)
+            assert status == 303, action
+        wait_until(lambda case_id=case_id: case_on(center, D, case_id).get("status") == "escalated")
+    return center.cases["dibao"]
 
 
 def test_an_escalated_case_reaches_the_district_desk(center: Center, escalated: str) -> None:
-    """The district's civil affairs staff find the escalated case on their desk and accept it,
-    after the township's window 1; the management office has no desk."""
+    """The district's civil affairs staff find the escalated 低保 case on their desk, not 人社's
+    pension benefit, and accept it after the township's window 1; the management office
+    has no desk."""
     case_id = escalated
     desk = sign_in(center.district, DEPARTMENT)
-    assert case_id in page(center.district, "/desk/", desk)
+    queue = page(center.district, "/desk/", desk)
+    assert case_id in queue and center.cases["benefit"] not in queue
+    assert forms(center.district, f"/desk/case/{center.cases['benefit']}", desk) == []  # nothing to do
     fields = {"token": token(center.district, f"/desk/case/{case_id}", desk)}
     assert post(center.district, f"/desk/case/{case_id}/accept", desk, fields)[0] == 303
     events = case_on(center, D, case_id)["events"]

@@ -97,7 +97,8 @@ class Link:
 
 @asynccontextmanager
 async def link(node: Node, target: str, creds: Credentials) -> AsyncIterator[Link]:
-    upstream = GrpcUpstream(target, TIMEOUT, creds, node.config.upstream_code, node.config.code)
+    config = node.config
+    upstream = GrpcUpstream(target, TIMEOUT, creds, config.upstream_code, config.code, node.engine)
     try:
         yield Link(upstream, Syncer(node.engine, node.ledger, upstream))
     finally:
@@ -162,6 +163,33 @@ async def test_revoked_village_is_refused_by_its_township_after_one_sync_with_th
     async with net.township.engine.connect() as conn:
         kept = await revocations.find(conn, VILLAGE)
     assert kept is not None and kept.reason == ""  # the reason stays at the district
+
+
+async def test_a_village_refuses_to_push_to_a_township_its_list_revokes_until_it_is_enrolled_again(
+    net, authority
+):
+    """A village whose own list revokes its township (a stolen server still serving with the
+    old certificate) refuses to talk to it, saying so in one line and logging a security
+    event: nothing of the village reaches the township. The township enrolled again later, on
+    a new certificate, gets the village's events."""
+    enroll(net.township, authority)
+    village_creds = enroll(net.village, authority)
+    await village_events(net.village, 2)
+    await revoke(net.village, TOWNSHIP)
+    async with serving(net.township) as target, link(net.village, target, village_creds) as v:
+        with (
+            capture_logs() as logs,
+            pytest.raises(CertificateRefused, match=f"upstream {TOWNSHIP} at {target} serves .* revoked"),
+        ):
+            await v.syncer.sync(10)
+        async with net.township.engine.connect() as conn:
+            assert (await conn.execute(select(nodes))).all() == []  # not even a heartbeat
+    [event] = [e for e in logs if e["event"] == "security.upstream_revoked"]
+    assert event["upstream"] == TOWNSHIP and "init --township" in event["reason"]
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=2)
+    enroll(net.township, authority, issued=later)
+    async with serving(net.township) as target, link(net.village, target, village_creds) as v:
+        assert (await v.syncer.sync(10)).backlog == 0
 
 
 @BOTH_DATABASES

@@ -229,15 +229,16 @@ def chromium() -> str:
 def test_browser_takes_a_request_offline_and_prints_the_receipt(
     chromium: str, app: App, tmp_path: Path
 ) -> None:
-    """At 1366 px wide, by the search box, the guide and the form: a request with one of its two
-    materials scanned and a written mandate is filed while the upstream is down; the missing
-    material is listed, the receipt prints without the app's header, the case list shows what
-    the villager must bring."""
+    """At 1366×768, by keyboard (the mandate choice and the submit too): by the search box, the
+    guide and the form, a request with one of its two materials scanned and a written mandate
+    is filed while the upstream is down; the missing material is listed, the receipt (with the
+    committed time limit, how to follow up and how to complain) prints without the app's
+    header, the case list shows what the villager must bring."""
     folder = artifacts()
     scan, mandate = tmp_path / "id-card.jpg", tmp_path / "mandate.jpg"
     scan.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(200_000))
     mandate.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(50_000))
-    browser = Browser(chromium, tmp_path / "profile", tmp_path / "chromium.log", width=1366)
+    browser = Browser(chromium, tmp_path / "profile", tmp_path / "chromium.log", width=1366, height=768)
     base = f"http://{app.address}"
 
     def shot(name: str) -> None:
@@ -273,12 +274,20 @@ def test_browser_takes_a_request_offline_and_prints_the_receipt(
         browser.type(IDS[0])
         browser.press("Tab")
         browser.type(PHONE)
-        browser.evaluate("document.querySelector('input[value=written]').checked = true")
         assert "校验通过" in browser.evaluate("document.getElementById('id_number-note').textContent")
-        browser.set_files("#m0", scan)
+        browser.set_files("#m0", scan)  # as picked in the file dialog
         browser.set_files("#mandate_scan", mandate)
+        for _ in range(3):  # past the two scans to the mandate: Space picks one, ArrowDown the next
+            browser.press("Tab")
+        browser.press("Space")
+        assert browser.evaluate("document.querySelector('input[name=mandate]:checked').value") == "in_person"
+        browser.press("ArrowDown")
+        assert browser.evaluate("document.querySelector('input[name=mandate]:checked').value") == "written"
+        browser.press("Tab")
+        assert focused(browser) == "mandate_scan"
         shot("form")
-        browser.submit("document.querySelector('form').requestSubmit();")
+        browser.press("Tab")
+        browser.press("Enter", loads=True)  # the submit button
         assert browser.evaluate("location.pathname").startswith("/case/")
         case_id = browser.evaluate("location.pathname").split("/")[2]
         text = browser.evaluate("document.body.innerText")
@@ -289,6 +298,13 @@ def test_browser_takes_a_request_offline_and_prints_the_receipt(
         receipt = browser.evaluate("document.querySelector('.receipt').innerText")
         assert case_id in receipt and "居民身份证或户口簿" in receipt and "代办授权委托书" in receipt
         assert "城乡居民基本养老保险参保登记表" in receipt  # listed as missing
+        rows = browser.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('.receipt tr')]"
+            ".map(r => [r.querySelector('th').innerText, r.querySelector('td').innerText]))"
+        )
+        assert rows["承诺时限"] == "当场办结"  # the item's committed limit (0 days: on the spot)
+        assert "向本村代办员查询" in rows["查询办理进度"] and "12345" in rows["查询办理进度"]
+        assert "12345政务服务便民热线" in rows["投诉"]  # the item's complaint channel
         browser.call("Emulation.setEmulatedMedia", {"media": "print"}, browser.session)
         assert browser.evaluate("getComputedStyle(document.querySelector('header')).display") == "none"
         shot("receipt")
