@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from casework import CaseworkError, InvalidInput
 from casework.lifecycle import STATUSES
-from messages import t
+from messages import refusal, t
 from relay import supervision
 from relay.bundle import Bundle
 from relay.certify import Certifier, UpstreamCertifier
@@ -91,13 +91,19 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def refused(exc: CaseworkError) -> NoReturn:
+    """A domain refusal as one line in the user's language (its English words where it has no
+    code), then exit 2."""
+    fail(refusal(str(exc), exc.code, exc.fields))
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; the domain's refusals become one line and exit status 2."""
     configure_logging(logging.WARNING if not os.environ.get("SERVICENET_DEBUG") else logging.DEBUG)
     try:
         return asyncio.run(coro)
     except CaseworkError as exc:
-        fail(str(exc))
+        refused(exc)
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
     except SQLAlchemyError as exc:  # the message itself may quote personal data: name the kind only
@@ -115,7 +121,7 @@ def run_service(coro: Coroutine[Any, Any, None]) -> None:
     try:
         loop.run_until_complete(coro)
     except CaseworkError as exc:
-        fail(str(exc))
+        refused(exc)
     except KeyboardInterrupt:
         pass
     finally:
@@ -165,7 +171,8 @@ def print_outcomes(outcomes: list[Outcome], as_json: bool) -> None:
             if o.ok:
                 out.print(f"{o.case_id}: {t(f'status.{o.status}')}", markup=False)
             else:
-                err.print(t("cli.error", message=f"{o.case_id}: {o.error}"), markup=False, highlight=False)
+                said = refusal(o.error, o.code, o.fields)
+                err.print(t("cli.error", message=f"{o.case_id}: {said}"), markup=False, highlight=False)
 
     emit(data, as_json, human)
     if not all(o.ok for o in outcomes):
@@ -293,7 +300,7 @@ def read_bundle(path: Path, role: str) -> Bundle:
     try:
         return Bundle.read(path, role)
     except CaseworkError as exc:
-        fail(str(exc))
+        refused(exc)
 
 
 def join_network(
@@ -309,7 +316,7 @@ def join_network(
     try:
         config = config_from_bundle(home, joined, upstream, db, operator, insecure_loopback)
     except CaseworkError as exc:
-        fail(str(exc))
+        refused(exc)
     new_home(home)
     try:
         install_credentials(home, joined, config.tls)

@@ -73,7 +73,9 @@ def parse_token(text: str) -> tuple[str, str]:
     """(id, secret) of a token as typed; InvalidInput if it is not one."""
     token_id, _, secret = text.strip().upper().partition("-")
     if len(token_id) != 8 or len(secret) != 24 or not (token_id + secret).isalnum():
-        raise InvalidInput("that is not an enrollment token (8 letters, a dash, 24 letters): copy it whole")
+        raise InvalidInput(
+            "that is not an enrollment token (8 letters, a dash, 24 letters): copy it whole", "not_a_token"
+        )
     return token_id, secret
 
 
@@ -81,10 +83,18 @@ async def make_token(conn: AsyncConnection, config: NodeConfig, village: str, mi
     """A new one-time token for a village of this township, kept until used or expired."""
     if not (len(village) == 12 and village.isdigit() and village.startswith(config.code)):
         raise InvalidInput(
-            f"{village[:16]} is not a village of township {config.code}: tokens are for its own"
+            f"{village[:16]} is not a village of township {config.code}: tokens are for its own",
+            "not_own_village",
+            village=village[:16],
+            township=config.code,
         )
     if not 1 <= minutes <= MAX_TOKEN_MINUTES:
-        raise InvalidInput(f"a token lasts 1 to {MAX_TOKEN_MINUTES} minutes, not {minutes}")
+        raise InvalidInput(
+            f"a token lasts 1 to {MAX_TOKEN_MINUTES} minutes, not {minutes}",
+            "token_minutes",
+            most=MAX_TOKEN_MINUTES,
+            minutes=minutes,
+        )
     now = now_us()
     token = Token(_random(5), _random(15), village, now + minutes * 60_000_000, now)
     await conn.execute(

@@ -267,20 +267,6 @@ def _shown(message: tuple[str, str] | None) -> str:
     return f'<p class="{css}" role="status">{esc(text)}</p>'
 
 
-def refusal(error: str, code: str, fields: dict[str, object]) -> str:
-    """A refusal in the user's language, by its code (casework's errors, relay.staff); a
-    status or an event it names is worded too. Without a code: ``error`` as it is."""
-    if not code:
-        return error
-    worded = {
-        name: t(f"{_WORDED[name]}.{value}") if name in _WORDED else value for name, value in fields.items()
-    }
-    return t(f"refusal.{code}", None, **worded)
-
-
-_WORDED = {"status": "status", "event": "event"}  # fields that are themselves catalog keys
-
-
 def _history(events: Sequence[dict[str, Any]]) -> str:
     rows: list[list[Cell]] = [
         [
