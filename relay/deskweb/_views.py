@@ -7,10 +7,9 @@ from messages import t
 from relay.actions import DEPARTMENT_ACTION
 from relay.deskweb._data import QUEUE_LIMIT, CaseView
 from relay.staff import Actor
-from relay.web import Cell, badge, compact, esc, href, link, table, when_iso
+from relay.web import Cell, badge, esc, event_note, href, link, table, when_iso
 
 # Who acted is a column of its own; the rest of an event's payload is its details.
-_STAMP = ("staff", "window", "role")
 
 
 def whoami(actor: Actor) -> str:
@@ -274,7 +273,7 @@ def _history(events: Sequence[dict[str, Any]]) -> str:
             esc(t(f"event.{e['type']}")),
             esc(e["payload"].get("staff")),
             esc(e["origin_node"]),
-            (esc(compact({k: v for k, v in e["payload"].items() if k not in _STAMP})), "details"),
+            (esc(event_note(e["payload"])), "details"),
         ]
         for e in events
     ]
