@@ -13,6 +13,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import structlog
 import typer
+import typer.rich_utils
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
@@ -68,6 +69,17 @@ CaseIds = Annotated[list[str], typer.Argument(help=t("cli.opt.case_ids"))]
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
+
+
+def start(app: typer.Typer) -> None:
+    """Run a command line (its ``main``), Typer's own help panel titles in the user's language."""
+    # Typer reads these module constants of typer.rich_utils each time it draws a help page or
+    # an error box; they are English unless set, here, once, before the app parses anything.
+    typer.rich_utils.ARGUMENTS_PANEL_TITLE = t("cli.typer.arguments")
+    typer.rich_utils.OPTIONS_PANEL_TITLE = t("cli.typer.options")
+    typer.rich_utils.COMMANDS_PANEL_TITLE = t("cli.typer.commands")
+    typer.rich_utils.ERRORS_PANEL_TITLE = t("cli.typer.error")
+    app()
 
 
 def configure_logging(level: int = logging.INFO) -> None:

@@ -35,6 +35,7 @@ from relay.console import (
     run,
     run_service,
     serve_node,
+    start,
     with_node,
 )
 from relay.enrollment import enroll_with_token
@@ -422,4 +423,4 @@ def _open_when_up(address: tuple[str, int]) -> None:
 
 
 def main() -> None:
-    app()
+    start(app)
