@@ -35,7 +35,8 @@ def add_web_user_commands(app: typer.Typer, help_text: str, roster_only: bool = 
         if password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
         else:
-            password = typer.prompt(t("cli.web_user.password"), hide_input=True, confirmation_prompt=True)
+            again = t("cli.web_user.password_again")
+            password = typer.prompt(t("cli.web_user.password"), hide_input=True, confirmation_prompt=again)
         try:
             new = add_user(home, name, password)
         except InvalidInput as exc:
