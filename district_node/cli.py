@@ -34,6 +34,7 @@ from relay.console import (
     run,
     run_service,
     serve_node,
+    start,
     with_node,
 )
 from relay.deskcli import Reason, add_staff_commands, staff_action
@@ -301,4 +302,4 @@ async def _enroll(node: Node, code: str, days: int) -> Bundle:
 
 
 def main() -> None:
-    app()
+    start(app)

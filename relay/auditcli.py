@@ -5,6 +5,7 @@ from typing import Any
 
 import typer
 
+from messages import t
 from relay import audit
 from relay.console import AsJson, Home, emit, err, out, run, with_node
 from relay.node import Node
@@ -26,22 +27,25 @@ async def _verify(node: Node) -> dict[str, Any]:
 
 def _print(report: dict[str, Any]) -> None:
     if report["problem"]:
-        err.print(f"error: {report['problem']}", markup=False, highlight=False)
+        err.print(t("cli.error", message=report["problem"]), markup=False, highlight=False)
     else:
-        head = f"head row {report['head_seq']} {report['head_hash'][:16]}"
-        out.print(f"audit trail of {report['code']}: {report['rows']} rows, whole; {head}", markup=False)
+        seq, hash_ = report["head_seq"], report["head_hash"][:16]
+        out.print(
+            t("cli.audit.whole", code=report["code"], rows=report["rows"], seq=seq, hash=hash_), markup=False
+        )
     for peer in report["received"]:
-        out.print(f"chain of {peer['node']}: checked up to row {peer['seq']}", markup=False)
+        out.print(t("cli.audit.checked", node=peer["node"], seq=peer["seq"]), markup=False)
     for found in report["breaks"]:
-        line = f"{found['recorded_at'][:19]} chain of {found['node']} broken at row {found['seq']}"
-        err.print(f"error: {line}: {found['reason']}", markup=False, highlight=False)
+        when, node, seq = found["recorded_at"][:19], found["node"], found["seq"]
+        line = t("cli.audit.broken", when=when, node=node, seq=seq, reason=found["reason"])
+        err.print(t("cli.error", message=line), markup=False, highlight=False)
 
 
 def add_audit_commands(app: typer.Typer) -> None:
-    audit_app = typer.Typer(help="The node's audit trail: every event it applied and who acted.")
+    audit_app = typer.Typer(help=t("cli.audit.app"))
     app.add_typer(audit_app, name="audit")
 
-    @audit_app.command()
+    @audit_app.command(help=t("cli.audit.verify"))
     def verify(home: Home, as_json: AsJson = False) -> None:
         """Recompute this node's audit trail and list the breaks found in the chains of the
         nodes below it; exit 1 naming the first broken row, or if any break was found."""

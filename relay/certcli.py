@@ -9,7 +9,7 @@ import typer
 from casework import CaseworkError, InvalidInput
 from messages import t
 from relay.config import NodeConfig
-from relay.console import AsJson, Home, emit, fail, out, read_bundle, run, with_node
+from relay.console import AsJson, Home, emit, out, read_bundle, refused, run, with_node
 from relay.joining import reinstall_credentials
 from relay.node import Node
 from relay.pki import Validity, validity_of
@@ -38,7 +38,7 @@ def add_renew_command(app: typer.Typer, role: str) -> None:
                 config = NodeConfig.load(home)
                 reinstall_credentials(home, config, new)
             except CaseworkError as exc:
-                fail(str(exc))
+                refused(exc)
             expires = validity_of(config.tls.credentials(home).cert).expires
         emit(
             {"certificate_expires": expires.isoformat()},

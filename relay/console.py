@@ -13,6 +13,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import structlog
 import typer
+import typer.rich_utils
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
@@ -20,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from casework import CaseworkError, InvalidInput
 from casework.lifecycle import STATUSES
-from messages import t
+from messages import refusal, t
 from relay import supervision
 from relay.bundle import Bundle
 from relay.certify import Certifier, UpstreamCertifier
@@ -70,6 +71,17 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 
+def start(app: typer.Typer) -> None:
+    """Run a command line (its ``main``), Typer's own help panel titles in the user's language."""
+    # Typer reads these module constants of typer.rich_utils each time it draws a help page or
+    # an error box; they are English unless set, here, once, before the app parses anything.
+    typer.rich_utils.ARGUMENTS_PANEL_TITLE = t("cli.typer.arguments")
+    typer.rich_utils.OPTIONS_PANEL_TITLE = t("cli.typer.options")
+    typer.rich_utils.COMMANDS_PANEL_TITLE = t("cli.typer.commands")
+    typer.rich_utils.ERRORS_PANEL_TITLE = t("cli.typer.error")
+    app()
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Structured JSON lines on stderr, ready for a log shipper. Never personal data."""
     structlog.configure(
@@ -91,13 +103,19 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def refused(exc: CaseworkError) -> NoReturn:
+    """A domain refusal as one line in the user's language (its English words where it has no
+    code), then exit 2."""
+    fail(refusal(str(exc), exc.code, exc.fields))
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; the domain's refusals become one line and exit status 2."""
     configure_logging(logging.WARNING if not os.environ.get("SERVICENET_DEBUG") else logging.DEBUG)
     try:
         return asyncio.run(coro)
     except CaseworkError as exc:
-        fail(str(exc))
+        refused(exc)
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
     except SQLAlchemyError as exc:  # the message itself may quote personal data: name the kind only
@@ -115,7 +133,7 @@ def run_service(coro: Coroutine[Any, Any, None]) -> None:
     try:
         loop.run_until_complete(coro)
     except CaseworkError as exc:
-        fail(str(exc))
+        refused(exc)
     except KeyboardInterrupt:
         pass
     finally:
@@ -165,7 +183,8 @@ def print_outcomes(outcomes: list[Outcome], as_json: bool) -> None:
             if o.ok:
                 out.print(f"{o.case_id}: {t(f'status.{o.status}')}", markup=False)
             else:
-                err.print(t("cli.error", message=f"{o.case_id}: {o.error}"), markup=False, highlight=False)
+                said = refusal(o.error, o.code, o.fields)
+                err.print(t("cli.error", message=f"{o.case_id}: {said}"), markup=False, highlight=False)
 
     emit(data, as_json, human)
     if not all(o.ok for o in outcomes):
@@ -293,7 +312,7 @@ def read_bundle(path: Path, role: str) -> Bundle:
     try:
         return Bundle.read(path, role)
     except CaseworkError as exc:
-        fail(str(exc))
+        refused(exc)
 
 
 def join_network(
@@ -309,7 +328,7 @@ def join_network(
     try:
         config = config_from_bundle(home, joined, upstream, db, operator, insecure_loopback)
     except CaseworkError as exc:
-        fail(str(exc))
+        refused(exc)
     new_home(home)
     try:
         install_credentials(home, joined, config.tls)

@@ -14,7 +14,19 @@ from messages import t
 from relay import actions
 from relay import staff as roster
 from relay.actions import Action
-from relay.console import AsJson, CaseIds, Home, Staff, emit, fail, out, print_outcomes, run, with_node
+from relay.console import (
+    AsJson,
+    CaseIds,
+    Home,
+    Staff,
+    emit,
+    fail,
+    out,
+    print_outcomes,
+    refused,
+    run,
+    with_node,
+)
 from relay.node import Node
 from relay.staff import Outcome, act
 
@@ -29,7 +41,7 @@ def staff_action(
     try:
         action = make()
     except InvalidInput as exc:
-        fail(str(exc))
+        refused(exc)
 
     async def go(node: Node) -> list[Outcome]:
         return await act(node, case_ids, action.event_type, action.payload, staff)
@@ -41,7 +53,7 @@ def _said(text: str, what: str) -> str:
     try:
         return actions.said(text, what)
     except InvalidInput as exc:
-        fail(str(exc))
+        refused(exc)
 
 
 def add_staff_commands(app: typer.Typer) -> None:

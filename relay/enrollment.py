@@ -73,7 +73,9 @@ def parse_token(text: str) -> tuple[str, str]:
     """(id, secret) of a token as typed; InvalidInput if it is not one."""
     token_id, _, secret = text.strip().upper().partition("-")
     if len(token_id) != 8 or len(secret) != 24 or not (token_id + secret).isalnum():
-        raise InvalidInput("that is not an enrollment token (8 letters, a dash, 24 letters): copy it whole")
+        raise InvalidInput(
+            "that is not an enrollment token (8 letters, a dash, 24 letters): copy it whole", "not_a_token"
+        )
     return token_id, secret
 
 
@@ -81,10 +83,18 @@ async def make_token(conn: AsyncConnection, config: NodeConfig, village: str, mi
     """A new one-time token for a village of this township, kept until used or expired."""
     if not (len(village) == 12 and village.isdigit() and village.startswith(config.code)):
         raise InvalidInput(
-            f"{village[:16]} is not a village of township {config.code}: tokens are for its own"
+            f"{village[:16]} is not a village of township {config.code}: tokens are for its own",
+            "not_own_village",
+            village=village[:16],
+            township=config.code,
         )
     if not 1 <= minutes <= MAX_TOKEN_MINUTES:
-        raise InvalidInput(f"a token lasts 1 to {MAX_TOKEN_MINUTES} minutes, not {minutes}")
+        raise InvalidInput(
+            f"a token lasts 1 to {MAX_TOKEN_MINUTES} minutes, not {minutes}",
+            "token_minutes",
+            most=MAX_TOKEN_MINUTES,
+            minutes=minutes,
+        )
     now = now_us()
     token = Token(_random(5), _random(15), village, now + minutes * 60_000_000, now)
     await conn.execute(
@@ -191,17 +201,27 @@ async def enroll_with_token(address: str, token_text: str) -> Bundle:
             reply = await stub.Enroll(request, timeout=ENROLL_TIMEOUT)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise TransientError(f"cannot enroll through {address}: {exc.details()}") from exc
-            raise InvalidInput(f"the township refused the enrollment: {exc.details()}") from exc
+                said = f"cannot enroll through {address}: {exc.details()}"
+                raise TransientError(
+                    said, "enroll_unreachable", address=address, detail=exc.details()
+                ) from exc
+            said = f"the township refused the enrollment: {exc.details()}"
+            raise InvalidInput(said, "enroll_refused", detail=exc.details()) from exc
     if not hmac.compare_digest(proof(secret, _REPLY, reply.bundle), reply.proof):
         raise InvalidInput(
             f"the answer from {address} is not from the township that made the token (its proof does "
-            "not match): check the --enroll address"
+            "not match): check the --enroll address",
+            "enroll_not_township",
+            address=address,
         )
     bundle = Bundle.parse(reply.bundle, f"the answer from {address}", "village")
     certificate = bundle.certificate.encode()
     if identity_of(certificate) != Identity(bundle.code, "village") or not holds_key(key_pem, certificate):
-        raise InvalidInput(f"the certificate from {address} is not for this village's new key")
+        raise InvalidInput(
+            f"the certificate from {address} is not for this village's new key",
+            "enroll_not_key",
+            address=address,
+        )
     return replace(bundle, key=key_pem.decode())
 
 
@@ -227,6 +247,10 @@ async def start_enrollment(servicer: EnrollmentServicer, listen: str) -> tuple[g
     try:
         port = server.add_insecure_port(listen)
     except RuntimeError as exc:
-        raise InvalidInput(f"cannot listen on {listen}: give a free HOST:PORT of this machine") from exc
+        raise InvalidInput(
+            f"cannot listen on {listen}: give a free HOST:PORT of this machine",
+            "cannot_listen",
+            listen=listen,
+        ) from exc
     await server.start()
     return server, port

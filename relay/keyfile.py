@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from casework import InvalidInput
+from messages import t
 from relay.pki import write_secret
 
 KEY_FILE = "data.key"
@@ -48,17 +49,20 @@ def load_key(home: Path) -> bytes:
         params = {name: int(stored[name]) for name in SCRYPT}
         salt, nonce, wrapped = (_unb64(stored[name]) for name in ("salt", "nonce", "wrapped"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput(damaged) from exc
+        raise InvalidInput(damaged, "key_damaged", file=path) from exc
     wrapping = _derive(_passphrase(), salt, **params)
     try:
         key = AESGCM(wrapping).decrypt(nonce, wrapped, _WRAPPING)
     except InvalidTag as exc:
         raise WrongPassphrase(
             f"wrong passphrase for this village's data key ({path}): "
-            f"type it again, or correct {PASSPHRASE_ENV}"
+            f"type it again, or correct {PASSPHRASE_ENV}",
+            "wrong_passphrase",
+            file=path,
+            env=PASSPHRASE_ENV,
         ) from exc
     except (ValueError, TypeError, OverflowError) as exc:  # a nonce or salt of the wrong size
-        raise InvalidInput(damaged) from exc
+        raise InvalidInput(damaged, "key_damaged", file=path) from exc
     path.with_name(KEY_FILE + BACKUP_SUFFIX).unlink(missing_ok=True)
     return key
 
@@ -71,7 +75,9 @@ def create_key(home: Path) -> bytes:
         _store(home, key, passphrase, replace=False)
     except FileExistsError as exc:
         raise InvalidInput(
-            f"another command made {home / KEY_FILE} at the same moment: run this one again"
+            f"another command made {home / KEY_FILE} at the same moment: run this one again",
+            "key_race",
+            file=home / KEY_FILE,
         ) from exc
     return key
 
@@ -114,13 +120,19 @@ def _passphrase(new: bool = False, env: str = PASSPHRASE_ENV) -> str:
         if not sys.stdin.isatty():
             raise InvalidInput(
                 f"this village's personal data is encrypted: run the command at a terminal to type "
-                f"its {'new ' if new else ''}passphrase, or set {env}"
+                f"its {'new ' if new else ''}passphrase, or set {env}",
+                "passphrase_terminal",
+                env=env,
             )
-        given = getpass.getpass("new passphrase for this village's data: " if new else "passphrase: ")
-        if new and getpass.getpass("the same passphrase again: ") != given:
-            raise InvalidInput("the two passphrases differ: run the command again")
+        given = getpass.getpass(t("cli.passphrase.new") if new else t("cli.passphrase.ask"))
+        if new and getpass.getpass(t("cli.passphrase.again")) != given:
+            raise InvalidInput("the two passphrases differ: run the command again", "passphrases_differ")
     if new and len(given) < MIN_PASSPHRASE:
-        raise InvalidInput(f"the passphrase must be at least {MIN_PASSPHRASE} characters long")
+        raise InvalidInput(
+            f"the passphrase must be at least {MIN_PASSPHRASE} characters long",
+            "passphrase_short",
+            n=MIN_PASSPHRASE,
+        )
     if env not in os.environ:
         _typed[PASSPHRASE_ENV] = given  # the one that opens the key file from now on
     return given

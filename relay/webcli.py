@@ -9,7 +9,7 @@ import typer
 from casework import InvalidInput
 from messages import t
 from relay.config import CONFIG_FILE
-from relay.console import AsJson, Home, emit, err, fail, out, run, with_node
+from relay.console import AsJson, Home, emit, err, fail, out, refused, run, with_node
 from relay.staff import names as roster_names
 from relay.web import add_user, list_users, remove_user
 
@@ -35,11 +35,12 @@ def add_web_user_commands(app: typer.Typer, help_text: str, roster_only: bool = 
         if password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
         else:
-            password = typer.prompt(t("cli.web_user.password"), hide_input=True, confirmation_prompt=True)
+            again = t("cli.web_user.password_again")
+            password = typer.prompt(t("cli.web_user.password"), hide_input=True, confirmation_prompt=again)
         try:
             new = add_user(home, name, password)
         except InvalidInput as exc:
-            fail(str(exc))
+            refused(exc)
         said = (
             t("cli.web_user.added", name=name.strip())
             if new
@@ -59,7 +60,7 @@ def add_web_user_commands(app: typer.Typer, help_text: str, roster_only: bool = 
         try:
             remove_user(home, name)
         except InvalidInput as exc:
-            fail(str(exc))
+            refused(exc)
         out.print(t("cli.web_user.removed", name=name), markup=False)
 
     @web_user_app.command("list", help=t("cli.cmd.web_user_list"))
@@ -68,7 +69,7 @@ def add_web_user_commands(app: typer.Typer, help_text: str, roster_only: bool = 
         try:
             users = list_users(home)
         except InvalidInput as exc:
-            fail(str(exc))
+            refused(exc)
 
         def human() -> None:
             for user in users:

@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from casework import Divisions
 from casework.lifecycle import ACCEPTED, DECIDED
 from district_node import coverage
+from messages import t
 from relay import audit
 from relay._chain import GENESIS, Link, Links, Witness, follow, row_hash
 from relay.clock import now_us
@@ -103,7 +104,7 @@ async def test_verify_names_the_row_of_an_edited_event_or_audit_row(net: Net) ->
         BIN / "district-node", "audit", "verify", "--home", district.home, stdout=PIPE, stderr=PIPE
     )
     _, stderr = await cli.communicate()
-    assert cli.returncode == 1 and stderr.decode() == f"error: {found.problem}\n", stderr
+    assert cli.returncode == 1 and stderr.decode() == t("cli.error", message=found.problem) + "\n", stderr
     await tamper(district, "UPDATE audit SET staff = :s WHERE seq = 1", s="钱二")
     assert (await verdict(district)).problem.startswith("audit row 1 (event ")
     assert "the row was edited" in (await verdict(district)).problem

@@ -17,9 +17,9 @@ import pytest
 
 from casework import CaseState, default_catalog, submit
 from casework.lifecycle import ACCEPTED
+from messages import refusal as refusal_words
 from messages import t
 from relay.actions import DEPARTMENT_ACTION, allowed
-from relay.deskweb._views import refusal as refusal_words
 from relay.node import open_node
 from relay.queries import list_cases, show_case
 from relay.staff import Actor, act, add_member, complain_about_window, serve_items
@@ -466,6 +466,14 @@ def test_a_supervisor_reads_every_window_but_handles_no_case(center: Center, bad
     done = act_on(center, cookie, bad_review, "rectify", {"record": record, "outcome": "已回访，改进叫号"})
     assert done[0] == 303
     assert "没有待整改的记录" in page(center.township, "/rectifications", cookie)
+    history = page(center.township, f"/case/{bad_review}", cookie)  # each event in words
+    for said in (
+        t("history.approved") + t("history.parts") + t("history.reason", text="符合条件"),
+        t("history.score", score=2) + t("history.parts") + t("history.comment", text="等太久"),
+        t("history.outcome", text="已回访，改进叫号") + t("history.parts"),
+    ):
+        assert said in history, said
+    assert "command_event_id" not in history and "sha256" not in history
     [rectified] = [e for e in case_on(center, T, bad_review)["events"] if e["type"] == "case.rectified"]  # type: ignore[union-attr]
     assert rectified["payload"]["staff"] == SUPERVISOR and rectified["payload"]["of"] == record
 

@@ -39,9 +39,6 @@ from township_node.cli import app as township_cli
 from village_agent import service as village
 
 DIBAO = "twp-dibao-apply"  # district item; its 公示 is kept off the clock
-SUPERVISOR_REFUSED = (
-    "is a supervisor: supervisors follow up complaints and rectifications, they do not handle cases"
-)
 
 
 async def statuses(net, case_id):
@@ -294,7 +291,8 @@ async def test_a_supervisor_follows_complaints_up_but_handles_no_case(net, monke
     for command in (["accept", waiting], ["decide", waiting, "--approve", "--reason", "符合"]):
         refused = await cli(*command, "--staff", "孙督")
         assert refused.exit_code == 1
-        assert refused.stderr == t("cli.error", message=f"{waiting}: 孙督 {SUPERVISOR_REFUSED}") + "\n"
+        said = t("cli.error", message=f"{waiting}: {t('refusal.supervisor')}")  # in the user's language
+        assert refused.stderr == said + "\n"
     assert (await show_case(net.township, waiting))["status"] == "submitted"
     assert (await act(net.township, [rated], ACCEPTED, {}, "赵一"))[0].ok
     assert (await act(net.township, [rated], DECIDED, {"approved": True, "reason": "符合"}, "赵一"))[0].ok

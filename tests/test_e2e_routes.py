@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from messages import t
+from relay.keyfile import KEY_FILE, PASSPHRASE_ENV
 from tests.conftest import PG_URL, fresh_postgres
 from tests.netkit import IDS, Network
 
@@ -184,9 +185,16 @@ def test_bad_intake_is_refused_and_leaves_no_record(network: Network) -> None:
         assert done.stderr.decode().count("\n") == 1 and b"Traceback" not in done.stderr
     assert b"check digit" in bad_id.stderr and b"unknown item" in unknown.stderr
     wrong = network.node(V, "cases", env={"SERVICENET_PASSPHRASE": "not the passphrase"}, check=False)
-    unset = network.node(V, "cases", env={"SERVICENET_PASSPHRASE": ""}, check=False)  # no terminal
-    for done, says in ((wrong, b"wrong passphrase"), (unset, b"set SERVICENET_PASSPHRASE")):
-        assert done.returncode == 2 and done.stderr.count(b"\n") == 1 and says in done.stderr
+    english = {"SERVICENET_PASSPHRASE": "", "SERVICENET_LANG": "en"}  # a coded refusal, worded in English
+    unset = network.node(V, "cases", env=english, check=False)  # no terminal
+    key = network.home(V) / KEY_FILE
+    said = {
+        wrong: t("refusal.wrong_passphrase", file=key, env=PASSPHRASE_ENV),
+        unset: t("refusal.passphrase_terminal", lang="en", env=PASSPHRASE_ENV),
+    }
+    for done, says in said.items():
+        assert done.returncode == 2 and done.stderr.decode().endswith(says + "\n"), done.stderr
+        assert done.stderr.count(b"\n") == 1
     assert network.cases(V) == []
     assert network.node(V, "status", "--json")["backlog"] == 0
 

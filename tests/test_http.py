@@ -15,7 +15,9 @@ from urllib.parse import urlencode
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from messages import t
 from relay import metrics
+from relay.web import event_note
 from relay.web._gate import _safe_next
 from tests.browser import Browser, artifacts, chromium_or_skip
 from tests.netkit import IDS, Network, free_port
@@ -180,6 +182,32 @@ def test_dashboard_shows_townships_warnings_and_a_case(hub: Hub) -> None:
     case = get(hub.district, f"/case/{hub.case_ids[0]}", cookie).body.decode()  # type: ignore[attr-defined]
     assert APPLICANT in case and IDS[1] not in case and f"{IDS[1][:6]}********{IDS[1][-4:]}" in case
     assert "受理" in case and f"badge l-{hub.lights[hub.case_ids[0]]}" in case
+    assert t("history.missing", names="") in case and "item_code" not in case  # the history in words
+
+
+def test_an_event_is_shown_in_words_without_checksums_ids_or_personal_data() -> None:
+    """A case history's note (relay.web.event_note): the materials by name, the missing ones,
+    the decision and its reason, who acted where asked; nothing else of the payload."""
+    submitted = {
+        "item_code": "twp-x",
+        "applicant": {"name": APPLICANT, "id_number": IDS[1], "phone": "13800000000"},
+        "fields": {"地址": "某村1号"},
+        "materials": [{"name": "身份证", "sha256": "ab" * 32, "size": 9}],
+        "missing_materials": ["户口簿", "照片"],
+        "staff": "赵一",
+    }
+    listed = t("history.separator").join(["户口簿", "照片"])
+    said = t("history.materials", names="身份证") + t("history.parts") + t("history.missing", names=listed)
+    assert event_note(submitted) == said
+    decided = {"approved": False, "reason": " 不符合条件 ", "staff": "赵一", "window": "2", "role": "A"}
+    assert event_note(decided, who=True) == t("history.parts").join(
+        [
+            t("history.rejected"),
+            t("history.reason", text="不符合条件"),
+            t("history.by_window", staff="赵一", window="2"),
+        ]
+    )
+    assert event_note({"reason": "长" * 500}).endswith("…") and len(event_note({"reason": "长" * 500})) == 300
 
 
 def test_logout_ends_the_session(hub: Hub) -> None:

@@ -140,8 +140,8 @@ def test_every_refusal_code_has_its_words() -> None:
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_the_command_lines_speak_the_language_asked(tmp_path: Path, lang: str) -> None:
-    """A command's help and its messages are Chinese where no language is asked for, English with
-    SERVICENET_LANG=en."""
+    """A command's help (Typer's panel titles too) and its messages are Chinese where no language
+    is asked for, English with SERVICENET_LANG=en."""
     unset = ("SERVICENET_LANG", "LC_ALL", "LC_MESSAGES", "LANG")
     env = {k: v for k, v in os.environ.items() if k not in unset} | {"COLUMNS": "300"}
     env |= {"SERVICENET_LANG": "en"} if lang == "en" else {}
@@ -150,6 +150,7 @@ def test_the_command_lines_speak_the_language_asked(tmp_path: Path, lang: str) -
     assert (
         t("cli.cmd.complain", lang=lang) in shown.stdout and t("cli.opt.complaint", lang=lang) in shown.stdout
     )
+    assert f"─ {t('cli.typer.options', lang=lang)} ─" in shown.stdout  # Typer's own panel title too
     refused = subprocess.run([*command, "--text", " "], capture_output=True, text=True, env=env)
     said = t("cli.error", lang=lang, message=t("cli.village.empty_complaint", lang=lang))
     assert refused.returncode == 2 and refused.stderr == said + "\n"

@@ -24,6 +24,7 @@ from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from casework import InvalidInput, level_of_code
+from messages import t
 from relay import revocations
 from relay.certify import Certifier, DistrictCertifier, UpstreamCertifier
 from relay.clock import now_us
@@ -542,7 +543,7 @@ def test_init_with_a_token_checks_the_passphrase_before_it_uses_the_token_up(tmp
         ([], {"SERVICENET_ENROLL_TOKEN": token}, None),
     ):
         result = CliRunner().invoke(village_app, [*args, *given], env=short | env, input=typed)
-        assert result.exit_code != 0 and "at least 8 characters" in result.output, given
+        assert result.exit_code != 0 and t("refusal.passphrase_short", n=8) in result.output, given
         assert not (tmp_path / "v").exists()  # nothing left behind
 
 

@@ -26,6 +26,7 @@ from relay.console import (
     run,
     run_service,
     serve_node,
+    start,
     with_node,
 )
 from relay.deskcli import add_staff_commands, staff_action
@@ -122,4 +123,4 @@ def escalate(
 
 
 def main() -> None:
-    app()
+    start(app)

@@ -16,7 +16,7 @@ import typer
 
 from casework import CaseworkError, InvalidInput, Request
 from casework.lifecycle import CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, CMD_SUPPLEMENT, CMD_WITHDRAW
-from messages import t
+from messages import refusal, t
 from relay.auditcli import add_audit_commands
 from relay.certcli import add_renew_command
 from relay.console import (
@@ -31,9 +31,11 @@ from relay.console import (
     new_home,
     out,
     read_bundle,
+    refused,
     run,
     run_service,
     serve_node,
+    start,
     with_node,
 )
 from relay.enrollment import enroll_with_token
@@ -81,7 +83,7 @@ def init(
             try:  # the passphrase chosen (checked, on a rerun) before the token is used up too
                 load_key(home) if (home / KEY_FILE).exists() else create_key(home)
             except CaseworkError as exc:
-                fail(str(exc))
+                refused(exc)
             joined = run(enroll_with_token(enroll, token or ""))
     join_network(home, joined, township, None, operator or "agent", insecure_loopback)
     out.print(t("cli.village.created", code=joined.code, name=joined.name, home=home), markup=False)
@@ -108,7 +110,7 @@ def passphrase(home: Home) -> None:
     try:
         change_passphrase(home)
     except CaseworkError as exc:
-        fail(str(exc))
+        refused(exc)
     out.print(t("cli.village.passphrase_changed", file=home / KEY_FILE), markup=False)
 
 
@@ -184,14 +186,15 @@ def import_(
         lines = file.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         fail(t("cli.cannot_read", file=file, reason=exc.strerror))
-    imported, refused = run(with_node(home, lambda node: _import(node, lines)))
+    imported, refusals = run(with_node(home, lambda node: _import(node, lines)))
     emit(
-        {"imported": imported, "refused": refused},
+        {"imported": imported, "refused": [{"line": n, "error": str(exc)} for n, exc in refusals]},
         as_json,
         lambda: out.print(
-            t("cli.village.imported", imported=imported, refused=len(refused))
+            t("cli.village.imported", imported=imported, refused=len(refusals))
             + "".join(
-                "\n  " + t("cli.village.refused_line", line=r["line"], error=r["error"]) for r in refused
+                "\n  " + t("cli.village.refused_line", line=n, error=refusal(str(exc), exc.code, exc.fields))
+                for n, exc in refusals
             ),
             markup=False,
         ),
@@ -342,8 +345,8 @@ async def _take_one(
     return taken
 
 
-async def _import(node: Node, lines: list[str]) -> tuple[int, list[dict[str, Any]]]:
-    checked, refused = [], []
+async def _import(node: Node, lines: list[str]) -> tuple[int, list[tuple[int, CaseworkError]]]:
+    checked, refusals = [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -351,21 +354,21 @@ async def _import(node: Node, lines: list[str]) -> tuple[int, list[dict[str, Any
             request, files, mandate = _request_from_json(line)
             checked.append(service.check(node, request, files, mandate))
         except CaseworkError as exc:
-            refused.append({"line": number, "error": str(exc)})
+            refusals.append((number, exc))
     await service.take(node, checked)
-    return len(checked), refused
+    return len(checked), refusals
 
 
 def _request_from_json(line: str) -> tuple[Request, dict[str, Path], Path | None]:
     try:
         data = json.loads(line)
     except ValueError as exc:
-        raise InvalidInput("not a JSON object") from exc
+        raise InvalidInput("not a JSON object", "not_json") from exc
     if not isinstance(data, dict):
-        raise InvalidInput("not a JSON object")
+        raise InvalidInput("not a JSON object", "not_json")
     materials, fields = data.get("materials") or {}, data.get("fields") or {}
     if not isinstance(materials, dict) or not isinstance(fields, dict):
-        raise InvalidInput("'materials' and 'fields' must be objects ({name: value})")
+        raise InvalidInput("'materials' and 'fields' must be objects ({name: value})", "not_objects")
     files = {str(k): Path(str(v)) for k, v in materials.items()}
     fields = {str(k): str(v) for k, v in fields.items()}
     mandate = Path(str(data["mandate"])) if data.get("mandate") else None
@@ -420,4 +423,4 @@ def _open_when_up(address: tuple[str, int]) -> None:
 
 
 def main() -> None:
-    app()
+    start(app)

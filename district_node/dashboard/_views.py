@@ -12,9 +12,9 @@ from relay.web import (
     Cell,
     ago,
     badge,
-    compact,
     count,
     esc,
+    event_note,
     figures,
     href,
     link,
@@ -337,7 +337,7 @@ def case_page(found: dict[str, Any], applicant: tuple[str, str], light: str, nam
                 when_iso(e["recorded_at"]),
                 esc(t(f"event.{e['type']}")),
                 esc(names.place(e["origin_node"])),
-                (esc(compact(e["payload"])), "details"),
+                (esc(event_note(e["payload"], who=True)), "details"),
             ]
             for e in found["events"]
         ],

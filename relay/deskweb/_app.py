@@ -11,7 +11,7 @@ Routes under ``prefix`` ("" at a township, "/desk" on the district hub):
 from collections.abc import Awaitable, Callable
 
 from casework import CaseworkError, InvalidInput, Item
-from messages import t
+from messages import refusal, t
 from relay import actions
 from relay.actions import Action
 from relay.clock import today_in_china
@@ -145,7 +145,7 @@ class Desk:
 def _refused(error: str, code: str, fields: dict[str, object]) -> tuple[str, str]:
     """Why an action was not taken, in the user's language (the English ``error`` where the
     refusal has no code yet)."""
-    return "error", t("console.refused", reason=_views.refusal(error, code, fields))
+    return "error", t("console.refused", reason=refusal(error, code, fields))
 
 
 def _correction(form: dict[str, str], item: Item | None) -> Action:

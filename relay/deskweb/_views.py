@@ -7,10 +7,9 @@ from messages import t
 from relay.actions import DEPARTMENT_ACTION
 from relay.deskweb._data import QUEUE_LIMIT, CaseView
 from relay.staff import Actor
-from relay.web import Cell, badge, compact, esc, href, link, table, when_iso
+from relay.web import Cell, badge, esc, event_note, href, link, table, when_iso
 
 # Who acted is a column of its own; the rest of an event's payload is its details.
-_STAMP = ("staff", "window", "role")
 
 
 def whoami(actor: Actor) -> str:
@@ -267,20 +266,6 @@ def _shown(message: tuple[str, str] | None) -> str:
     return f'<p class="{css}" role="status">{esc(text)}</p>'
 
 
-def refusal(error: str, code: str, fields: dict[str, object]) -> str:
-    """A refusal in the user's language, by its code (casework's errors, relay.staff); a
-    status or an event it names is worded too. Without a code: ``error`` as it is."""
-    if not code:
-        return error
-    worded = {
-        name: t(f"{_WORDED[name]}.{value}") if name in _WORDED else value for name, value in fields.items()
-    }
-    return t(f"refusal.{code}", None, **worded)
-
-
-_WORDED = {"status": "status", "event": "event"}  # fields that are themselves catalog keys
-
-
 def _history(events: Sequence[dict[str, Any]]) -> str:
     rows: list[list[Cell]] = [
         [
@@ -288,7 +273,7 @@ def _history(events: Sequence[dict[str, Any]]) -> str:
             esc(t(f"event.{e['type']}")),
             esc(e["payload"].get("staff")),
             esc(e["origin_node"]),
-            (esc(compact({k: v for k, v in e["payload"].items() if k not in _STAMP})), "details"),
+            (esc(event_note(e["payload"])), "details"),
         ]
         for e in events
     ]

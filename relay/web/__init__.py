@@ -9,7 +9,6 @@ from relay.web._html import (
     Link,
     ago,
     badge,
-    compact,
     count,
     esc,
     figures,
@@ -22,6 +21,7 @@ from relay.web._html import (
     when,
     when_iso,
 )
+from relay.web._notes import event_note
 from relay.web._users import Session, add_user, list_users, remove_user
 
 __all__ = [
@@ -35,9 +35,9 @@ __all__ = [
     "add_user",
     "ago",
     "badge",
-    "compact",
     "count",
     "esc",
+    "event_note",
     "figures",
     "frame",
     "href",

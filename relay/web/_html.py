@@ -2,10 +2,8 @@
 No JavaScript, nothing loaded from elsewhere; the style is inline."""
 
 import html
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import quote
 
 from messages import language, t
@@ -14,7 +12,6 @@ from relay.clock import CHINA
 Cell = str | tuple[str, str]  # HTML, or (HTML, CSS class of the cell)
 Link = tuple[str, str]  # (path, catalog key of its label): the header's navigation
 HOME: tuple[Link, ...] = (("/", "nav.overview"),)
-DETAILS_CHARS = 300
 
 STYLE = """
 body{font-family:"Noto Sans CJK SC","WenQuanYi Micro Hei","Microsoft YaHei",sans-serif;margin:0;color:#222}
@@ -159,9 +156,3 @@ def frame(title: str, body: str, app: str, nav: str = "", style: str = "", scrip
         f'<body><header><span class="app">{esc(app)}</span>{nav}</header>'
         f"<main><h1>{esc(title)}</h1>{body}</main>{tail}</body></html>"
     ).encode()
-
-
-def compact(payload: dict[str, Any], chars: int = DETAILS_CHARS) -> str:
-    """An event's payload as one line of JSON text (not yet escaped), cut to ``chars``."""
-    text = json.dumps(payload, ensure_ascii=False, separators=(", ", ": "))
-    return text if len(text) <= chars else text[: chars - 1] + "…"

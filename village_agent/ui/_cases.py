@@ -6,7 +6,7 @@ from typing import Any
 from casework import Item
 from casework.lifecycle import CMD_DELIVER, CMD_RATE, CMD_SUPPLEMENT, SCORES, SUBMITTED
 from messages import t
-from relay.web import Cell, esc, href, table, when_iso
+from relay.web import Cell, esc, event_note, href, table, when_iso
 from village_agent.ui._views import csrf_field, error_box, fee, joined, limit, w
 
 LIST_LIMIT = 200  # as note.limit says
@@ -146,7 +146,7 @@ def _history(events: list[dict[str, Any]]) -> str:
         [
             esc(when_iso(e["recorded_at"])[:16]),
             esc(_event_words(e["type"])),
-            (esc(_event_note(e["payload"])), "wrap"),
+            (esc(event_note(e["payload"])), "wrap"),
         ]
         for e in events
     ]
@@ -157,17 +157,6 @@ def _event_words(kind: str) -> str:
     if kind.startswith("cmd."):
         return t(f"village_app.command.{kind[4:]}")
     return t(f"event.{kind}")
-
-
-def _event_note(payload: dict[str, Any]) -> str:
-    """The words a person wrote on the event (a reason, a note, the missing materials)."""
-    missing = payload.get("missing")
-    if isinstance(missing, list) and missing:
-        return joined(missing)
-    for key in ("reason", "note", "opinion", "step", "text"):
-        if isinstance(payload.get(key), str) and payload[key]:
-            return str(payload[key])
-    return ""
 
 
 def _actions(case: dict[str, Any], token: str) -> str:
