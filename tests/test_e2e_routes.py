@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from messages import t
+from messages import refusal, t
 from relay.keyfile import KEY_FILE, PASSPHRASE_ENV
 from tests.conftest import PG_URL, fresh_postgres
 from tests.netkit import IDS, Network
@@ -103,7 +103,7 @@ def district_route(network: Network) -> None:
     network.sync(V)
     network.node(T, "accept", case_id)
     refused = network.node(T, "decide", case_id, "--approve", "--reason", "x", check=False)
-    assert refused.returncode != 0 and b"escalate" in refused.stderr
+    assert refused.returncode != 0 and t("refusal.escalate_first") in refused.stderr.decode()
     network.node(T, "escalate", case_id, "--opinion", "符合条件")
     wait_for(network, "500117", case_id, "escalated")
     network.node("500117", "accept", case_id)
@@ -136,7 +136,8 @@ def test_withdrawal_travels_up_and_staff_cannot_act_after(network: Network) -> N
     network.node(V, "withdraw", case_id, "--reason", "不需要了")
     network.sync(V)
     refused = network.node(T, "accept", case_id, check=False)
-    assert refused.returncode == 1 and b"withdrawn" in refused.stderr
+    said = refusal("", "wrong_status", {"status": "withdrawn", "event": "case.accepted"})
+    assert refused.returncode == 1 and said in refused.stderr.decode()
     network.sync(V)
     assert network.cases(V)[0]["status"] == "withdrawn"
 
@@ -272,7 +273,7 @@ def test_joint_item_decided_by_three_departments_in_parallel(network: Network) -
     wait_for(network, "500117", case_id, "escalated")
     network.node("500117", "accept", case_id)
     plain = network.node("500117", "decide", case_id, "--approve", "--reason", "x", check=False)
-    assert plain.returncode == 1 and b"each department decides" in plain.stderr
+    assert plain.returncode == 1 and t("refusal.joint", pending="").split("（")[0] in plain.stderr.decode()
     departments = list(network.node("500117", "show", case_id, "--json")["departments"])
     assert departments == ["区残联", "区老龄办", "区财政局"]
     for done, department in enumerate(reversed(departments), start=1):
@@ -310,7 +311,7 @@ def test_window_work_through_the_command_lines(network: Network, tmp_path: Path)
     network.node(T, "staff", "add", "--name", "赵一", "--window", "1", "--role", "A")
     assert [m["name"] for m in network.node(T, "staff", "list", "--json")] == ["赵一"]
     stranger = network.node(T, "accept", case_id, "--staff", "路人", check=False)
-    assert stranger.returncode == 1 and b"staff roster" in stranger.stderr
+    assert stranger.returncode == 1 and t("refusal.not_on_roster") in stranger.stderr.decode()
     network.node(T, "accept", case_id, "--staff", "赵一")
     network.node(T, "pause", case_id, "--step", "公示", "--staff", "赵一")
     assert network.node(T, "show", case_id, "--json")["paused_step"] == "公示"
