@@ -15,6 +15,7 @@ from casework.lifecycle import ACCEPTED, DECIDED
 from district_node import coverage
 from relay import audit
 from relay._chain import GENESIS, Link, Links, Witness, follow, row_hash
+from relay._replay import check_cases
 from relay.clock import now_us
 from relay.db import open_engine
 from relay.node import Node
@@ -107,6 +108,38 @@ async def test_verify_names_the_row_of_an_edited_event_or_audit_row(net: Net) ->
     await tamper(district, "UPDATE audit SET staff = :s WHERE seq = 1", s="钱二")
     assert (await verdict(district)).problem.startswith("audit row 1 (event ")
     assert "the row was edited" in (await verdict(district)).problem
+
+
+async def cases_checked(node: Node) -> str:
+    async with node.engine.connect() as conn:
+        return await check_cases(conn, node.ledger.vault)
+
+
+async def test_verify_names_a_case_whose_row_was_edited(net: Net) -> None:
+    """Each case's events replayed through the lifecycle match its row on every tier (a
+    village's payloads sealed); a status changed in the district's database is named by
+    `audit verify`, in one line, exit 1, and so is a row removed."""
+    await run_cases(net)
+    for node in (net.village, net.township, net.district):
+        assert await cases_checked(node) == "", node.config.code
+    district = net.district
+    [case] = await recorded(district, text("SELECT case_id, status FROM cases"))
+    assert case.status == "approved"
+    await tamper(district, "UPDATE cases SET status = 'accepted' WHERE case_id = :c", c=case.case_id)
+    edited = "its row says status accepted, its events say approved: the row was edited"
+    expected = f"case {case.case_id}: {edited}"
+    assert (await verdict(district)).problem == ""  # the chain is whole: the events are not touched
+    district.config.save(district.home)
+    cli = await asyncio.create_subprocess_exec(
+        BIN / "district-node", "audit", "verify", "--home", district.home, stdout=PIPE, stderr=PIPE
+    )
+    _, stderr = await cli.communicate()
+    assert cli.returncode == 1 and stderr.decode() == f"error: {expected}\n", stderr
+    await tamper(net.township, 'UPDATE cases SET departments = \'[["x", "approved"]]\'')
+    assert "its row says departments x approved, its events say none" in await cases_checked(net.township)
+    await tamper(net.village, "DELETE FROM cases")
+    removed = "it has events but no row in cases: the row was edited out"
+    assert await cases_checked(net.village) == f"case {case.case_id}: {removed}"
 
 
 async def test_a_township_rewriting_its_chain_is_flagged_at_the_district(net: Net) -> None:
