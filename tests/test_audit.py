@@ -5,6 +5,7 @@ import asyncio
 import sqlite3
 import sys
 from asyncio.subprocess import PIPE
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from relay.db import open_engine
 from relay.node import Node
 from relay.schema import audit as audit_table
 from relay.staff import act
+from relay.wire import heartbeat_from_wire, heartbeat_to_wire
 from tests.conftest import DIVISIONS, TOWNSHIP, Net
 from tests.test_relay_inprocess import intake, wire
 
@@ -160,6 +162,38 @@ async def test_a_township_rewriting_its_chain_is_flagged_at_the_district(net: Ne
         c for c in await recorded(net.district, text("SELECT case_id FROM cases")) if c.case_id == case_id
     ]
     assert case  # the push is applied all the same: the break is recorded, not refused
+
+
+async def test_a_break_in_a_village_chain_reaches_the_district_with_the_township_heartbeat(
+    net: Net,
+) -> None:
+    """A village that rewrote its chain is flagged at its township on its next push; the
+    township's heartbeat (through the wire encoding) passes the break on, the district keeps it
+    once however often it is passed on, and the district's `audit verify` names the village."""
+    v_sync, t_sync = await run_cases(net)
+    village_code = net.village.config.code
+    await rewrite_chain(net.village, seq=1, staff="钱二")
+    await intake(net.village)
+    await v_sync.sync(5)
+    await v_sync.upstream.heartbeat(await v_sync.heartbeat())
+    beat = await t_sync.heartbeat()
+    [seen] = [b for b in beat.below if b.node == village_code]
+    assert len(seen.audit_breaks) == 1 and "rewritten" in seen.audit_breaks[0].reason
+    sent = heartbeat_from_wire(heartbeat_to_wire(beat))
+    assert sent == replace(beat, below=tuple(replace(b, below=()) for b in beat.below))
+    for _ in range(2):
+        await t_sync.upstream.heartbeat(sent)
+    async with net.district.engine.connect() as conn:
+        [found] = await audit.breaks(conn)
+    assert found["node"] == village_code and found["seq"] == seen.audit_breaks[0].seq
+    assert found["reason"] == f"reported by township {TOWNSHIP}: {seen.audit_breaks[0].reason}"
+    net.district.config.save(net.district.home)
+    cli = await asyncio.create_subprocess_exec(
+        BIN / "district-node", "audit", "verify", "--home", net.district.home, stdout=PIPE, stderr=PIPE
+    )
+    _, stderr = await cli.communicate()
+    named = f"chain of {village_code} broken at row {found['seq']}: reported by township {TOWNSHIP}"
+    assert cli.returncode == 1 and named in stderr.decode(), stderr
 
 
 async def test_an_event_edited_before_its_push_is_flagged_at_the_district(net: Net) -> None:
