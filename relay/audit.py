@@ -260,7 +260,8 @@ async def reported(conn: AsyncConnection, township: str, node: str, sent: Sequen
     query = select(audit_breaks.c.seq, audit_breaks.c.reason, audit_breaks.c.recorded_at)
     kept = {tuple(r) for r in (await conn.execute(query.where(audit_breaks.c.node == node))).all()}
     for found in fits:
-        reason = f"reported by township {township}: {found.reason}"[:_REASON_CHARS]
+        said = "".join(c if c.isprintable() else "?" for c in found.reason[:_REASON_CHARS])
+        reason = f"reported by township {township}: {said}"
         if (found.seq, reason, found.recorded_at) not in kept:
             kept.add((found.seq, reason, found.recorded_at))
             log.warning("security.audit_break", sender=node, reported_by=township, seq=found.seq)

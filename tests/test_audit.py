@@ -20,6 +20,7 @@ from relay._replay import check_cases
 from relay.clock import now_us
 from relay.db import open_engine
 from relay.node import Node
+from relay.records import ReportedBreak
 from relay.schema import audit as audit_table
 from relay.staff import act
 from relay.wire import heartbeat_from_wire, heartbeat_to_wire
@@ -187,6 +188,11 @@ async def test_a_break_in_a_village_chain_reaches_the_district_with_the_township
         [found] = await audit.breaks(conn)
     assert found["node"] == village_code and found["seq"] == seen.audit_breaks[0].seq
     assert found["reason"] == f"reported by township {TOWNSHIP}: {seen.audit_breaks[0].reason}"
+    lying = [ReportedBreak(2**64 - 1, "x", 1), *(ReportedBreak(n, "\x1b[2J" * 99, n) for n in range(12))]
+    await t_sync.upstream.heartbeat(replace(sent, below=(replace(seen, audit_breaks=tuple(lying)),)))
+    async with net.district.engine.connect() as conn:
+        kept = await audit.breaks(conn)
+    assert len(kept) == 1 + 9 and all(len(b["reason"]) < 350 and "\x1b" not in b["reason"] for b in kept)
     net.district.config.save(net.district.home)
     cli = await asyncio.create_subprocess_exec(
         BIN / "district-node", "audit", "verify", "--home", net.district.home, stdout=PIPE, stderr=PIPE
