@@ -31,7 +31,7 @@ from relay.clock import iso, now_us
 from relay.db import insert_many
 from relay.errors import RelayError
 from relay.privacy import FORGOTTEN
-from relay.records import EventRecord
+from relay.records import EventRecord, ReportedBreak
 from relay.schema import audit, audit_breaks, audit_peers, events
 from relay.vault import Vault
 
@@ -41,14 +41,18 @@ __all__ = [
     "Verdict",
     "append",
     "breaks",
+    "latest_breaks",
     "links_from",
     "receive",
+    "reported",
     "row_of",
     "verify",
     "witnesses",
 ]
 
 VERIFY_PAGE = 5000
+PASSED_ON = 10  # breaks per lower node a heartbeat passes on upward, the latest
+_REASON_CHARS = 300
 log = structlog.get_logger()
 
 
@@ -231,6 +235,38 @@ async def breaks(conn: AsyncConnection) -> list[dict[str, Any]]:
     return [
         {"node": r.node, "seq": r.seq, "reason": r.reason, "recorded_at": iso(r.recorded_at)} for r in rows
     ]
+
+
+async def latest_breaks(conn: AsyncConnection, most: int = PASSED_ON) -> dict[str, tuple[ReportedBreak, ...]]:
+    """The latest ``most`` breaks found here in each lower node's chain, oldest first: a
+    township passes them on to the district with its heartbeat."""
+    rows = (
+        await conn.execute(select(audit_breaks).order_by(audit_breaks.c.id.desc()).limit(100 * most))
+    ).all()
+    found: dict[str, list[ReportedBreak]] = {}
+    for r in rows:
+        kept = found.setdefault(r.node, [])
+        if len(kept) < most:
+            kept.append(ReportedBreak(r.seq, r.reason, r.recorded_at))
+    return {node: tuple(reversed(kept)) for node, kept in found.items()}
+
+
+async def reported(conn: AsyncConnection, township: str, node: str, sent: Sequence[ReportedBreak]) -> None:
+    """Keep the breaks a township found in one of its villages' chains, each once (heartbeats
+    pass the latest on again and again), with a reason naming the township."""
+    fits = [b for b in sent[:PASSED_ON] if 0 <= b.seq < 2**63 and 0 <= b.recorded_at < 2**63]
+    if not fits:
+        return
+    query = select(audit_breaks.c.seq, audit_breaks.c.reason, audit_breaks.c.recorded_at)
+    kept = {tuple(r) for r in (await conn.execute(query.where(audit_breaks.c.node == node))).all()}
+    for found in fits:
+        said = "".join(c if c.isprintable() else "?" for c in found.reason[:_REASON_CHARS])
+        reason = f"reported by township {township}: {said}"
+        if (found.seq, reason, found.recorded_at) not in kept:
+            kept.add((found.seq, reason, found.recorded_at))
+            log.warning("security.audit_break", sender=node, reported_by=township, seq=found.seq)
+            row = {"node": node, "seq": found.seq, "reason": reason, "recorded_at": found.recorded_at}
+            await conn.execute(audit_breaks.insert().values(**row))
 
 
 async def witnesses(conn: AsyncConnection) -> list[dict[str, Any]]:

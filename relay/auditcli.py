@@ -7,6 +7,7 @@ import typer
 
 from messages import t
 from relay import audit
+from relay._replay import check_cases
 from relay.console import AsJson, Home, emit, err, out, run, with_node
 from relay.node import Node
 
@@ -14,12 +15,14 @@ from relay.node import Node
 async def _verify(node: Node) -> dict[str, Any]:
     async with node.engine.connect() as conn:
         verdict = await audit.verify(conn, node.ledger.vault)
+        # The rows of cases are checked against events the chain has vouched for.
+        problem = verdict.problem or await check_cases(conn, node.ledger.vault)
         return {
             "code": node.config.code,
             "rows": verdict.rows,
             "head_seq": verdict.head.seq,
             "head_hash": verdict.head.hash.hex(),
-            "problem": verdict.problem or None,
+            "problem": problem or None,
             "received": await audit.witnesses(conn),
             "breaks": await audit.breaks(conn),
         }

@@ -70,6 +70,15 @@ class PullResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportedBreak:
+    """A break a node found in a lower node's audit chain, as it passes it on upward."""
+
+    seq: int
+    reason: str
+    recorded_at: int  # microseconds since the epoch, on the node that found it
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """How a node is doing (times in microseconds since the epoch; 0: never)."""
 
@@ -83,3 +92,4 @@ class Heartbeat:
     last_pull: int = 0  # its last pull that reached the upstream
     last_seen: int = 0  # in ``below`` only: when the sender last heard from it
     below: tuple["Heartbeat", ...] = ()  # a township's villages, as it last heard from them
+    audit_breaks: tuple[ReportedBreak, ...] = ()  # in ``below`` only: found in its chain

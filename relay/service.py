@@ -214,6 +214,8 @@ class RelayService:
             await _note(conn, beat, now, (beat.sent_at - now) // 1000)
             for seen in below:
                 await _note(conn, seen, min(seen.last_seen, now), None)
+                if seen.audit_breaks:  # found by the township in the village's chain
+                    await audit.reported(conn, beat.node, seen.node, seen.audit_breaks)
         return now
 
 

@@ -28,7 +28,7 @@ from relay.counters import read_text, read_value, write_value
 from relay.errors import PermanentError, RelayError, TransientError
 from relay.ledger import Ledger, Refusal, dead_letter, within_bytes
 from relay.privacy import forget_settled
-from relay.records import EventRecord, Heartbeat, PushResult
+from relay.records import EventRecord, Heartbeat, PushResult, ReportedBreak
 from relay.schema import events, nodes, outbox
 from relay.upstream import Upstream
 
@@ -405,6 +405,7 @@ class Syncer:
             queued = await backlog(conn)
             last_push, last_pull = await read_value(conn, "last_push"), await read_value(conn, "last_pull")
             below = [] if self.config.role != "township" else (await conn.execute(select(nodes))).all()
+            found = await audit.latest_breaks(conn) if below else {}
         return Heartbeat(
             self.config.code,
             self.config.role,
@@ -414,7 +415,11 @@ class Syncer:
             now_us(),
             last_push,
             last_pull,
-            below=tuple(_seen(row) for row in below if row.last_seen and row.code != self.config.code),
+            below=tuple(
+                _seen(row, found.get(row.code, ()))
+                for row in below
+                if row.last_seen and row.code != self.config.code
+            ),
         )
 
     async def beat_once(self) -> None:
@@ -440,8 +445,9 @@ class Syncer:
             await asyncio.sleep(every)
 
 
-def _seen(row: Any) -> Heartbeat:
-    """A lower node's latest heartbeat as this node recorded it (passed on upward)."""
+def _seen(row: Any, breaks: tuple[ReportedBreak, ...]) -> Heartbeat:
+    """A lower node's latest heartbeat as this node recorded it, and the breaks found in its
+    chain here (passed on upward)."""
     return Heartbeat(
         row.code,
         row.role,
@@ -452,4 +458,5 @@ def _seen(row: Any) -> Heartbeat:
         row.last_push or 0,
         row.last_pull or 0,
         last_seen=row.last_seen,
+        audit_breaks=breaks,
     )

@@ -4,7 +4,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from protos.v1 import relay_pb2 as pb
 from relay._chain import Link, Links
-from relay.records import EventRecord, Heartbeat
+from relay.records import EventRecord, Heartbeat, ReportedBreak
 
 
 def set_micros(stamp: Timestamp, micros: int) -> None:
@@ -57,6 +57,7 @@ def heartbeat_to_wire(beat: Heartbeat) -> pb.HeartbeatRequest:
         catalog_version=beat.catalog_version,
         backlog=beat.backlog,
         below=[heartbeat_to_wire(seen) for seen in beat.below],
+        audit_breaks=[_break_to_wire(found) for found in beat.audit_breaks],
     )
     for field, value in (
         (request.sent_at, beat.sent_at),
@@ -82,7 +83,17 @@ def heartbeat_from_wire(request: pb.HeartbeatRequest, depth: int = 0) -> Heartbe
         last_pull=micros(request.last_pull),
         last_seen=micros(request.last_seen),
         below=tuple(heartbeat_from_wire(seen, depth + 1) for seen in request.below) if depth == 0 else (),
+        audit_breaks=tuple(
+            ReportedBreak(found.seq, found.reason, micros(found.recorded_at))
+            for found in request.audit_breaks
+        ),
     )
+
+
+def _break_to_wire(found: ReportedBreak) -> pb.AuditBreak:
+    sent = pb.AuditBreak(seq=found.seq, reason=found.reason)
+    set_micros(sent.recorded_at, found.recorded_at)
+    return sent
 
 
 def links_to_wire(sent: Links) -> pb.AuditLinks:

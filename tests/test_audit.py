@@ -5,6 +5,7 @@ import asyncio
 import sqlite3
 import sys
 from asyncio.subprocess import PIPE
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,14 @@ from district_node import coverage
 from messages import t
 from relay import audit
 from relay._chain import GENESIS, Link, Links, Witness, follow, row_hash
+from relay._replay import check_cases
 from relay.clock import now_us
 from relay.db import open_engine
 from relay.node import Node
+from relay.records import ReportedBreak
 from relay.schema import audit as audit_table
 from relay.staff import act
+from relay.wire import heartbeat_from_wire, heartbeat_to_wire
 from tests.conftest import DIVISIONS, TOWNSHIP, Net
 from tests.test_relay_inprocess import intake, wire
 
@@ -110,6 +114,38 @@ async def test_verify_names_the_row_of_an_edited_event_or_audit_row(net: Net) ->
     assert "the row was edited" in (await verdict(district)).problem
 
 
+async def cases_checked(node: Node) -> str:
+    async with node.engine.connect() as conn:
+        return await check_cases(conn, node.ledger.vault)
+
+
+async def test_verify_names_a_case_whose_row_was_edited(net: Net) -> None:
+    """Each case's events replayed through the lifecycle match its row on every tier (a
+    village's payloads sealed); a status changed in the district's database is named by
+    `audit verify`, in one line, exit 1, and so is a row removed."""
+    await run_cases(net)
+    for node in (net.village, net.township, net.district):
+        assert await cases_checked(node) == "", node.config.code
+    district = net.district
+    [case] = await recorded(district, text("SELECT case_id, status FROM cases"))
+    assert case.status == "approved"
+    await tamper(district, "UPDATE cases SET status = 'accepted' WHERE case_id = :c", c=case.case_id)
+    edited = "its row says status accepted, its events say approved: the row was edited"
+    expected = f"case {case.case_id}: {edited}"
+    assert (await verdict(district)).problem == ""  # the chain is whole: the events are not touched
+    district.config.save(district.home)
+    cli = await asyncio.create_subprocess_exec(
+        BIN / "district-node", "audit", "verify", "--home", district.home, stdout=PIPE, stderr=PIPE
+    )
+    _, stderr = await cli.communicate()
+    assert cli.returncode == 1 and stderr.decode() == f"error: {expected}\n", stderr
+    await tamper(net.township, 'UPDATE cases SET departments = \'[["x", "approved"]]\'')
+    assert "its row says departments x approved, its events say none" in await cases_checked(net.township)
+    await tamper(net.village, "DELETE FROM cases")
+    removed = "it has events but no row in cases: the row was edited out"
+    assert await cases_checked(net.village) == f"case {case.case_id}: {removed}"
+
+
 async def test_a_township_rewriting_its_chain_is_flagged_at_the_district(net: Net) -> None:
     """A township that edits a row and recomputes every hash after it verifies whole on its
     own; the district, holding the township's old head, records the break at its next push."""
@@ -128,6 +164,43 @@ async def test_a_township_rewriting_its_chain_is_flagged_at_the_district(net: Ne
         c for c in await recorded(net.district, text("SELECT case_id FROM cases")) if c.case_id == case_id
     ]
     assert case  # the push is applied all the same: the break is recorded, not refused
+
+
+async def test_a_break_in_a_village_chain_reaches_the_district_with_the_township_heartbeat(
+    net: Net,
+) -> None:
+    """A village that rewrote its chain is flagged at its township on its next push; the
+    township's heartbeat (through the wire encoding) passes the break on, the district keeps it
+    once however often it is passed on, and the district's `audit verify` names the village."""
+    v_sync, t_sync = await run_cases(net)
+    village_code = net.village.config.code
+    await rewrite_chain(net.village, seq=1, staff="钱二")
+    await intake(net.village)
+    await v_sync.sync(5)
+    await v_sync.upstream.heartbeat(await v_sync.heartbeat())
+    beat = await t_sync.heartbeat()
+    [seen] = [b for b in beat.below if b.node == village_code]
+    assert len(seen.audit_breaks) == 1 and "rewritten" in seen.audit_breaks[0].reason
+    sent = heartbeat_from_wire(heartbeat_to_wire(beat))
+    assert sent == replace(beat, below=tuple(replace(b, below=()) for b in beat.below))
+    for _ in range(2):
+        await t_sync.upstream.heartbeat(sent)
+    async with net.district.engine.connect() as conn:
+        [found] = await audit.breaks(conn)
+    assert found["node"] == village_code and found["seq"] == seen.audit_breaks[0].seq
+    assert found["reason"] == f"reported by township {TOWNSHIP}: {seen.audit_breaks[0].reason}"
+    lying = [ReportedBreak(2**64 - 1, "x", 1), *(ReportedBreak(n, "\x1b[2J" * 99, n) for n in range(12))]
+    await t_sync.upstream.heartbeat(replace(sent, below=(replace(seen, audit_breaks=tuple(lying)),)))
+    async with net.district.engine.connect() as conn:
+        kept = await audit.breaks(conn)
+    assert len(kept) == 1 + 9 and all(len(b["reason"]) < 350 and "\x1b" not in b["reason"] for b in kept)
+    net.district.config.save(net.district.home)
+    cli = await asyncio.create_subprocess_exec(
+        BIN / "district-node", "audit", "verify", "--home", net.district.home, stdout=PIPE, stderr=PIPE
+    )
+    _, stderr = await cli.communicate()
+    named = f"chain of {village_code} broken at row {found['seq']}: reported by township {TOWNSHIP}"
+    assert cli.returncode == 1 and named in stderr.decode(), stderr
 
 
 async def test_an_event_edited_before_its_push_is_flagged_at_the_district(net: Net) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import select, text, update
 from casework import InvalidInput, Request, mask_foreign_ids, shown_resident_id
 from casework.lifecycle import ACCEPTED, CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, DECIDED
 from relay import audit, privacy
+from relay._replay import check_cases
 from relay.config import NodeConfig
 from relay.keyfile import KEY_FILE, WrongPassphrase, change_passphrase, create_key, load_key
 from relay.node import Node, open_node
@@ -171,6 +172,7 @@ async def test_a_settled_case_is_forgotten_at_the_village_after_the_grace_period
     async with pair.village.engine.begin() as conn:
         assert (await forget_settled(conn, pair.village.ledger.vault, 7)).cases == 0  # idempotent
         assert (await audit.verify(conn, pair.village.ledger.vault)).problem == ""  # the chain holds
+        assert await check_cases(conn, pair.village.ledger.vault) == ""  # the forgotten one skipped
     (tmp_path / "restored").mkdir()
     restored_config = config(tmp_path / "restored", TOWNSHIP, "township", DISTRICT)
     async with open_node(tmp_path / "restored", restored_config) as restored:  # a backup too old

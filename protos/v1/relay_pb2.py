@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/v1/relay.proto\x12\rservicenet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x13\n\x0borigin_node\x18\x03 \x01(\t\x12\x12\n\norigin_seq\x18\x04 \x01(\x04\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12/\n\x0brecorded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63\x61talog_version\x18\x08 \x01(\t\x12\x14\n\x0cvillage_code\x18\t \x01(\t\x12\x15\n\rtownship_code\x18\n \x01(\t\"<\n\x08\x45nvelope\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x14.servicenet.v1.Event\"\x83\x01\n\x0bPushRequest\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12*\n\tenvelopes\x18\x02 \x03(\x0b\x32\x17.servicenet.v1.Envelope\x12\x0e\n\x06stream\x18\x03 \x01(\x04\x12(\n\x05\x61udit\x18\x04 \x01(\x0b\x32\x19.servicenet.v1.AuditLinks\"@\n\tAuditLink\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_hash\x18\x02 \x01(\x0c\x12\r\n\x05staff\x18\x03 \x01(\t\"n\n\nAuditLinks\x12\x11\n\tfirst_seq\x18\x01 \x01(\x04\x12\x11\n\tprev_hash\x18\x02 \x01(\x0c\x12\'\n\x05links\x18\x03 \x03(\x0b\x32\x18.servicenet.v1.AuditLink\x12\x11\n\thead_hash\x18\x04 \x01(\x0c\":\n\tRejection\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"u\n\x07PushAck\x12\x14\n\x0c\x61pplied_upto\x18\x01 \x01(\x04\x12,\n\nrejections\x18\x02 \x03(\x0b\x32\x18.servicenet.v1.Rejection\x12\x12\n\nduplicates\x18\x03 \x01(\r\x12\x12\n\naudit_upto\x18\x04 \x01(\x04\"b\n\x0bPullRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0f\n\x07wait_ms\x18\x04 \x01(\r\x12\x16\n\x0e\x61\x66ter_event_id\x18\x05 \x01(\t\"B\n\tFeedEvent\x12\x10\n\x08position\x18\x01 \x01(\x04\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x14.servicenet.v1.Event\"R\n\tPullReply\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.servicenet.v1.FeedEvent\x12\x0c\n\x04head\x18\x02 \x01(\x04\x12\r\n\x05reset\x18\x03 \x01(\x08\"\xdc\x02\n\x10HeartbeatRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x18\n\x10software_version\x18\x03 \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x04 \x01(\t\x12\x0f\n\x07\x62\x61\x63klog\x18\x05 \x01(\x04\x12-\n\tlast_push\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_pull\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x05\x62\x65low\x18\n \x03(\x0b\x32\x1f.servicenet.v1.HeartbeatRequest\"A\n\x0eHeartbeatReply\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x0e\x43\x61talogRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x14\n\x0chave_version\x18\x02 \x01(\t\"c\n\x0c\x43\x61talogReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\x0c\x12\x30\n\x0cpublished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x0f\x43\x61lendarRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x14\n\x0chave_version\x18\x02 \x01(\t\"d\n\rCalendarReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\x0c\x12\x30\n\x0cpublished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x12RevocationsRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\x04\"Z\n\nRevocation\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12.\n\nrevoked_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"B\n\x10RevocationsReply\x12.\n\x0brevocations\x18\x01 \x03(\x0b\x32\x19.servicenet.v1.Revocation\"\x8c\x01\n\x0e\x43\x65rtifyRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x0b\n\x03\x63sr\x18\x03 \x01(\x0c\x12\x1b\n\x13subject_certificate\x18\x04 \x01(\x0c\x12\x31\n\rtoken_made_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x0c\x43\x65rtifyReply\x12\x13\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0c\x12\x16\n\x0e\x63\x61_certificate\x18\x02 \x01(\x0c\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x15\n\rupstream_name\x18\x04 \x01(\t\"=\n\rEnrollRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x0b\n\x03\x63sr\x18\x02 \x01(\x0c\x12\r\n\x05proof\x18\x03 \x01(\x0c\",\n\x0b\x45nrollReply\x12\x0e\n\x06\x62undle\x18\x01 \x01(\x0c\x12\r\n\x05proof\x18\x02 \x01(\x0c\x32\x88\x04\n\x05Relay\x12:\n\x04Push\x12\x1a.servicenet.v1.PushRequest\x1a\x16.servicenet.v1.PushAck\x12<\n\x04Pull\x12\x1a.servicenet.v1.PullRequest\x1a\x18.servicenet.v1.PullReply\x12K\n\tHeartbeat\x12\x1f.servicenet.v1.HeartbeatRequest\x1a\x1d.servicenet.v1.HeartbeatReply\x12J\n\x0c\x46\x65tchCatalog\x12\x1d.servicenet.v1.CatalogRequest\x1a\x1b.servicenet.v1.CatalogReply\x12M\n\rFetchCalendar\x12\x1e.servicenet.v1.CalendarRequest\x1a\x1c.servicenet.v1.CalendarReply\x12V\n\x10\x46\x65tchRevocations\x12!.servicenet.v1.RevocationsRequest\x1a\x1f.servicenet.v1.RevocationsReply\x12\x45\n\x07\x43\x65rtify\x12\x1d.servicenet.v1.CertifyRequest\x1a\x1b.servicenet.v1.CertifyReply2P\n\nEnrollment\x12\x42\n\x06\x45nroll\x12\x1c.servicenet.v1.EnrollRequest\x1a\x1a.servicenet.v1.EnrollReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/v1/relay.proto\x12\rservicenet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x13\n\x0borigin_node\x18\x03 \x01(\t\x12\x12\n\norigin_seq\x18\x04 \x01(\x04\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12/\n\x0brecorded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63\x61talog_version\x18\x08 \x01(\t\x12\x14\n\x0cvillage_code\x18\t \x01(\t\x12\x15\n\rtownship_code\x18\n \x01(\t\"<\n\x08\x45nvelope\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x14.servicenet.v1.Event\"\x83\x01\n\x0bPushRequest\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12*\n\tenvelopes\x18\x02 \x03(\x0b\x32\x17.servicenet.v1.Envelope\x12\x0e\n\x06stream\x18\x03 \x01(\x04\x12(\n\x05\x61udit\x18\x04 \x01(\x0b\x32\x19.servicenet.v1.AuditLinks\"@\n\tAuditLink\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_hash\x18\x02 \x01(\x0c\x12\r\n\x05staff\x18\x03 \x01(\t\"n\n\nAuditLinks\x12\x11\n\tfirst_seq\x18\x01 \x01(\x04\x12\x11\n\tprev_hash\x18\x02 \x01(\x0c\x12\'\n\x05links\x18\x03 \x03(\x0b\x32\x18.servicenet.v1.AuditLink\x12\x11\n\thead_hash\x18\x04 \x01(\x0c\":\n\tRejection\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"u\n\x07PushAck\x12\x14\n\x0c\x61pplied_upto\x18\x01 \x01(\x04\x12,\n\nrejections\x18\x02 \x03(\x0b\x32\x18.servicenet.v1.Rejection\x12\x12\n\nduplicates\x18\x03 \x01(\r\x12\x12\n\naudit_upto\x18\x04 \x01(\x04\"b\n\x0bPullRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0f\n\x07wait_ms\x18\x04 \x01(\r\x12\x16\n\x0e\x61\x66ter_event_id\x18\x05 \x01(\t\"B\n\tFeedEvent\x12\x10\n\x08position\x18\x01 \x01(\x04\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x14.servicenet.v1.Event\"R\n\tPullReply\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.servicenet.v1.FeedEvent\x12\x0c\n\x04head\x18\x02 \x01(\x04\x12\r\n\x05reset\x18\x03 \x01(\x08\"\x8d\x03\n\x10HeartbeatRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x18\n\x10software_version\x18\x03 \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x04 \x01(\t\x12\x0f\n\x07\x62\x61\x63klog\x18\x05 \x01(\x04\x12-\n\tlast_push\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_pull\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x05\x62\x65low\x18\n \x03(\x0b\x32\x1f.servicenet.v1.HeartbeatRequest\x12/\n\x0c\x61udit_breaks\x18\x0b \x03(\x0b\x32\x19.servicenet.v1.AuditBreak\"Z\n\nAuditBreak\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12/\n\x0brecorded_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x0eHeartbeatReply\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x0e\x43\x61talogRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x14\n\x0chave_version\x18\x02 \x01(\t\"c\n\x0c\x43\x61talogReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\x0c\x12\x30\n\x0cpublished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x0f\x43\x61lendarRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x14\n\x0chave_version\x18\x02 \x01(\t\"d\n\rCalendarReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\x0c\x12\x30\n\x0cpublished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x12RevocationsRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\x04\"Z\n\nRevocation\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12.\n\nrevoked_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"B\n\x10RevocationsReply\x12.\n\x0brevocations\x18\x01 \x03(\x0b\x32\x19.servicenet.v1.Revocation\"\x8c\x01\n\x0e\x43\x65rtifyRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x0b\n\x03\x63sr\x18\x03 \x01(\x0c\x12\x1b\n\x13subject_certificate\x18\x04 \x01(\x0c\x12\x31\n\rtoken_made_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x0c\x43\x65rtifyReply\x12\x13\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0c\x12\x16\n\x0e\x63\x61_certificate\x18\x02 \x01(\x0c\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x15\n\rupstream_name\x18\x04 \x01(\t\"=\n\rEnrollRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x0b\n\x03\x63sr\x18\x02 \x01(\x0c\x12\r\n\x05proof\x18\x03 \x01(\x0c\",\n\x0b\x45nrollReply\x12\x0e\n\x06\x62undle\x18\x01 \x01(\x0c\x12\r\n\x05proof\x18\x02 \x01(\x0c\x32\x88\x04\n\x05Relay\x12:\n\x04Push\x12\x1a.servicenet.v1.PushRequest\x1a\x16.servicenet.v1.PushAck\x12<\n\x04Pull\x12\x1a.servicenet.v1.PullRequest\x1a\x18.servicenet.v1.PullReply\x12K\n\tHeartbeat\x12\x1f.servicenet.v1.HeartbeatRequest\x1a\x1d.servicenet.v1.HeartbeatReply\x12J\n\x0c\x46\x65tchCatalog\x12\x1d.servicenet.v1.CatalogRequest\x1a\x1b.servicenet.v1.CatalogReply\x12M\n\rFetchCalendar\x12\x1e.servicenet.v1.CalendarRequest\x1a\x1c.servicenet.v1.CalendarReply\x12V\n\x10\x46\x65tchRevocations\x12!.servicenet.v1.RevocationsRequest\x1a\x1f.servicenet.v1.RevocationsReply\x12\x45\n\x07\x43\x65rtify\x12\x1d.servicenet.v1.CertifyRequest\x1a\x1b.servicenet.v1.CertifyReply2P\n\nEnrollment\x12\x42\n\x06\x45nroll\x12\x1c.servicenet.v1.EnrollRequest\x1a\x1a.servicenet.v1.EnrollReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,33 +53,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PULLREPLY']._serialized_start=1030
   _globals['_PULLREPLY']._serialized_end=1112
   _globals['_HEARTBEATREQUEST']._serialized_start=1115
-  _globals['_HEARTBEATREQUEST']._serialized_end=1463
-  _globals['_HEARTBEATREPLY']._serialized_start=1465
-  _globals['_HEARTBEATREPLY']._serialized_end=1530
-  _globals['_CATALOGREQUEST']._serialized_start=1532
-  _globals['_CATALOGREQUEST']._serialized_end=1584
-  _globals['_CATALOGREPLY']._serialized_start=1586
-  _globals['_CATALOGREPLY']._serialized_end=1685
-  _globals['_CALENDARREQUEST']._serialized_start=1687
-  _globals['_CALENDARREQUEST']._serialized_end=1740
-  _globals['_CALENDARREPLY']._serialized_start=1742
-  _globals['_CALENDARREPLY']._serialized_end=1842
-  _globals['_REVOCATIONSREQUEST']._serialized_start=1844
-  _globals['_REVOCATIONSREQUEST']._serialized_end=1893
-  _globals['_REVOCATION']._serialized_start=1895
-  _globals['_REVOCATION']._serialized_end=1985
-  _globals['_REVOCATIONSREPLY']._serialized_start=1987
-  _globals['_REVOCATIONSREPLY']._serialized_end=2053
-  _globals['_CERTIFYREQUEST']._serialized_start=2056
-  _globals['_CERTIFYREQUEST']._serialized_end=2196
-  _globals['_CERTIFYREPLY']._serialized_start=2198
-  _globals['_CERTIFYREPLY']._serialized_end=2294
-  _globals['_ENROLLREQUEST']._serialized_start=2296
-  _globals['_ENROLLREQUEST']._serialized_end=2357
-  _globals['_ENROLLREPLY']._serialized_start=2359
-  _globals['_ENROLLREPLY']._serialized_end=2403
-  _globals['_RELAY']._serialized_start=2406
-  _globals['_RELAY']._serialized_end=2926
-  _globals['_ENROLLMENT']._serialized_start=2928
-  _globals['_ENROLLMENT']._serialized_end=3008
+  _globals['_HEARTBEATREQUEST']._serialized_end=1512
+  _globals['_AUDITBREAK']._serialized_start=1514
+  _globals['_AUDITBREAK']._serialized_end=1604
+  _globals['_HEARTBEATREPLY']._serialized_start=1606
+  _globals['_HEARTBEATREPLY']._serialized_end=1671
+  _globals['_CATALOGREQUEST']._serialized_start=1673
+  _globals['_CATALOGREQUEST']._serialized_end=1725
+  _globals['_CATALOGREPLY']._serialized_start=1727
+  _globals['_CATALOGREPLY']._serialized_end=1826
+  _globals['_CALENDARREQUEST']._serialized_start=1828
+  _globals['_CALENDARREQUEST']._serialized_end=1881
+  _globals['_CALENDARREPLY']._serialized_start=1883
+  _globals['_CALENDARREPLY']._serialized_end=1983
+  _globals['_REVOCATIONSREQUEST']._serialized_start=1985
+  _globals['_REVOCATIONSREQUEST']._serialized_end=2034
+  _globals['_REVOCATION']._serialized_start=2036
+  _globals['_REVOCATION']._serialized_end=2126
+  _globals['_REVOCATIONSREPLY']._serialized_start=2128
+  _globals['_REVOCATIONSREPLY']._serialized_end=2194
+  _globals['_CERTIFYREQUEST']._serialized_start=2197
+  _globals['_CERTIFYREQUEST']._serialized_end=2337
+  _globals['_CERTIFYREPLY']._serialized_start=2339
+  _globals['_CERTIFYREPLY']._serialized_end=2435
+  _globals['_ENROLLREQUEST']._serialized_start=2437
+  _globals['_ENROLLREQUEST']._serialized_end=2498
+  _globals['_ENROLLREPLY']._serialized_start=2500
+  _globals['_ENROLLREPLY']._serialized_end=2544
+  _globals['_RELAY']._serialized_start=2547
+  _globals['_RELAY']._serialized_end=3067
+  _globals['_ENROLLMENT']._serialized_start=3069
+  _globals['_ENROLLMENT']._serialized_end=3149
 # @@protoc_insertion_point(module_scope)

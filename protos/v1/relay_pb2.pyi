@@ -130,7 +130,7 @@ class PullReply(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[FeedEvent, _Mapping]]] = ..., head: _Optional[int] = ..., reset: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("node", "role", "software_version", "catalog_version", "backlog", "last_push", "last_pull", "sent_at", "last_seen", "below")
+    __slots__ = ("node", "role", "software_version", "catalog_version", "backlog", "last_push", "last_pull", "sent_at", "last_seen", "below", "audit_breaks")
     NODE_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +141,7 @@ class HeartbeatRequest(_message.Message):
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
     BELOW_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_BREAKS_FIELD_NUMBER: _ClassVar[int]
     node: str
     role: str
     software_version: str
@@ -151,7 +152,18 @@ class HeartbeatRequest(_message.Message):
     sent_at: _timestamp_pb2.Timestamp
     last_seen: _timestamp_pb2.Timestamp
     below: _containers.RepeatedCompositeFieldContainer[HeartbeatRequest]
-    def __init__(self, node: _Optional[str] = ..., role: _Optional[str] = ..., software_version: _Optional[str] = ..., catalog_version: _Optional[str] = ..., backlog: _Optional[int] = ..., last_push: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_pull: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., below: _Optional[_Iterable[_Union[HeartbeatRequest, _Mapping]]] = ...) -> None: ...
+    audit_breaks: _containers.RepeatedCompositeFieldContainer[AuditBreak]
+    def __init__(self, node: _Optional[str] = ..., role: _Optional[str] = ..., software_version: _Optional[str] = ..., catalog_version: _Optional[str] = ..., backlog: _Optional[int] = ..., last_push: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_pull: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., below: _Optional[_Iterable[_Union[HeartbeatRequest, _Mapping]]] = ..., audit_breaks: _Optional[_Iterable[_Union[AuditBreak, _Mapping]]] = ...) -> None: ...
+
+class AuditBreak(_message.Message):
+    __slots__ = ("seq", "reason", "recorded_at")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    reason: str
+    recorded_at: _timestamp_pb2.Timestamp
+    def __init__(self, seq: _Optional[int] = ..., reason: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class HeartbeatReply(_message.Message):
     __slots__ = ("server_time",)
