@@ -138,7 +138,7 @@ async def test_verify_names_a_case_whose_row_was_edited(net: Net) -> None:
         BIN / "district-node", "audit", "verify", "--home", district.home, stdout=PIPE, stderr=PIPE
     )
     _, stderr = await cli.communicate()
-    assert cli.returncode == 1 and stderr.decode() == f"error: {expected}\n", stderr
+    assert cli.returncode == 1 and stderr.decode() == t("cli.error", message=expected) + "\n", stderr
     await tamper(net.township, 'UPDATE cases SET departments = \'[["x", "approved"]]\'')
     assert "its row says departments x approved, its events say none" in await cases_checked(net.township)
     await tamper(net.village, "DELETE FROM cases")
@@ -199,7 +199,9 @@ async def test_a_break_in_a_village_chain_reaches_the_district_with_the_township
         BIN / "district-node", "audit", "verify", "--home", net.district.home, stdout=PIPE, stderr=PIPE
     )
     _, stderr = await cli.communicate()
-    named = f"chain of {village_code} broken at row {found['seq']}: reported by township {TOWNSHIP}"
+    when = found["recorded_at"][:19]
+    reason = f"reported by township {TOWNSHIP}: "
+    named = t("cli.audit.broken", when=when, node=village_code, seq=found["seq"], reason=reason)
     assert cli.returncode == 1 and named in stderr.decode(), stderr
 
 
