@@ -57,15 +57,9 @@ class Dashboard:
         }
 
     async def handle(self, request: Request) -> Response:
-        if request.path == "/login":
-            return await self.gate.login(request)
-        if request.path == "/favicon.ico":
-            raise HTTPError(404, "no icon")
-        session = self.gate.session(request)
-        if session is None:
-            return self.gate.to_login(request)
-        if request.path == "/logout" and request.method == "POST":
-            return self.gate.logout(request, session)
+        session = await self.gate.admit(request)
+        if isinstance(session, Response):
+            return session
         if request.path == DESK or request.path.startswith(f"{DESK}/"):
             return await self.desk.serve(request, session)
         if request.method == "POST":

@@ -46,17 +46,12 @@ class Desk:
 
     async def handle(self, request: Request) -> Response:
         """Every request of a node whose only pages are the console."""
-        if request.path == "/login":
-            names = await roster_names(self.node)
-            return await self.gate.login(request, names.__contains__)
-        if request.path == "/favicon.ico":
-            raise HTTPError(404, "no icon")
-        session = self.gate.session(request)
-        if session is None:
-            return self.gate.to_login(request)
-        if request.path == "/logout" and request.method == "POST":
-            return self.gate.logout(request, session)
-        return await self.serve(request, session)
+        admitted = await self.gate.admit(request, self.on_roster)
+        return admitted if isinstance(admitted, Response) else await self.serve(request, admitted)
+
+    async def on_roster(self) -> Callable[[str], bool]:
+        """Who may sign in to the console: staff on the roster."""
+        return (await roster_names(self.node)).__contains__
 
     async def serve(self, request: Request, session: Session) -> Response:
         """A request under the prefix, from a signed-in web user."""

@@ -1,15 +1,15 @@
 """Staff sign-in for a node's web pages: the login form, the signed session cookie, logout.
 
-A page handler asks :meth:`Gate.session` for the signed-in user; without one it answers
-:meth:`Gate.to_login`. ``/login`` and ``/logout`` are answered by the gate itself. Accounts and
-cookies: see _users.
+A page handler asks :meth:`Gate.admit` first: it answers the login form, logout and requests
+without a session itself, and otherwise gives the signed-in session. Accounts and cookies: see
+_users.
 """
 
 import asyncio
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -76,6 +76,23 @@ class Gate:
         self.ended[str(request.cookie(COOKIE))] = session.expires
         log.info("web.logout", user_ref=_users.log_ref(self.secret, session.name))
         return redirect("/login", ("Set-Cookie", f"{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))
+
+    async def admit(
+        self, request: Request, names: Callable[[], Awaitable[Callable[[str], bool]]] | None = None
+    ) -> Response | _users.Session:
+        """What the gate answers itself (the login form and a posted login, logout, a request
+        without a session: to the login form), or the signed-in session. ``names`` gives the
+        test of who may sign in (see :meth:`login`)."""
+        if request.path == "/login":
+            return await self.login(request, await names() if names else bool)
+        if request.path == "/favicon.ico":
+            raise HTTPError(404, "no icon")
+        session = self.session(request)
+        if session is None:
+            return self.to_login(request)
+        if request.path == "/logout" and request.method == "POST":
+            return self.logout(request, session)
+        return session
 
     async def login(self, request: Request, may_sign_in: Callable[[str], bool] = bool) -> Response:
         """The login form, or a posted login; ``may_sign_in`` refuses names the node does not
