@@ -79,7 +79,7 @@ def wait_until(check, timeout: float, what: str) -> None:  # type: ignore[no-unt
 def test_postgres_stopped_mid_batch_loses_nothing_and_applies_nothing_twice(tmp_path: Path) -> None:
     cluster()
     net = Network(tmp_path, asyncio.run(fresh_postgres(PG_URL)))
-    net.add(T, batch_size=50)
+    net.add(T, batch_size=5)  # 300 batches: the outage falls in the middle of the relay
     net.add(V)
     net.set_relay(T, backoff_max_seconds=1.0)
     requests = requests_file(tmp_path / "drive.jsonl", DRIVE)
@@ -87,8 +87,9 @@ def test_postgres_stopped_mid_batch_loses_nothing_and_applies_nothing_twice(tmp_
     net.start(T)
     try:
         assert net.sync(V)["backlog"] == 0  # every case at the township, queued for the hub
-        net.start(D)  # the township's forwarder starts relaying in batches of 50
+        net.start(D)  # the township's forwarder starts relaying in batches of 5
         wait_until(lambda: hub_counts()[0] >= DRIVE // 4, 60, "the hub taking a quarter of the cases")
+        taken = hub_counts()[0]
         pg_ctl("stop", "-m", "immediate")
         assert hub_counts()[0] == 0, "the hub's database still answers"
         time.sleep(1.0)
@@ -97,6 +98,7 @@ def test_postgres_stopped_mid_batch_loses_nothing_and_applies_nothing_twice(tmp_
         cases, per_case, dead = hub_counts()
         assert (cases, per_case, dead) == (DRIVE, Counter({1: DRIVE}), 0)
         assert net.node(T, "status", "--json")["backlog"] == 0
+        assert taken < DRIVE, "every case had arrived before the outage: it tested nothing"
         assert '"relay.call.failed"' in (tmp_path / f"{D}.log").read_text(), "the hub never felt the outage"
     finally:
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster(), "start"], check=False)
