@@ -162,6 +162,20 @@ class GrpcUpstream:
                 return refused
         return from_rpc_error(exc, self.target)
 
+    async def _call(
+        self, method: Any, request: Any, deadline: float | None = None, missing_ok: bool = False
+    ) -> Any:
+        """One call of the upstream once it is vouched for (``deadline``: seconds, default the
+        link's), its errors translated (relay.errors); with ``missing_ok``, None from an
+        upstream not yet upgraded to have the call."""
+        await self._vouch()
+        try:
+            return await method(request, timeout=deadline or self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if missing_ok and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return None
+            raise self._error(exc) from exc
+
     async def push(
         self,
         sender: str,
@@ -175,11 +189,7 @@ class GrpcUpstream:
             envelopes=[pb.Envelope(seq=s, event=to_wire(r)) for s, r in envelopes],
             audit=None if chain is None else links_to_wire(chain),
         )
-        await self._vouch()
-        try:
-            ack = await self._stub.Push(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise self._error(exc) from exc
+        ack = await self._call(self._stub.Push, request)
         rejected = tuple(Rejected(r.seq, r.event_id, r.reason) for r in ack.rejections)
         return PushResult(ack.applied_upto, rejected, ack.duplicates, ack.audit_upto)
 
@@ -187,51 +197,31 @@ class GrpcUpstream:
         request = pb.PullRequest(
             node=node, after=after, after_event_id=after_event_id, limit=limit, wait_ms=wait_ms
         )
-        await self._vouch()
-        try:
-            reply = await self._stub.Pull(request, timeout=self.timeout + wait_ms / 1000)
-        except grpc.aio.AioRpcError as exc:
-            raise self._error(exc) from exc
+        reply = await self._call(self._stub.Pull, request, self.timeout + wait_ms / 1000)
         events = tuple((e.position, from_wire(e.event)) for e in reply.events)
         return PullResult(events, reply.head, reply.reset)
 
     async def heartbeat(self, beat: Heartbeat) -> int:
-        await self._vouch()
-        try:
-            reply = await self._stub.Heartbeat(heartbeat_to_wire(beat), timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise self._error(exc) from exc
+        reply = await self._call(self._stub.Heartbeat, heartbeat_to_wire(beat))
         return micros(reply.server_time)
 
     async def fetch_catalog(self, node: str, have_version: str) -> Published:
         request = pb.CatalogRequest(node=node, have_version=have_version)
-        await self._vouch()
-        try:
-            reply = await self._stub.FetchCatalog(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise self._error(exc) from exc
+        reply = await self._call(self._stub.FetchCatalog, request)
         return Published(reply.version, reply.document, micros(reply.published_at))
 
     async def fetch_calendar(self, node: str, have_version: str) -> Published:
         request = pb.CalendarRequest(node=node, have_version=have_version)
-        await self._vouch()
-        try:
-            reply = await self._stub.FetchCalendar(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an upstream not yet upgraded
-                return Published("", b"", 0)
-            raise self._error(exc) from exc
+        reply = await self._call(self._stub.FetchCalendar, request, missing_ok=True)
+        if reply is None:
+            return Published("", b"", 0)
         return Published(reply.version, reply.document, micros(reply.published_at))
 
     async def fetch_revocations(self, node: str, after: int) -> list[Revocation]:
         request = pb.RevocationsRequest(node=node, after=after)
-        await self._vouch()
-        try:
-            reply = await self._stub.FetchRevocations(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an upstream not yet upgraded
-                return []
-            raise self._error(exc) from exc
+        reply = await self._call(self._stub.FetchRevocations, request, missing_ok=True)
+        if reply is None:
+            return []
         return [Revocation(r.code, micros(r.revoked_at), r.reason) for r in reply.revocations]
 
     async def certify(self, node: str, subject: str, csr: bytes, standing: Standing = OWN) -> Certified:
@@ -240,11 +230,7 @@ class GrpcUpstream:
         )
         if standing.token_made_at:
             set_micros(request.token_made_at, standing.token_made_at)
-        await self._vouch()
-        try:
-            reply = await self._stub.Certify(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise self._error(exc) from exc
+        reply = await self._call(self._stub.Certify, request)
         return Certified(reply.certificate, reply.ca_certificate, reply.name, reply.upstream_name)
 
     async def close(self) -> None:
