@@ -42,26 +42,24 @@ def among(conn: AsyncConnection, column: Any, values: Collection[Any]) -> Column
 
 async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert rows (all with the same keys) in the caller's transaction, straight through the
-    driver's executemany (aiosqlite or asyncpg, on the transaction's own connection):
-    SQLAlchemy's per-row parameter handling costs more than the database's own insert on the
-    relay's hot path (bench/README.md)."""
+    driver (aiosqlite or asyncpg, on the transaction's own connection): SQLAlchemy's per-row
+    parameter handling costs more than the database's own insert on the relay's hot path.
+    PostgreSQL gets the rows by COPY, a fifth faster than executemany (bench/README.md);
+    columns left out take their defaults either way (an event's position from its sequence)."""
     columns = list(rows[0])
-    names = ", ".join(f'"{column}"' for column in columns)  # quoted: "window" is a keyword
-    sql = f"INSERT INTO {table.name} ({names}) VALUES ({_marks(conn, len(columns))})"
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None, "a connection in a transaction has its driver connection"
-    # asyncpg: SQLAlchemy opens the transaction at its first statement (the ledger's write lock
-    # or its reads); rows written before that would commit on their own.
-    assert conn.dialect.name == "sqlite" or driver.is_in_transaction(), "insert_many after a statement"
     values = itemgetter(*columns)
-    await driver.executemany(sql, [values(row) for row in rows])  # every table has 2+ columns
-
-
-def _marks(conn: AsyncConnection, count: int) -> str:
-    """The driver's own parameter markers: qmark (sqlite3) or numbered (asyncpg)."""
+    records = [values(row) for row in rows]  # every table has 2+ columns: each is a tuple
     if conn.dialect.name == "sqlite":
-        return ", ".join("?" * count)
-    return ", ".join(f"${i}" for i in range(1, count + 1))
+        names = ", ".join(f'"{column}"' for column in columns)  # quoted: "window" is a keyword
+        marks = ", ".join("?" * len(columns))
+        await driver.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", records)
+        return
+    # SQLAlchemy opens the transaction at its first statement (the ledger's write lock or its
+    # reads); rows written before that would commit on their own.
+    assert driver.is_in_transaction(), "insert_many before the transaction's first statement"
+    await driver.copy_records_to_table(table.name, records=records, columns=columns)
 
 
 async def put_row(conn: AsyncConnection, table: Table, key: str, value: Any, values: dict[str, Any]) -> None:
