@@ -247,7 +247,7 @@ class Ledger:
         village, origin = record.village_code, record.origin_node
         if not (_is_code(village, 12) and record.township_code == village[:9]):
             raise ValueError("village_code and township_code do not belong together")
-        if not any(_is_code(origin, n) for n in (6, 9, 12)):
+        if not _is_code(origin, len(origin)) or len(origin) not in (6, 9, 12):
             raise ValueError("origin_node is not a division code")
         if village[:6] != self.config.district_code:
             raise ValueError(f"village {village} is not in this district")

@@ -4,6 +4,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
@@ -19,8 +21,9 @@ class EventRecord:
     township_code: str
 
     def payload_dict(self) -> dict[str, Any]:
-        """The payload as a dict; ValueError if it is not one JSON object."""
-        value = json.loads(self.payload)
+        """The payload as a dict; ValueError if it is not one JSON object (in UTF-8, without
+        lone surrogates, NaN, or integers beyond 64 bits: orjson's strict JSON)."""
+        value = orjson.loads(self.payload)
         if not isinstance(value, dict):
             raise ValueError("payload is not a JSON object")
         return value
