@@ -241,8 +241,10 @@ def _summarise(report: dict[str, Any]) -> None:
     for counts in report["by_owner"].values():
         lights.update(counts)
     listed = ", ".join(f"{k} {v:,}" for k, v in sorted(lights.items()))
+    shown = len(report["warnings"])
+    warned = shown + report.get("warnings_cut", 0)  # an older checkout lists them all
     print(
-        f"  supervise sees: {listed}; {len(report['warnings']):,} warnings; "
+        f"  supervise sees: {listed}; {warned:,} warnings, {shown:,} listed; "
         f"{report['satisfaction']['ratings']:,} ratings; "
         f"{report['rectifications']['open']:,} open rectifications"
     )

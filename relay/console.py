@@ -454,6 +454,9 @@ def _print_supervision(report: dict[str, Any]) -> None:
         columns = ("case_id", "item_code", "owner", "window", "status", "deadline", "light")
         table.add_row(*(labels.get(c, w[c]) for c in columns))
     out.print(table)
+    if report["warnings_cut"]:
+        total = len(report["warnings"]) + report["warnings_cut"]
+        out.print(t("cli.supervise.cut", shown=len(report["warnings"]), total=total), markup=False)
     for group in ("by_owner", "by_window"):
         for name, counts in report[group].items():
             listed = ", ".join(f"{t(f'light.{k}')} {v}" for k, v in sorted(counts.items()))

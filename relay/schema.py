@@ -73,7 +73,8 @@ cases = Table(
     # (its personal data is forgotten forget_after_days later), 0 once forgotten, NULL before.
     Column("settled_at", BigInteger),
 )
-Index("ix_cases_status", cases.c.status)
+# By status, then deadline: the open cases past or near their deadlines (relay.supervision).
+Index("ix_cases_status_deadline", cases.c.status, cases.c.deadline)
 
 # Cases counted as they change (relay/tallies.py), for supervision: by owner, item, window,
 # rating and what their light is whatever the day ("kind"); running cases under their dates
@@ -89,6 +90,18 @@ case_counts = Table(
     Column("statutory_deadline", String(10), primary_key=True),
     Column("yellow_on", String(10), primary_key=True),
     Column("rating", Integer, primary_key=True, autoincrement=False),  # 0: not rated
+    Column("n", BigInteger, nullable=False),
+)
+
+# Running cases (accepted, not paused, not finished) counted by township and dates, a district's
+# own cases under their village's township: the warnings per township (relay/tallies.py).
+township_counts = Table(
+    "township_counts",
+    metadata,
+    Column("township_code", String(9), primary_key=True),
+    Column("deadline", String(10), primary_key=True),
+    Column("statutory_deadline", String(10), primary_key=True),
+    Column("yellow_on", String(10), primary_key=True),
     Column("n", BigInteger, nullable=False),
 )
 

@@ -11,7 +11,7 @@ from tests.conftest import DISTRICT, DIVISIONS, config
 async def test_pages_share_one_report_until_it_is_old(tmp_path, monkeypatch):
     made = []
 
-    async def supervise(node, today):
+    async def supervise(node, today, listed):
         made.append(today)
         await asyncio.sleep(0.01)
         return {"made": len(made)}

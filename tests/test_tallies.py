@@ -21,7 +21,7 @@ from casework.lifecycle import (
 )
 from relay import tallies
 from relay.node import Node
-from relay.schema import case_counts, cases, village_counts
+from relay.schema import case_counts, cases, township_counts, village_counts
 from relay.staff import act
 from relay.supervision import light_today, supervise
 from tests.test_relay_inprocess import ID, wire
@@ -106,12 +106,13 @@ def _request(node: Node, item: str) -> Any:
     return village.check(node, Request(item, "张三", ID), {})
 
 
-Counts = tuple[dict[Any, int], dict[Any, int], dict[str, int]]
+Counts = tuple[dict[Any, int], dict[Any, int], dict[Any, int], dict[str, int]]
 
 
 async def _counts(node: Node) -> Counts:
-    """The cases counted by owner, item, window and kind; by village and status; and each
-    village's newest intake (kept per status row, only the largest matters)."""
+    """The cases counted by owner, item, window and kind; the running ones by township and
+    dates; by village and status; and each village's newest intake (kept per status row, only
+    the largest matters)."""
     async with node.engine.connect() as conn:
         return await _read(conn)
 
@@ -128,12 +129,13 @@ async def _recounted(node: Node) -> Counts:
 
 async def _read(conn: Any) -> Counts:
     by_case = {tuple(row[:-1]): row[-1] for row in await conn.execute(select(case_counts))}
+    by_township = {tuple(row[:-1]): row[-1] for row in await conn.execute(select(township_counts))}
     by_village, newest = {}, {}
     for code, status, n, latest in await conn.execute(select(village_counts)):
         if n:
             by_village[code, status] = n
         newest[code] = max(newest.get(code, 0), latest)
-    return by_case, by_village, newest
+    return by_case, by_township, by_village, newest
 
 
 async def _scanned(node: Node, day: date) -> dict[str, int]:

@@ -44,6 +44,7 @@ class Dashboard:
         self.reporting = asyncio.Lock()  # pages asking at once wait for one report
         self.kept: tuple[date, float, dict[str, Any]] | None = None  # (day, made at, report)
         self.clock = time.monotonic
+        self.listed = supervision.WARNINGS_LISTED  # warned cases a page lists of each urgency
         every = [
             divisions.district,
             *(d for level in ("township", "village") for d in divisions.of_level(level)),
@@ -89,19 +90,22 @@ class Dashboard:
         report = await self.report()
         cover = await coverage.coverage(self.node, self.divisions, now_us())
         [mine] = [c for c in cover if c.center.code == code]
-        cases = await _data.case_rows(self.node, township_code=code)
-        body = _views.township(mine, report, cases, now_us(), self.names())
+        today = today_in_china()
+        cases = await _data.case_rows(self.node, today, township_code=code)
+        warned = await _data.township_warnings(self.node, today, code, self.listed)
+        body = _views.township(mine, report, warned, cases, now_us(), self.names())
         return f"{t('township.title')}：{division.name}（{code}）", body
 
     async def window(self, name: str, request: Request) -> tuple[str, str]:
         owner = request.query.get("owner", "")
         where = {"window": name, "owner": owner} if owner else {"window": name}
-        report, cases = await self.report(), await _data.case_rows(self.node, **where)
+        report, cases = await self.report(), await _data.case_rows(self.node, today_in_china(), **where)
         title = f"{t('window.title')}：{name}" + (f"（{self.names().place(owner)}）" if owner else "")
         return title, _views.group_page(name, "by_window", cases, report, self.names())
 
     async def item(self, code: str, request: Request) -> tuple[str, str]:
-        report, cases = await self.report(), await _data.case_rows(self.node, item_code=code)
+        report = await self.report()
+        cases = await _data.case_rows(self.node, today_in_china(), item_code=code)
         names = self.names()
         if code not in names.catalog.items and not cases:
             return _not_found()
@@ -111,12 +115,12 @@ class Dashboard:
 
     async def case(self, case_id: str, request: Request) -> tuple[str, str]:
         found = await show_case(self.node, case_id)
-        applicant = await _data.identity(self.node, case_id)
-        if found is None or applicant is None:
+        known = await _data.identity(self.node, case_id, today_in_china())
+        if found is None or known is None:
             return t("page.not_found"), f"<p>{esc(t('case.not_found'))}</p>"
-        warned = {w["case_id"]: w["light"] for w in (await self.report())["warnings"]}
-        light = warned.get(case_id) or _views.light_of(found)
-        return f"{t('case.title')}：{case_id}", _views.case_page(found, applicant, light, self.names())
+        name, id_number, light = known
+        page = _views.case_page(found, (name, id_number), light, self.names())
+        return f"{t('case.title')}：{case_id}", page
 
     async def report(self) -> dict[str, Any]:
         """Today's supervision report, made at most once per REPORT_SECONDS (and on a new
@@ -124,7 +128,7 @@ class Dashboard:
         async with self.reporting:
             today, now = today_in_china(), self.clock()
             if self.kept is None or self.kept[0] != today or now - self.kept[1] >= REPORT_SECONDS:
-                self.kept = (today, now, await supervision.supervise(self.node, today))
+                self.kept = (today, now, await supervision.supervise(self.node, today, self.listed))
             return self.kept[2]
 
     def names(self) -> _views.Names:

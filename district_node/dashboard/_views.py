@@ -1,12 +1,11 @@
 """The dashboard's pages as HTML, from data already read (see _data and relay.supervision)."""
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from casework import Catalog, mask_resident_id
 from district_node.coverage import TownshipCoverage
-from district_node.dashboard._data import on_time, totals, warnings_by
+from district_node.dashboard._data import on_time
 from messages import t
 from relay.web import (
     Cell,
@@ -45,7 +44,7 @@ def overview(cover: Sequence[TownshipCoverage], report: dict[str, Any], now: int
     villages = [v for township in cover for v in township.villages]
     enrolled = sum(1 for v in villages if v.state != "not_enrolled")
     centers = sum(1 for township in cover if township.center.state != "not_enrolled")
-    warned = totals(warnings_by(report, lambda w: "all").values())
+    warned = report["warnings_total"]
     records = report["rectifications"]
     headline = figures(
         [
@@ -64,16 +63,17 @@ def overview(cover: Sequence[TownshipCoverage], report: dict[str, Any], now: int
         f"<h2>{esc(t('overview.by_township'))}</h2>{_townships(cover, report, now)}"
         f'<p class="note">{esc(t("note.activity"))}</p>'
         f"<h2>{esc(t('overview.warnings'))}</h2>{warning_table(report['warnings'], names)}"
+        f"{_shown(report['warnings'], sum(warned.values()))}"
         f"<h2>{esc(t('overview.items'))}</h2>{_groups(report, 'by_item', names)}"
         f"<h2>{esc(t('overview.windows'))}</h2>{_groups(report, 'by_window', names)}"
     )
 
 
 def _townships(cover: Sequence[TownshipCoverage], report: dict[str, Any], now: int) -> str:
-    warned = warnings_by(report, lambda w: w["village_code"][:9] or w["owner"][:9])
+    warned = report["warnings_by_township"]
     rows: list[list[Cell]] = []
     for township in cover:
-        center, lights = township.center, warned.get(township.center.code, Counter())
+        center, lights = township.center, warned.get(township.center.code, {})
         satisfaction = report["satisfaction"]["by_owner"].get(center.code, {})
         rows.append(
             [
@@ -88,9 +88,9 @@ def _townships(cover: Sequence[TownshipCoverage], report: dict[str, Any], now: i
                 count(township.count("silent"), "silent"),
                 count(township.count("never")),
                 count(sum(n for s, n in township.statuses.items() if s not in (*FINISHED, "withdrawn"))),
-                count(lights["yellow"], "yellow"),
-                count(lights["red"], "red"),
-                count(lights["overdue"], "overdue"),
+                count(lights.get("yellow", 0), "yellow"),
+                count(lights.get("red", 0), "red"),
+                count(lights.get("overdue", 0), "overdue"),
                 percent(on_time(report["by_owner"].get(center.code))),
                 percent(satisfaction.get("rate")),
             ]
@@ -146,6 +146,13 @@ def warning_table(warnings: Sequence[dict[str, Any]], names: Names) -> str:
     return table(headers, rows, "warnings")
 
 
+def _shown(listed: Sequence[dict[str, Any]], total: int) -> str:
+    """A note under a warnings table that lists fewer cases than are warned, else nothing."""
+    if len(listed) >= total:
+        return ""
+    return f'<p class="note">{esc(t("note.warnings_cut", shown=len(listed), total=total))}</p>'
+
+
 def _groups(report: dict[str, Any], group: str, names: Names) -> str:
     """Counts per item or per window, with lights, on-time and satisfaction rates."""
     rows: list[list[Cell]] = []
@@ -176,8 +183,15 @@ def _window(window: str | None, owner: str) -> str:
 
 
 def township(
-    cover: TownshipCoverage, report: dict[str, Any], cases: Sequence[dict[str, Any]], now: int, names: Names
+    cover: TownshipCoverage,
+    report: dict[str, Any],
+    warned: Sequence[dict[str, Any]],
+    cases: Sequence[dict[str, Any]],
+    now: int,
+    names: Names,
 ) -> str:
+    """One township: its node, its warned cases (read for it, not cut from the district's
+    list), its villages and its newest cases."""
     center, row = cover.center, cover.center.node
     node_table = table(
         (
@@ -211,19 +225,18 @@ def township(
         ],
         "villages",
     )
-    mine = [w for w in report["warnings"] if w["village_code"].startswith(center.code)]
+    total = sum(report["warnings_by_township"].get(center.code, {}).values())
     return (
         f"<h2>{esc(t('township.node'))}</h2>{node_table}"
-        f"<h2>{esc(t('overview.warnings'))}</h2>{warning_table(mine, names)}"
+        f"<h2>{esc(t('overview.warnings'))}</h2>{warning_table(warned, names)}{_shown(warned, total)}"
         f"<h2>{esc(t('township.villages'))}</h2>{villages}"
         f'<p class="note">{esc(t("note.activity"))}</p>'
-        f"<h2>{esc(t('township.cases'))}</h2>{case_table(cases, report, names)}"
+        f"<h2>{esc(t('township.cases'))}</h2>{case_table(cases, names)}"
         f'<p class="note">{esc(t("note.limit"))}</p>'
     )
 
 
-def case_table(cases: Sequence[dict[str, Any]], report: dict[str, Any], names: Names) -> str:
-    lights = {w["case_id"]: w["light"] for w in report["warnings"]}
+def case_table(cases: Sequence[dict[str, Any]], names: Names) -> str:
     rows = [
         [
             link(href("case", case["case_id"]), case["case_id"]),
@@ -233,7 +246,7 @@ def case_table(cases: Sequence[dict[str, Any]], report: dict[str, Any], names: N
             esc(names.place(case["village_code"])),
             _window(case["window"], case["owner"]),
             esc(case["deadline"]),
-            badge("l", lights.get(case["case_id"]) or light_of(case)),
+            badge("l", case["light"]),
         ]
         for case in cases
     ]
@@ -248,18 +261,6 @@ def case_table(cases: Sequence[dict[str, Any]], report: dict[str, Any], names: N
         "col.light",
     )
     return table(headers, rows, "cases")
-
-
-def light_of(case: dict[str, Any]) -> str:
-    """The light of a case that carries no warning (the supervision report lists those)."""
-    if case["status"] == "withdrawn":
-        return "withdrawn"
-    if case["deadline"] is None:
-        return "not_accepted"
-    if case["status"] in FINISHED:
-        late = (case["decided_on"] or case["deadline"]) > case["deadline"]
-        return "done_late" if late else "done_on_time"
-    return "paused" if case["paused_on"] else "green"
 
 
 def group_page(
@@ -286,7 +287,7 @@ def group_page(
     ]
     note = "" if group == "by_item" else f'<p class="note">{esc(t("note.window"))}</p>'
     return (
-        f"{figures(facts)}{note}<h2>{esc(t('col.cases'))}</h2>{case_table(cases, report, names)}"
+        f"{figures(facts)}{note}<h2>{esc(t('col.cases'))}</h2>{case_table(cases, names)}"
         f'<p class="note">{esc(t("note.limit"))}</p>'
     )
 
