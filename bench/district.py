@@ -238,13 +238,14 @@ class DistrictSim:
         runs of the command would take minutes); by the command if it cannot be imported."""
         try:
             from district_node.cli import _enroll
+            from relay.pki import NODE_DAYS
         except Exception as exc:  # a checkout mid-edit: the command line still works
             self.notes.append(
                 f"district_node.cli not importable ({type(exc).__name__}): enrolled by the command"
             )
             return {code: await self._enroll_by_command(hub_home, code) for code in codes}
         async with open_node(hub_home) as hub:
-            return {code: await _enroll(hub, code) for code in codes}
+            return {code: await _enroll(hub, code, NODE_DAYS) for code in codes}
 
     async def _enroll_by_command(self, hub_home: Path, code: str) -> Bundle:
         path = self.root / "bundles" / f"{code}.bundle"
