@@ -25,6 +25,7 @@ from relay.audit import Links
 from relay.catalogs import parse_document, store
 from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
+from relay.db import CommitWatch
 from relay.errors import PermanentError, RelayError, TransientError
 from relay.ledger import Ledger, Refusal, dead_letter, within_bytes
 from relay.privacy import forget_settled
@@ -350,21 +351,33 @@ class Syncer:
             return await backlog(conn) == 0
 
     async def forward_forever(self) -> None:
-        """Push whenever the outbox has something; back off while the upstream is away."""
+        """Push whenever the outbox has something; back off while the upstream is away. An
+        empty outbox is read again once something is committed to the database (looked at
+        every ``poll_interval_seconds``, by any process), or when the upstream is due a probe."""
 
-        idle_since = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        idle_since = loop.time()
+        commits = CommitWatch(self.engine)
 
         async def step() -> None:
             nonlocal idle_since
-            now = asyncio.get_running_loop().time()
+            commits.changed()  # before reading: what commits after the read is seen below
+            now = loop.time()
             probe = now - idle_since > PROBE_SECONDS
             sent, refused = await (self.push_once(probe=True) if probe else self.push_window())
             if sent or refused or probe:
                 idle_since = now
-            if sent == 0 and refused == 0:
+            if sent or refused:
+                return
+            while loop.time() - idle_since <= PROBE_SECONDS:
                 await asyncio.sleep(self.policy.poll_interval_seconds)
+                if commits.changed():
+                    return
 
-        await self._forever("push", step)
+        try:
+            await self._forever("push", step)
+        finally:
+            commits.close()
 
     async def pull_forever(self) -> None:
         """Long-poll the upstream's feed; back off while it is away."""

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from structlog.testing import capture_logs
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
@@ -37,7 +37,7 @@ from relay.config import RelayPolicy
 from relay.counters import read_text, read_value, take_range, write_value
 from relay.errors import PermanentError, TransientError
 from relay.ledger import MAX_EVENT_BYTES
-from relay.node import Node
+from relay.node import Node, open_node
 from relay.records import EventRecord, PullResult, PushResult
 from relay.schema import audit, audit_peers, cases, dead_letters, events, inbox_peers, outbox
 from relay.service import RelayService
@@ -857,6 +857,33 @@ async def test_forwarder_survives_an_unexpected_error_and_delivers_after(net):
     finally:
         task.cancel()
     assert (len(await case_ids(net.township)) == 2 and not task.done()) or task.cancelled()
+
+
+async def test_idle_forwarder_reads_its_outbox_only_after_a_commit(net):
+    """Standing by, the forwarder looks at the database's commit counter, not its outbox (a
+    township's idle reads took a core among 30 of them); a request taken by another process,
+    as `village-agent intake` beside `run`, is pushed at the next look."""
+    syncer, _, _ = village_syncer(net)
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM outbox" in statement:
+            reads.append(statement)
+
+    event.listen(net.village.engine.sync_engine, "before_cursor_execute", count)
+    task = asyncio.create_task(syncer.forward_forever())
+    try:
+        await asyncio.sleep(0.5)  # 50 polls at the tests' 0.01 s
+        idle = len(reads)
+        async with open_node(net.village.home, net.village.config) as other:  # as another process
+            await take_cases(other)
+        for _ in range(100):
+            if await case_ids(net.township):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert idle <= 2 and len(await case_ids(net.township)) == 1
 
 
 async def test_probe_answer_never_acknowledges_rows_it_did_not_carry(net):
