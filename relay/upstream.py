@@ -33,9 +33,11 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
-    # Reconnect quickly once the link is back, rather than after gRPC's long default backoff.
+    # Reconnect within a second once the link is back, rather than after gRPC's long default
+    # backoff: the relay's own retry wait (up to backoff_max_seconds) comes on top of it, and
+    # with 5 s here a township's hour-long cut drained 8.6-9.1 s after the link returned.
     ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 5_000),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
 ]
 # How long a check of the upstream's certificate against the revocation list holds.
 VOUCH_SECONDS = 60.0
