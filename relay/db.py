@@ -21,7 +21,14 @@ def open_engine(url: str, wipe_deleted: bool = False) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _make_sqlite_durable(engine, wipe_deleted)
         return engine
-    return create_async_engine(url, pool_size=5, max_overflow=5, hide_parameters=True)
+    # Plans made for each execution: asyncpg prepares every statement once a connection, and
+    # PostgreSQL's cached generic plan for a table still nearly empty then (a new hub) stays a
+    # sequential scan as the table grows: the relay's "id = ANY(1,000 ids)" reads took up to
+    # a second a batch at 100,000 events (bench/README.md, issue 4).
+    custom_plans = {"server_settings": {"plan_cache_mode": "force_custom_plan"}}
+    return create_async_engine(
+        url, pool_size=5, max_overflow=5, hide_parameters=True, connect_args=custom_plans
+    )
 
 
 async def serialize_writers(conn: AsyncConnection) -> None:

@@ -35,6 +35,7 @@ from relay.audit import Links
 from relay.certify import OWN, Standing
 from relay.config import RelayPolicy
 from relay.counters import read_text, read_value, take_range, write_value
+from relay.db import create_schema, open_engine
 from relay.errors import PermanentError, TransientError
 from relay.ledger import MAX_EVENT_BYTES
 from relay.node import Node, open_node
@@ -44,7 +45,7 @@ from relay.service import RelayService
 from relay.staff import act
 from relay.sync import Syncer, backlog
 from relay.upstream import LocalUpstream
-from tests.conftest import OTHER_TOWNSHIP, OTHER_VILLAGE, TOWNSHIP, VILLAGE
+from tests.conftest import OTHER_TOWNSHIP, OTHER_VILLAGE, PG_URL, TOWNSHIP, VILLAGE, fresh_postgres
 from village_agent import service as village
 
 ID = "11010519491231002X"
@@ -857,6 +858,31 @@ async def test_forwarder_survives_an_unexpected_error_and_delivers_after(net):
     finally:
         task.cancel()
     assert (len(await case_ids(net.township)) == 2 and not task.done()) or task.cancelled()
+
+
+async def test_hub_reads_by_id_keep_the_index_as_its_tables_grow():
+    """PostgreSQL caches a generic plan for a statement prepared on a connection after five
+    runs; made while a new hub's tables were nearly empty it was a sequential scan, kept as
+    they grew (the duplicate check took up to a second a batch at 100,000 events). The hub's
+    connections plan every execution."""
+    engine = open_engine(await fresh_postgres(PG_URL))
+    try:
+        await create_schema(engine)
+        async with engine.connect() as conn:
+            run = conn.exec_driver_sql
+            await run("PREPARE known(varchar[]) AS SELECT event_id FROM events WHERE event_id = ANY($1)")
+            for _ in range(6):
+                await run("EXECUTE known(ARRAY['500117001005:1'])")
+            await run(
+                "INSERT INTO events (event_id, case_id, origin_node, origin_seq, type, payload,"
+                " recorded_at, catalog_version, village_code, township_code)"
+                " SELECT '500117001005:' || n, 'c' || n, '500117001005', n, 'case.submitted', '',"
+                " 0, 'v1', '500117001005', '500117001' FROM generate_series(1, 20000) AS n"
+            )
+            plan = "\n".join((await run("EXPLAIN EXECUTE known(ARRAY['500117001005:1'])")).scalars())
+    finally:
+        await engine.dispose()
+    assert "Seq Scan" not in plan, plan
 
 
 async def test_idle_forwarder_reads_its_outbox_only_after_a_commit(net):
