@@ -44,6 +44,10 @@ class RelayService:
         # overtook its predecessor (two in flight) waits for it instead of bouncing as a gap.
         self._marks: dict[str, int] = {}
         self._moved = asyncio.Condition()
+        # One push applies at a time in this process (the write lock serialises them anyway):
+        # the others wait here, not on the database's lock holding pooled connections, and
+        # their work does not interleave with the holder's (bench/README.md, issue 4).
+        self._applying = asyncio.Lock()
 
     def close(self) -> None:
         self.closing.set()
@@ -103,7 +107,7 @@ class RelayService:
         _check_chain(chain)
         if envelopes and sender in self._marks:
             await self._await_mark(sender, envelopes[0][0] - 1)
-        async with self.engine.begin() as conn:
+        async with self._applying, self.engine.begin() as conn:
             peer = (
                 await conn.execute(
                     select(inbox_peers).where(inbox_peers.c.sender == sender).with_for_update()

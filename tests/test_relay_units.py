@@ -452,6 +452,35 @@ async def test_a_township_cannot_command_another_townships_case_at_the_district(
     assert (await case_row(net.district, theirs.case_id)).village_code == OTHER_VILLAGE
 
 
+async def test_pushes_from_several_senders_apply_one_at_a_time_in_a_process(net):
+    """Concurrent pushes wait for each other in the process, not on the database's write lock
+    with a pooled connection each (30 townships pushing at once held the hub's pool, which its
+    pulls and certificate checks need too)."""
+    await take_cases(net.village, 3)
+    ours = [r for _, r in await outbox_records(net.village)]
+    theirs = [as_village(r, OTHER_VILLAGE, f"other-case-{n}") for n, r in enumerate(ours)]
+    district = RelayService(net.district.engine, net.district.ledger)
+    held, most = 0, 0
+
+    def out(*_: Any) -> None:
+        nonlocal held, most
+        held += 1
+        most = max(most, held)
+
+    def back(*_: Any) -> None:
+        nonlocal held
+        held -= 1
+
+    pool = net.district.engine.sync_engine.pool
+    event.listen(pool, "checkout", out)
+    event.listen(pool, "checkin", back)
+    acks = await asyncio.gather(
+        district.push(TOWNSHIP, 1, list(enumerate(ours, 1))),
+        district.push(OTHER_TOWNSHIP, 1, list(enumerate(theirs, 1))),
+    )
+    assert [(a.applied_upto, a.rejected) for a in acks] == [(3, ()), (3, ())] and most == 1
+
+
 async def test_an_event_over_the_size_limit_is_refused_and_the_batch_applies(net):
     """An event whose payload exceeds MAX_EVENT_BYTES is refused (dead-lettered, its payload
     stored nowhere) and the events behind it apply (review: a 12 MB complaint was taken)."""
