@@ -507,12 +507,14 @@ class DistrictSim:
 
     async def _burst(self) -> None:
         """Every township link cut; the villages take ``burst`` requests (one transaction per
-        village) and push them into their townships. Then the hub is paused (SIGSTOP), the
-        links mended and the townships restarted: each one's first push waits at the paused
-        hub (the kernel accepts the connections), so that when the hub resumes (SIGCONT) all
-        of them push at once, with no retry backoff in the way. (The townships restart with a
-        retry cap of BURST_BACKOFF_MAX s in node.toml, in case a push times out before the hub
-        resumes.) The hub's ingest rate is read from its events' positions every 50 ms."""
+        village) and push them into their townships. The townships are restarted with a retry
+        cap of BURST_BACKOFF_MAX s (node.toml), the links still cut; then the hub is paused
+        (SIGSTOP) and the links mended: within the cap every township's next push waits at the
+        paused hub (the kernel accepts the connections), so that when the hub resumes (SIGCONT)
+        all of them push at once, with no retry backoff in the way. The hub stays paused a few
+        seconds only, well inside a push's deadline: a push that timed out there would be sent
+        again while the hub still applies the first. The hub's ingest rate is read from its
+        events' positions every 50 ms."""
         opts, proxy, hub = self.opts, self.proxy, self.hub
         assert proxy is not None and hub is not None
         count = opts.burst
@@ -529,6 +531,11 @@ class DistrictSim:
             f"burst: {count:,} requests taken at the villages in {taken:.1f} s, in their townships "
             f"{filled:.1f} s after the first (village -> township at {count / filled:,.0f} cases/s overall)"
         )
+        restarted = time.perf_counter()
+        await self._restart_townships({"backoff_max_seconds": BURST_BACKOFF_MAX})
+        self.notes.append(
+            f"burst: {len(self.townships)} townships restarted in {time.perf_counter() - restarted:.1f} s"
+        )
         self.watch.light = True
         await self.watch.fresh()
         await self.watch.fresh()
@@ -536,13 +543,9 @@ class DistrictSim:
         hub.process.send_signal(signal.SIGSTOP)
         try:
             await proxy.say("mend all")
-            restarted = time.perf_counter()
-            await self._restart_townships({"backoff_max_seconds": BURST_BACKOFF_MAX})
-            self.notes.append(
-                f"burst: {len(self.townships)} townships restarted in "
-                f"{time.perf_counter() - restarted:.1f} s while the hub was paused"
-            )
-            await asyncio.sleep(1.0)  # every township's first push is on its way
+            # Every township's retry (at most BURST_BACKOFF_MAX s away, and the channel's own
+            # reconnect as long) is on its way.
+            await asyncio.sleep(2 * BURST_BACKOFF_MAX + 1.0)
         finally:
             self.watch.timeline.clear()
             self.watch.interval = 0.05
