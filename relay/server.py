@@ -75,11 +75,19 @@ class RelayServicer(pb_grpc.RelayServicer):
         if identity.code != claimed:
             reason = f"the caller's certificate is {identity.code}'s: it may not act as {claimed[:16]}"
             await _refuse(context, rpc, identity.code, claimed, reason)
-        try:
-            await self.service.check_certificate(identity.code, validity_of(certificate).issued_us)
-        except CertificateRefused as exc:
-            await _refuse(context, rpc, identity.code, claimed, str(exc), grpc.StatusCode.UNAUTHENTICATED)
+        # The revocation list unreadable (a database outage) is answered as any call's failure.
+        refusal = await _guard(context, self._refusal(identity.code, validity_of(certificate).issued_us))
+        if refusal:
+            await _refuse(context, rpc, identity.code, claimed, refusal, grpc.StatusCode.UNAUTHENTICATED)
         return identity.code
+
+    async def _refusal(self, code: str, issued_us: int) -> str:
+        """Why the district revoked the caller's certificate; empty if it did not."""
+        try:
+            await self.service.check_certificate(code, issued_us)
+        except CertificateRefused as exc:
+            return str(exc)
+        return ""
 
     async def Push(self, request: pb.PushRequest, context: grpc.aio.ServicerContext) -> pb.PushAck:
         sender = await self._caller(context, request.sender, "Push")

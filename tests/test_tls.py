@@ -155,6 +155,24 @@ async def test_client_with_a_certificate_from_another_ca_is_refused_at_the_hands
     assert await footprint(net.township) == EMPTY
 
 
+async def test_a_caller_checked_while_the_revocation_list_cannot_be_read_is_told_to_retry(net, authority):
+    """The certificate check reads the node's database: when it cannot (an outage), the call is
+    answered UNAVAILABLE (the caller retries) and logged as a failed call, as one failing later
+    would be, not an unexplained UNKNOWN; nothing is written."""
+    records = await village_events(net.village, 1)
+    async with net.township.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE revocations RENAME TO revocations_away")
+    async with (
+        serving(net.township, credentials(authority, TOWNSHIP)) as target,
+        dial(target, credentials(authority, VILLAGE), TOWNSHIP) as stub,
+    ):
+        with capture_logs() as logs:
+            error = await refused(stub.Push(push_request(records, VILLAGE), timeout=TIMEOUT))
+    assert error.code() == Code.UNAVAILABLE and "retry later" in (error.details() or "")
+    assert [e["error"] for e in logs if e["event"] == "relay.call.failed"] == ["OperationalError"]
+    assert await footprint(net.township) == EMPTY
+
+
 async def test_plaintext_client_to_a_tls_server_fails(net, authority):
     """A plaintext client gets no answer from a mutual-TLS server, not even its health check."""
     records = await village_events(net.village, 1)
