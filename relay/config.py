@@ -21,7 +21,7 @@ class RelayPolicy:
 
     batch_size: int = 1000  # events per push (the protocol's largest batch)
     push_timeout_seconds: float = 10.0  # deadline of one push or pull call
-    poll_interval_seconds: float = 0.1  # how often an idle forwarder looks at the outbox
+    poll_interval_seconds: float = 0.1  # how often an idle forwarder looks for new commits
     retention_days: float = 30.0  # acknowledged outbox rows kept for replay to a restored upstream
     # A village forgets a settled case's personal data this long after its events were
     # acknowledged: a township restored from a backup up to this old gets them replayed whole.
