@@ -1,7 +1,8 @@
 """Opening a node's database: SQLite (WAL, durable commits) or PostgreSQL, same schema."""
 
 import sqlite3
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from operator import itemgetter
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from relay import migrations
 
 _WRITE_LOCK = 0x5E7E1  # any constant: one lock per database
+_DEFERRED = "servicenet_deferred_begin"  # an execution option: see reading()
 
 
 def open_engine(url: str, wipe_deleted: bool = False) -> AsyncEngine:
@@ -29,6 +31,16 @@ def open_engine(url: str, wipe_deleted: bool = False) -> AsyncEngine:
     return create_async_engine(
         url, pool_size=5, max_overflow=5, hide_parameters=True, connect_args=custom_plans
     )
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads only. On SQLite its transaction begins deferred: it reads the
+    last commit without waiting for the write lock, which a server's per-call reads (the
+    certificate check, the feed) would otherwise queue for behind every push being applied."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{_DEFERRED: True})
+        yield conn
 
 
 async def serialize_writers(conn: AsyncConnection) -> None:
@@ -134,4 +146,4 @@ def _make_sqlite_durable(engine: AsyncEngine, wipe_deleted: bool) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_DEFERRED) else "BEGIN IMMEDIATE")

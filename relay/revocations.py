@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relay.clock import iso
-from relay.db import put_row
+from relay.db import put_row, reading
 from relay.schema import revocations
 
 PAGE = 1000  # revocations in one reply
@@ -54,7 +54,7 @@ class Revocation:
 
 async def covering(engine: AsyncEngine, code: str, issued_us: int) -> Revocation | None:
     """The revocation kept here that refuses a certificate of ``code`` issued at ``issued_us``."""
-    async with engine.connect() as conn:
+    async with reading(engine) as conn:
         revoked = await find(conn, code)
     return revoked if revoked is not None and revoked.refuses(issued_us) else None
 

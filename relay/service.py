@@ -18,6 +18,7 @@ from relay.audit import Links
 from relay.catalogs import Published
 from relay.certify import Certified, Certifier, Standing
 from relay.clock import now_us
+from relay.db import reading
 from relay.errors import CertificateRefused, InvalidBatch, NotPermitted, PermanentError
 from relay.ledger import MAX_INT64, Ledger, feed
 from relay.records import EventRecord, Heartbeat, PullResult, PushResult, Rejected
@@ -182,7 +183,7 @@ class RelayService:
         deadline = loop.time() + min(wait_ms, MAX_WAIT_MS) / 1000
         while True:
             ticket = self.ledger.bell.ticket()  # before reading: a commit after it wakes us
-            async with self.engine.connect() as conn:
+            async with reading(self.engine) as conn:
                 if after and not await _holds(conn, after, after_event_id):
                     log.warning("relay.pull.reset", puller=puller, after=after)
                     return PullResult((), 0, reset=True)

@@ -7,6 +7,7 @@ what crosses the link. Everything else is the product's own code on real databas
 import asyncio
 import dataclasses
 import json
+import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -912,6 +913,22 @@ async def test_hub_reads_by_id_keep_the_index_as_its_tables_grow():
     finally:
         await engine.dispose()
     assert "Seq Scan" not in plan, plan
+
+
+async def test_a_servers_per_call_reads_do_not_wait_for_the_write_lock(net):
+    """The certificate check and the feed read the last commit while another connection holds
+    SQLite's write lock (a push being applied, a staff command in another process), instead of
+    queueing behind it for every call."""
+    holder = sqlite3.connect(net.township.engine.url.database or "", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        service = township_service(net)
+        await asyncio.wait_for(service.check_certificate(VILLAGE, 0), 2)
+        result = await asyncio.wait_for(service.pull(VILLAGE, 0, "", 10, 0), 2)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert (result.events, result.reset) == ((), False)
 
 
 async def test_idle_forwarder_reads_its_outbox_only_after_a_commit(net):
