@@ -248,13 +248,17 @@ def escalated(center: Center) -> str:
 
 def test_an_escalated_case_reaches_the_district_desk(center: Center, escalated: str) -> None:
     """The district's civil affairs staff find the escalated 低保 case on their desk, not 人社's
-    pension benefit, and accept it after the township's window 1; the management office
-    has no desk."""
+    pension benefit, whose page and applicant they cannot open by its address either; they
+    accept theirs after the township's window 1; the management office has no desk."""
     case_id = escalated
     desk = sign_in(center.district, DEPARTMENT)
     queue = page(center.district, "/desk/", desk)
     assert case_id in queue and center.cases["benefit"] not in queue
-    assert forms(center.district, f"/desk/case/{center.cases['benefit']}", desk) == []  # nothing to do
+    others = get(center.district, f"/desk/case/{center.cases['benefit']}", desk)
+    assert others.status == 404 and APPLICANT not in others.body.decode()  # type: ignore[attr-defined]
+    taken = {"token": token(center.district, f"/desk/case/{case_id}", desk)}
+    assert post(center.district, f"/desk/case/{center.cases['benefit']}/accept", desk, taken)[0] == 404
+    assert case_on(center, D, center.cases["benefit"])["status"] == "escalated"
     fields = {"token": token(center.district, f"/desk/case/{case_id}", desk)}
     assert post(center.district, f"/desk/case/{case_id}/accept", desk, fields)[0] == 303
     events = case_on(center, D, case_id)["events"]

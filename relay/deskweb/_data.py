@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import case, or_, select
+from sqlalchemy import ColumnElement, case, or_, select
 
 from casework import CaseworkError, Item, mask_resident_id
 from relay import actions
@@ -51,9 +51,8 @@ async def queue(node: Node, actor: Actor, today: date) -> list[dict[str, Any]]:
     running = light_today(today)
     light = running.label("light")
     query = select(cases, light).where(cases.c.owner == node.config.code, cases.c.status.in_(OPEN))
-    if not actor.sees_all and actor.items:
-        handled = cases.c.window == f"{node.config.code}:{actor.window[:19]}"
-        query = query.where(or_(cases.c.item_code.in_(actor.items), handled))
+    if (theirs := _windows_cases(node, actor)) is not None:
+        query = query.where(theirs)
     urgency = case(_URGENCY, value=running, else_=len(_URGENCY))
     query = query.order_by(urgency, cases.c.deadline, cases.c.created_at).limit(QUEUE_LIMIT)
     async with node.engine.connect() as conn:
@@ -62,21 +61,39 @@ async def queue(node: Node, actor: Actor, today: date) -> list[dict[str, Any]]:
 
 async def case_view(node: Node, case_id: str, actor: Actor, today: date) -> CaseView | None:
     """One case with its history, its applicant (ID number masked), its light today and the
-    actions ``actor`` may take on it; None if this node does not know it."""
+    actions ``actor`` may take on it; None if this node does not know it, or (at the district)
+    if it is another department's."""
+    light = light_today(today).label("light")
+    query = select(cases, light).where(cases.c.case_id == case_id)
+    # A township center's windows may look up any of its cases (to answer an applicant at the
+    # counter) and act on their own; the district's departments are separate offices, and
+    # the applicant's personal data is for the department handling the case only.
+    if node.config.role == "district" and (theirs := _windows_cases(node, actor)) is not None:
+        query = query.where(theirs)
+    async with node.engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        records = [r for r in await open_records_of(conn, [case_id]) if r["outcome"] is None]
     found = await show_case(node, case_id)
     if found is None:
         return None
-    light = light_today(today).label("light")
-    query = select(cases, light).where(cases.c.case_id == case_id)
-    async with node.engine.connect() as conn:
-        row = (await conn.execute(query)).one()
-        records = [r for r in await open_records_of(conn, [case_id]) if r["outcome"] is None]
     catalog = node.ledger.catalogs.get(row.catalog_version, node.ledger.catalog)
     item = catalog.items.get(row.item_code)
     named = [r["record"] for r in records]
     allowed = actions.allowed(case_state(dict(row._mapping)), item, actor, node.config.code, named)
     applicant, id_number = row.applicant_name, mask_resident_id(row.applicant_id)
     return CaseView(found, applicant, id_number, row.light, item, allowed, records)
+
+
+def _windows_cases(node: Node, actor: Actor) -> ColumnElement[bool] | None:
+    """The cases of ``actor``'s window: those of the items it serves, and those it handled;
+    None where they see every case (a chief representative, a supervisor, a window serving
+    every item)."""
+    if actor.sees_all or not actor.items:
+        return None
+    handled = cases.c.window == f"{node.config.code}:{actor.window[:19]}"
+    return or_(cases.c.item_code.in_(actor.items), handled)
 
 
 async def open_records(node: Node, today: date) -> list[dict[str, Any]]:
