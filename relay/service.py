@@ -215,6 +215,8 @@ class RelayService:
         self.check_peer(beat.node)
         now = now_us()
         below = [seen for seen in beat.below if _serves(beat.node, seen.node)][:MAX_BELOW]
+        for sent in (beat, *below):
+            _check_beat(sent)
         async with self.engine.begin() as conn:
             await _note(conn, beat, now, (beat.sent_at - now) // 1000)
             for seen in below:
@@ -225,6 +227,14 @@ class RelayService:
 
 
 MAX_BELOW = 2000  # villages one township passes on in a heartbeat (Hechuan's largest has ~40)
+
+
+def _check_beat(beat: Heartbeat) -> None:
+    """Refuse a heartbeat whose numbers no node sends (InvalidBatch): a backlog or a time
+    (microseconds since 1970) below 0 or beyond 2^63 - 1, which no database column holds."""
+    for name in ("backlog", "sent_at", "last_push", "last_pull", "last_seen"):
+        if not 0 <= getattr(beat, name) < MAX_INT64:
+            raise InvalidBatch(f"the heartbeat of {beat.node[:16]}: {name} must be from 0 to 2^63 - 1")
 
 
 def _serves(upper: str, lower: str) -> bool:

@@ -17,6 +17,8 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import message_factory
+from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Table, func, select
@@ -50,7 +52,7 @@ from relay.tls import INSECURE_LOOPBACK
 from relay.upstream import GrpcUpstream
 from relay.wire import to_wire
 from tests.conftest import OTHER_VILLAGE, TOWNSHIP, VILLAGE
-from tests.mutations import hostile_requests
+from tests.mutations import CODES, EDGE_INTS, hostile_requests
 from village_agent import service as village
 
 ID = "11010519491231002X"
@@ -373,6 +375,22 @@ async def test_out_of_range_integer_is_refused_for_good_not_retry_later(served, 
     assert (await footprint(served.net.township))["dead_letters"] == 1
 
 
+@pytest.mark.parametrize("field", ["backlog", "last_push", "sent_at"])
+async def test_heartbeat_numbers_beyond_64_bits_are_invalid_argument_and_not_recorded(served, field):
+    """A heartbeat whose backlog or times no database column holds is refused for good,
+    INVALID_ARGUMENT naming the field, and records nothing (it was "retry later" before)."""
+    request = pb.HeartbeatRequest(node=VILLAGE, role="village", backlog=1)
+    if field == "backlog":
+        request.backlog = 2**64 - 1
+    elif field == "last_push":
+        request.last_push.seconds = -(2**62)
+    else:
+        request.sent_at.seconds = 2**62
+    error = await refused(served.stub.Heartbeat(request, timeout=TIMEOUT))
+    assert error.code() == Code.INVALID_ARGUMENT and field in (error.details() or "")
+    assert (await footprint(served.net.township))["nodes"] == 0
+
+
 # --- audit rows ---------------------------------------------------------------------------------
 
 
@@ -536,24 +554,26 @@ def hostile_bytes(draw: st.DrawFn, valid: bytes) -> bytes:
     return bytes(data)
 
 
-def fuzz_push(target: str, valid: bytes) -> list[grpc.StatusCode]:
-    """Send 200 hostile messages to Push over a blocking channel (run in a thread while the
-    server's event loop serves); returns the status of each."""
+def fuzz(
+    target: str, method: str, payloads: st.SearchStrategy[bytes], examples: int = 200
+) -> list[grpc.StatusCode]:
+    """Send ``examples`` hostile messages to one of the Relay's calls over a blocking channel
+    (run in a thread while the server's event loop serves); returns the status of each."""
     seen: list[grpc.StatusCode] = []
     with grpc.insecure_channel(target) as channel:
-        push = channel.unary_unary(PUSH)
+        call = channel.unary_unary(f"/servicenet.v1.Relay/{method}")
 
-        @settings(max_examples=200, deadline=None, derandomize=True, database=None)
-        @given(payload=hostile_bytes(valid))
+        @settings(max_examples=examples, deadline=None, derandomize=True, database=None)
+        @given(payload=payloads)
         def one(payload: bytes) -> None:
             try:
-                push(payload, timeout=TIMEOUT)
+                call(payload, timeout=TIMEOUT)
                 code, details = Code.OK, ""
             except grpc.RpcError as error:
                 code, details = error.code(), error.details() or ""
             seen.append(code)
-            assert code in ALLOWED, (code, details)
-            assert code != Code.UNKNOWN or details.startswith(DECODE_ERROR), details
+            assert code in ALLOWED, (method, code, details)
+            assert code != Code.UNKNOWN or details.startswith(DECODE_ERROR), (method, details)
 
         one()
     return seen
@@ -570,7 +590,73 @@ async def test_fuzzed_push_bytes_get_an_allowed_status_and_never_break_the_serve
     ]
     fixed = [dataclasses.replace(r, recorded_at=1_750_000_000_000_000) for r in fixed]
     valid = with_audit_rows(push_request(fixed), fixed).SerializeToString()
-    seen = await asyncio.to_thread(fuzz_push, served.target, valid)
+    seen = await asyncio.to_thread(fuzz, served.target, "Push", hostile_bytes(valid))
     assert len(seen) >= 150 and set(seen) <= ALLOWED
     assert Code.OK in seen and len(set(seen)) > 1  # the fuzz met both applied and refused pushes
+    await assert_honest_sync_works(served)
+
+
+def hostile_message(kind: Any, bounded: dict[str, int], nested: bool = True) -> st.SearchStrategy[bytes]:
+    """A message of ``kind`` (serialized) whose fields, each set or left out, hold what a broken
+    or hostile peer might send: division codes of the wrong length or place and any text, any
+    bytes, integers at the edges of their type (timestamps out of range too), nested messages
+    one level deep. ``bounded`` caps some integer fields (a pull's wait)."""
+    fields: dict[str, st.SearchStrategy[Any]] = {}
+    for field in kind.DESCRIPTOR.fields:
+        if field.message_type is not None:
+            if not nested:
+                continue
+            inner = message_factory.GetMessageClass(field.message_type)
+            one = hostile_message(inner, bounded, nested=False).map(inner.FromString)
+        elif field.name in bounded:
+            one = st.integers(0, bounded[field.name])
+        elif field.type in _INTEGERS:
+            low, high = _INTEGERS[field.type]
+            one = st.sampled_from([n for n in (low, *EDGE_INTS, high) if low <= n <= high]) | st.integers(
+                low, high
+            )
+        elif field.type == FieldDescriptor.TYPE_STRING:
+            one = st.sampled_from(CODES) | st.text(max_size=80)
+        elif field.type == FieldDescriptor.TYPE_BYTES:
+            one = st.binary(max_size=300)
+        else:
+            one = st.booleans()
+        fields[field.name] = st.lists(one, max_size=3) if field.is_repeated else one
+    return st.fixed_dictionaries({}, optional=fields).map(lambda values: kind(**values).SerializeToString())
+
+
+_INTEGERS = {
+    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
+    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
+}
+
+# Every other call a node below may make, each as a valid request to damage.
+OTHER_CALLS = {
+    "Pull": pb.PullRequest(node=VILLAGE, limit=100),
+    "Heartbeat": pb.HeartbeatRequest(
+        node=VILLAGE, role="village", software_version="1.0", catalog_version="2026.1", backlog=3
+    ),
+    "FetchCatalog": pb.CatalogRequest(node=VILLAGE),
+    "FetchCalendar": pb.CalendarRequest(node=VILLAGE),
+    "FetchRevocations": pb.RevocationsRequest(node=VILLAGE),
+    "Certify": pb.CertifyRequest(node=VILLAGE, subject=VILLAGE, csr=b"-----BEGIN CERTIFICATE REQUEST-----"),
+}
+
+
+@pytest.mark.parametrize("method", sorted(OTHER_CALLS))
+async def test_fuzzed_requests_of_every_other_call_get_an_allowed_status_and_never_break_the_server(
+    served, method
+):
+    """Each call but Push, sent damaged bytes or requests whose fields hold hostile values: an
+    allowed status each time, never a handler crash, and the server keeps serving honestly. A
+    pull asks for a wait of 200 ms at most, so that a long poll ends well within TIMEOUT."""
+    valid = OTHER_CALLS[method]
+    hostile = hostile_message(type(valid), {"wait_ms": 200})
+    seen = await asyncio.to_thread(
+        fuzz, served.target, method, hostile_bytes(valid.SerializeToString()) | hostile
+    )
+    assert len(seen) >= 150 and set(seen) <= ALLOWED
+    assert Code.UNKNOWN in seen and len(set(seen) - {Code.UNKNOWN}) >= 2  # not only unparsed bytes
     await assert_honest_sync_works(served)
