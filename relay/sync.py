@@ -25,7 +25,7 @@ from relay.audit import Links
 from relay.catalogs import parse_document, store
 from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
-from relay.db import CommitWatch
+from relay.db import CommitWatch, reading
 from relay.errors import PermanentError, RelayError, TransientError
 from relay.ledger import Ledger, Refusal, dead_letter, within_bytes
 from relay.privacy import forget_settled
@@ -124,14 +124,14 @@ class Syncer:
 
     async def _start_seq(self) -> int:
         if self._next_seq is None:
-            async with self.engine.connect() as conn:
+            async with reading(self.engine) as conn:
                 self._next_seq = await read_value(conn, "acked_upto") + 1
         return self._next_seq
 
     async def _read(self, first: int, probe: bool = False) -> tuple[list[tuple[int, EventRecord]], Links]:
         """The outbox's events from hop sequence ``first`` on (one batch), and the rows of this
         node's audit trail to send with them (if there are events, or for a probe)."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = (
                 await conn.execute(
                     select(outbox.c.seq, events)
@@ -224,7 +224,7 @@ class Syncer:
 
     async def pull_once(self, wait_ms: int = 0) -> tuple[int, int]:
         """Apply one page of the upstream's feed; returns (events received, refused)."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             cursor, cursor_event = await read_value(conn, "pull_cursor"), await read_text(conn, "pull_cursor")
         page = await self.upstream.pull(
             self.config.code, cursor, cursor_event, self.policy.batch_size, wait_ms
@@ -305,7 +305,7 @@ class Syncer:
         """Keep the revocations the upstream has that this node lacks: from then on this node
         refuses those nodes' certificates too, even while its upstream is away."""
         while True:
-            async with self.engine.connect() as conn:
+            async with reading(self.engine) as conn:
                 newest = await revocations.newest_time(conn)
             found = await self.upstream.fetch_revocations(self.config.code, newest)
             if not found:
@@ -342,12 +342,12 @@ class Syncer:
                 await self.refresh_calendar()
                 await self.refresh_revocations()
         await self.beat_once()  # a laptop that only ever runs 'sync' shows up in coverage too
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             left = await backlog(conn)
         return SyncReport(pushed, pulled, rejected, left)
 
     async def _drained(self) -> bool:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return await backlog(conn) == 0
 
     async def forward_forever(self) -> None:
@@ -414,7 +414,7 @@ class Syncer:
 
     async def heartbeat(self) -> Heartbeat:
         """This node's heartbeat; a township's carries its villages' latest ones too."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             queued = await backlog(conn)
             last_push, last_pull = await read_value(conn, "last_push"), await read_value(conn, "last_pull")
             below = [] if self.config.role != "township" else (await conn.execute(select(nodes))).all()

@@ -931,6 +931,29 @@ async def test_a_servers_per_call_reads_do_not_wait_for_the_write_lock(net):
     assert (result.events, result.reset) == ((), False)
 
 
+async def test_the_forwarder_reads_while_another_connection_writes(net):
+    """The forwarder's reads (its outbox and audit rows, its heartbeat's figures) do not take
+    SQLite's write lock: a batch goes out and a heartbeat is made while another connection (an
+    intake, a pulled page being applied) holds it; only recording the acknowledgement waits."""
+    await take_cases(net.village, 2)
+    syncer, spy, _ = village_syncer(net)
+    holder = sqlite3.connect(net.village.engine.url.database or "", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        beat = await asyncio.wait_for(syncer.heartbeat(), 2)
+        pushing = asyncio.create_task(syncer.push_once())
+        for _ in range(200):
+            if spy.data_pushes():
+                break
+            await asyncio.sleep(0.01)
+        sent, waiting = spy.data_pushes(), not pushing.done()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert (sent, waiting, beat.backlog) == ([[1, 2]], True, 2)
+    assert await asyncio.wait_for(pushing, 5) == (2, 0)
+
+
 async def test_idle_forwarder_reads_its_outbox_only_after_a_commit(net):
     """Standing by, the forwarder looks at the database's commit counter, not its outbox (a
     township's idle reads took a core among 30 of them); a request taken by another process,
