@@ -24,6 +24,7 @@ from casework import CaseworkError, InvalidInput
 from casework.lifecycle import STATUSES
 from messages import refusal, t
 from relay import supervision
+from relay.bell import CommitListener
 from relay.bundle import Bundle
 from relay.certify import Certifier, UpstreamCertifier
 from relay.clock import iso, today_in_china
@@ -386,6 +387,8 @@ async def serve_node(
             server, port = await start_server(service, listen, security, reload)
             tls = "plaintext" if security is INSECURE_LOOPBACK else "mutual-tls"
             log.info("node.serving", code=node.config.code, role=node.config.role, port=port, tls=tls)
+            if node.engine.dialect.name == "postgresql":
+                jobs.append(CommitListener(node.engine, node.ledger.bell).listen_forever)
         if enroll_listen is not None and signer is not None:
             enrollment = EnrollmentServicer(node.engine, node.config, signer)
             enrolling, enroll_port = await start_enrollment(enrollment, enroll_listen)

@@ -52,7 +52,7 @@ from casework.lifecycle import (
 )
 from relay import audit
 from relay._chain import staff_of
-from relay.bell import Bell
+from relay.bell import Bell, announce
 from relay.catalogs import load_all
 from relay.clock import now_us, today_in_china
 from relay.config import NodeConfig
@@ -118,6 +118,9 @@ class Ledger:
         self.today = today  # the owner's clock for deadlines (injectable)
         self.has_upstream = bool(config.upstream_code)
         self.bell = Bell()  # rung by whoever commits events it wrote: waiting pulls wake
+        # Events that may go to a feed pulled from here: those made here (via None) and those
+        # pulled from above; events from below go back to no one below.
+        self._feeding = {None, config.upstream_code} if config.upstream_code else {None}
 
     async def record(
         self,
@@ -447,6 +450,8 @@ class Ledger:
             await _enqueue(conn, _in_order(batch.event_rows, set(relay_ids)))
         if batch.next_seq != batch.first_seq:
             await write_value(conn, "origin_seq", batch.next_seq - 1)
+        if any(row["via"] in self._feeding for row in batch.event_rows):
+            await announce(conn)  # pulls waiting in other processes wake at the commit
 
     def stored(self, row: Any) -> EventRecord:
         """An event as this node stored it, its payload opened (sealed on a village)."""

@@ -3,13 +3,17 @@
 import asyncio
 import time
 
-from casework.lifecycle import ACCEPTED, CMD_WITHDRAW, WITHDRAWN
+import pytest
+from sqlalchemy import text
+
+from casework.lifecycle import ACCEPTED, CMD_WITHDRAW, ESCALATED, WITHDRAWN
 from relay import service as service_module
-from relay.bell import SAFETY_SECONDS
+from relay.bell import SAFETY_SECONDS, CommitListener
+from relay.node import open_node
 from relay.service import RelayService
 from relay.staff import act
 from relay.upstream import LocalUpstream
-from tests.conftest import VILLAGE
+from tests.conftest import TOWNSHIP, VILLAGE
 from tests.test_relay_inprocess import intake, wire
 from village_agent import service as village
 
@@ -75,3 +79,57 @@ async def test_submissions_from_below_wake_no_pull_and_a_command_does(net, monke
     await v_sync.push_once()
     page = await asyncio.wait_for(waiting, SAFETY_SECONDS / 2)
     assert [record.type for _, record in page.events] == [WITHDRAWN] and reads[0] == 2
+
+
+ON_POSTGRESQL = pytest.mark.parametrize("district_db", ["postgresql"], indirect=True)
+LISTENERS = text("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+
+
+@ON_POSTGRESQL
+async def test_a_decision_in_one_process_wakes_a_pull_waiting_in_another(net):
+    """The district's server and its staff command line are processes of their own on one
+    database: a decision committed by one wakes a township's pull waiting in the other at
+    the commit, also after the listener's connection was lost and made again."""
+    v_sync, t_sync, _ = wire(net)
+    case_ids = await intake(net.village, "twp-dibao-apply", n=2)
+    await v_sync.sync(5)
+    for case_id in case_ids:
+        await act(net.township, [case_id], ACCEPTED, {})
+        await act(net.township, [case_id], ESCALATED, {"opinion": "符合"})
+    await t_sync.sync(5)
+    # Another process's engine and bell, as the server has them:
+    async with open_node(net.district.home, net.district.config) as other:
+        listener = CommitListener(other.engine, other.ledger.bell)
+        listening = asyncio.create_task(listener.listen_forever())
+        try:
+            worker = RelayService(other.engine, other.ledger)
+            for case_id in case_ids:
+                await asyncio.wait_for(listener.listening.wait(), 10)
+                head = (await worker.pull(TOWNSHIP, 0, "", 1000, 0)).head
+                waiting = asyncio.create_task(worker.pull(TOWNSHIP, head, "", 1000, 10_000))
+                await asyncio.sleep(0.2)  # the poll has read the feed and waits
+                started = time.perf_counter()
+                assert (await act(net.district, [case_id], ACCEPTED, {}))[0].ok
+                page = await asyncio.wait_for(waiting, 5)
+                assert [(r.case_id, r.type) for _, r in page.events] == [(case_id, ACCEPTED)]
+                assert time.perf_counter() - started < SAFETY_SECONDS / 2
+                await _lose_listener(net.district.engine)  # as a database restart would
+        finally:
+            listening.cancel()
+
+
+async def _lose_listener(engine):
+    """End the listener's connection from the server's side; return once it listens again."""
+    async with engine.connect() as conn:
+        lost = set((await conn.execute(LISTENERS)).scalars())
+        await conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(:p)"),
+            {"p": list(lost)},
+        )
+    for _ in range(500):
+        async with engine.connect() as conn:
+            now = set((await conn.execute(LISTENERS)).scalars())
+        if now and not now & lost:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the listener did not listen again within 10 s")
