@@ -52,10 +52,17 @@ def tool(role: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """Ports free now, all different: the kernel may offer the same free port twice before
+    any server binds it, and a server refuses a port in use."""
+    found: list[int] = []
+    while len(found) < count:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in found:
+            found.append(port)
+    return found
 
 
 def run(*command: str) -> None:
@@ -64,7 +71,8 @@ def run(*command: str) -> None:
 
 def setup(folder: Path) -> dict[str, Any]:
     """Create and enroll every node through the same commands an operator would use."""
-    ports = {code: free_port() for code in ["500117", *TOWNSHIPS]}
+    *server_ports, app_port = free_ports(len(TOWNSHIPS) + 2)
+    ports = dict(zip(["500117", *TOWNSHIPS], server_ports, strict=True))
     villages = _villages(folder)
     district = folder / "500117"
     run(*tool("district", "init", "--home", str(district), "--code", "500117", "--divisions", str(DIVISIONS)))
@@ -97,7 +105,7 @@ def setup(folder: Path) -> dict[str, Any]:
                     f"127.0.0.1:{ports[code[:9]]}",
                 )
             )
-    return {"ports": ports, "villages": villages, "app": f"127.0.0.1:{free_port()}"}
+    return {"ports": ports, "villages": villages, "app": f"127.0.0.1:{app_port}"}
 
 
 def _villages(folder: Path) -> list[str]:

@@ -241,8 +241,8 @@ def _random(size: int) -> str:
 
 async def start_enrollment(servicer: EnrollmentServicer, listen: str) -> tuple[grpc.aio.Server, int]:
     """The township's enrollment address: the Enrollment service alone, without TLS (see the
-    module's docstring), on its own port."""
-    server = grpc.aio.server()
+    module's docstring), on its own port; a port in use is refused (relay.server)."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_EnrollmentServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     try:
         port = server.add_insecure_port(listen)

@@ -40,6 +40,9 @@ SERVER_OPTIONS = [
     # Clients' keepalive and flow-control pings must never get a connection closed with
     # GOAWAY too_many_pings (seen with 419 villages in bench district): no strike limit.
     ("grpc.http2.max_ping_strikes", 0),
+    # A port in use is refused: by default gRPC binds it beside the server already there
+    # (SO_REUSEPORT) and the two share its connections, each a different node.
+    ("grpc.so_reuseport", 0),
 ]
 
 log = structlog.get_logger()

@@ -1,9 +1,11 @@
 """Every server offers the standard gRPC health and reflection services beside the relay."""
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from casework import InvalidInput
 from relay.server import start_server
 from relay.service import RelayService
 from relay.tls import INSECURE_LOOPBACK
@@ -28,5 +30,18 @@ async def test_health_and_reflection_are_served(net) -> None:
             "grpc.health.v1.Health",
             "grpc.reflection.v1alpha.ServerReflection",
         } <= names
+    finally:
+        await server.stop(None)
+
+
+async def test_a_port_in_use_is_refused(net) -> None:
+    """A second node started on a port another one serves is refused in one line, instead of
+    sharing the port's connections with it (gRPC's default)."""
+    township = RelayService(net.township.engine, net.township.ledger)
+    server, port = await start_server(township, "127.0.0.1:0", INSECURE_LOOPBACK)
+    try:
+        district = RelayService(net.district.engine, net.district.ledger)
+        with pytest.raises(InvalidInput, match=f"cannot listen on 127.0.0.1:{port}"):
+            await start_server(district, f"127.0.0.1:{port}", INSECURE_LOOPBACK)
     finally:
         await server.stop(None)
