@@ -76,6 +76,7 @@ class RelayService:
         """The revocations made after the caller's newest, oldest first, without their reason
         (district staff's words stay at the district)."""
         self.check_peer(puller)
+        _check_cursor(after)
         async with self.engine.connect() as conn:
             return [replace(r, reason="") for r in await revocations.after(conn, after)]
 
@@ -178,6 +179,7 @@ class RelayService:
         """Events for ``puller`` after its cursor; waits up to wait_ms if there are none yet.
         A cursor that does not match this feed (a restored backup) is answered with reset."""
         self.check_peer(puller)
+        _check_cursor(after)
         limit = min(max(limit, 1), MAX_PULL)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait_ms, MAX_WAIT_MS) / 1000
@@ -235,6 +237,13 @@ def _check_beat(beat: Heartbeat) -> None:
     for name in ("backlog", "sent_at", "last_push", "last_pull", "last_seen"):
         if not 0 <= getattr(beat, name) < MAX_INT64:
             raise InvalidBatch(f"the heartbeat of {beat.node[:16]}: {name} must be from 0 to 2^63 - 1")
+
+
+def _check_cursor(after: int) -> None:
+    """Refuse for good (InvalidBatch) a cursor no database column holds: asking again would
+    only fail again."""
+    if not 0 <= after < MAX_INT64:
+        raise InvalidBatch("after must be from 0 to 2^63 - 1")
 
 
 def _serves(upper: str, lower: str) -> bool:

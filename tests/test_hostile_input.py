@@ -375,6 +375,21 @@ async def test_out_of_range_integer_is_refused_for_good_not_retry_later(served, 
     assert (await footprint(served.net.township))["dead_letters"] == 1
 
 
+@pytest.mark.parametrize(
+    ("method", "request_"),
+    [
+        ("Pull", pb.PullRequest(node=VILLAGE, after=2**63, limit=10)),
+        ("FetchRevocations", pb.RevocationsRequest(node=VILLAGE, after=2**64 - 1)),
+    ],
+)
+async def test_a_cursor_beyond_64_bits_is_invalid_argument_not_retry_later(served, method, request_):
+    """A pull or a revocations request whose cursor no database column holds is refused for
+    good, INVALID_ARGUMENT; it was "retry later" (UNAVAILABLE), asked again for ever. Found by
+    the fuzz of every call."""
+    error = await refused(getattr(served.stub, method)(request_, timeout=TIMEOUT))
+    assert error.code() == Code.INVALID_ARGUMENT and "after must be" in error.details()
+
+
 @pytest.mark.parametrize("field", ["backlog", "last_push", "sent_at"])
 async def test_heartbeat_numbers_beyond_64_bits_are_invalid_argument_and_not_recorded(served, field):
     """A heartbeat whose backlog or times no database column holds is refused for good,
