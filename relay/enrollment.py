@@ -108,6 +108,8 @@ async def make_token(conn: AsyncConnection, config: NodeConfig, village: str, mi
 
 async def redeem(conn: AsyncConnection, token_id: str, csr: bytes, given: bytes) -> Token:
     """The token a request names, marked used; TokenRefused or TokenSpent with the reason."""
+    if len(token_id) != 8 or not (token_id.isascii() and token_id.isalnum()):  # nor a NUL for PostgreSQL
+        raise TokenRefused(f"that is not an enrollment token's id (8 letters and digits): {_AGAIN}")
     row = (await conn.execute(select(enroll_tokens).where(enroll_tokens.c.token_id == token_id))).first()
     if row is None:
         raise TokenRefused(f"this township issued no enrollment token {token_id[:8]}: check it, or {_AGAIN}")

@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Table, func, select
 
-from casework import Request
+from casework import InvalidInput, Request
 from casework.lifecycle import ACCEPTED
 from protos.v1 import relay_pb2 as pb
 from protos.v1 import relay_pb2_grpc as pb_grpc
@@ -31,7 +31,21 @@ from relay import metrics
 from relay import service as relay_service
 from relay._budget import CallBudget
 from relay.audit import verify as verify_chain
+from relay.certify import Certified, Standing
+from relay.db import create_schema, open_engine
+from relay.enrollment import (
+    EnrollmentServicer,
+    TokenRefused,
+    enroll_with_token,
+    make_token,
+    parse_token,
+    proof,
+    redeem,
+    start_enrollment,
+)
+from relay.errors import PermanentError
 from relay.node import Node
+from relay.pki import make_request
 from relay.records import EventRecord
 from relay.schema import (
     audit,
@@ -51,7 +65,7 @@ from relay.sync import Syncer
 from relay.tls import INSECURE_LOOPBACK
 from relay.upstream import GrpcUpstream
 from relay.wire import to_wire
-from tests.conftest import OTHER_VILLAGE, TOWNSHIP, VILLAGE
+from tests.conftest import OTHER_VILLAGE, PG_URL, TOWNSHIP, VILLAGE, fresh_postgres
 from tests.mutations import CODES, EDGE_INTS, hostile_requests
 from village_agent import service as village
 
@@ -535,14 +549,16 @@ async def test_honest_village_push_and_pull_work_after_hostile_traffic(served):
 
 # --- fuzzing ------------------------------------------------------------------------------------
 
-ALLOWED = {
-    Code.OK,
-    Code.INVALID_ARGUMENT,
-    Code.PERMISSION_DENIED,
-    Code.RESOURCE_EXHAUSTED,
-    Code.UNKNOWN,  # only for bytes that do not parse (DECODE_ERROR); never INTERNAL
-    Code.FAILED_PRECONDITION,
-}
+ALLOWED = frozenset(
+    {
+        Code.OK,
+        Code.INVALID_ARGUMENT,
+        Code.PERMISSION_DENIED,
+        Code.RESOURCE_EXHAUSTED,
+        Code.UNKNOWN,  # only for bytes that do not parse (DECODE_ERROR); never INTERNAL
+        Code.FAILED_PRECONDITION,
+    }
+)
 # What gRPC says of bytes that do not parse as the request; any other UNKNOWN is a handler crash.
 DECODE_ERROR = "Unexpected <class 'google.protobuf.message.DecodeError'>"
 
@@ -570,13 +586,18 @@ def hostile_bytes(draw: st.DrawFn, valid: bytes) -> bytes:
 
 
 def fuzz(
-    target: str, method: str, payloads: st.SearchStrategy[bytes], examples: int = 200
+    target: str,
+    method: str,
+    payloads: st.SearchStrategy[bytes],
+    examples: int = 200,
+    service: str = "Relay",
+    allowed: frozenset[grpc.StatusCode] = ALLOWED,
 ) -> list[grpc.StatusCode]:
-    """Send ``examples`` hostile messages to one of the Relay's calls over a blocking channel
+    """Send ``examples`` hostile messages to one of a service's calls over a blocking channel
     (run in a thread while the server's event loop serves); returns the status of each."""
     seen: list[grpc.StatusCode] = []
     with grpc.insecure_channel(target) as channel:
-        call = channel.unary_unary(f"/servicenet.v1.Relay/{method}")
+        call = channel.unary_unary(f"/servicenet.v1.{service}/{method}")
 
         @settings(max_examples=examples, deadline=None, derandomize=True, database=None)
         @given(payload=payloads)
@@ -587,7 +608,7 @@ def fuzz(
             except grpc.RpcError as error:
                 code, details = error.code(), error.details() or ""
             seen.append(code)
-            assert code in ALLOWED, (method, code, details)
+            assert code in allowed, (method, code, details)
             assert code != Code.UNKNOWN or details.startswith(DECODE_ERROR), (method, details)
 
         one()
@@ -675,3 +696,49 @@ async def test_fuzzed_requests_of_every_other_call_get_an_allowed_status_and_nev
     assert len(seen) >= 150 and set(seen) <= ALLOWED
     assert Code.UNKNOWN in seen and len(set(seen) - {Code.UNKNOWN}) >= 2  # not only unparsed bytes
     await assert_honest_sync_works(served)
+
+
+class DistrictAway:
+    """The network edge of an enrollment: the district, asked to certify, refuses."""
+
+    async def certify(self, subject: str, csr: bytes, standing: Standing) -> Certified:
+        raise PermanentError("the district refused (a test's stand-in)")
+
+
+async def test_fuzzed_enrollments_get_an_allowed_status_and_leave_the_token_good(net):
+    """The township's enrollment address answers anyone, without TLS: damaged or hostile
+    requests naming a real token get an allowed status, never a handler crash, and do not use
+    the token up; the village's honest request still reaches the district afterwards."""
+    async with net.township.engine.begin() as conn:
+        token = await make_token(conn, net.township.config, VILLAGE, 10)
+    token_id, secret = parse_token(token.text)
+    _, csr = make_request(VILLAGE)
+    valid = pb.EnrollRequest(token_id=token_id, csr=csr, proof=proof(secret, b"enroll-request", csr))
+    servicer = EnrollmentServicer(net.township.engine, net.township.config, DistrictAway())
+    server, port = await start_enrollment(servicer, "127.0.0.1:0")
+    allowed = frozenset({Code.UNAUTHENTICATED, Code.FAILED_PRECONDITION, Code.UNKNOWN})
+    hostile = hostile_bytes(valid.SerializeToString()) | hostile_message(pb.EnrollRequest, {})
+    try:
+        seen = await asyncio.to_thread(
+            fuzz, f"127.0.0.1:{port}", "Enroll", hostile, service="Enrollment", allowed=allowed
+        )
+        assert len(seen) >= 150 and Code.UNAUTHENTICATED in seen and Code.UNKNOWN in seen
+        with pytest.raises(InvalidInput, match="the district did not certify the village"):
+            await enroll_with_token(f"127.0.0.1:{port}", token.text)  # the token was still good
+    finally:
+        await server.stop(None)
+
+
+@pytest.mark.parametrize("token_id", ["AB\x00CDEFG", "ABCDEFG", "中文中文中文中文", "x" * 5000])
+async def test_a_token_id_that_is_none_is_refused_before_the_database_sees_it(token_id):
+    """On a township whose database is PostgreSQL, a NUL in the token id made the database
+    raise and the call end with a handler crash: an id that is not 8 letters and digits is
+    refused as it comes."""
+    engine = open_engine(await fresh_postgres(PG_URL))
+    try:
+        await create_schema(engine)
+        async with engine.begin() as conn:
+            with pytest.raises(TokenRefused, match="not an enrollment token's id"):
+                await redeem(conn, token_id, b"csr", b"proof")
+    finally:
+        await engine.dispose()
