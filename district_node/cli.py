@@ -167,12 +167,10 @@ def publish(
         document = file.read_bytes()
     except OSError as exc:
         fail(t("cli.cannot_read", file=file, reason=exc.strerror))
-    version = run(with_node(home, lambda node: _publish(node, document)))
-    emit(
-        {"version": version},
-        as_json,
-        lambda: out.print(t("cli.district.catalog_published", version=version), markup=False),
-    )
+    version, already = run(with_node(home, lambda node: _publish(node, document)))
+    key = "cli.district.catalog_again" if already else "cli.district.catalog_published"
+    said = t(key, version=version)
+    emit({"version": version, "already": already}, as_json, lambda: out.print(said, markup=False))
 
 
 calendar_app = typer.Typer(help=t("cli.cmd.calendar_app"))
@@ -191,15 +189,11 @@ def publish_calendar(
         document = file.read_bytes()
     except OSError as exc:
         fail(t("cli.cannot_read", file=file, reason=exc.strerror))
-    version, years = run(with_node(home, lambda node: _publish_calendar(node, document)))
-    emit(
-        {"version": version, "years": years},
-        as_json,
-        lambda: out.print(
-            t("cli.district.calendar_published", version=version, years=", ".join(map(str, years))),
-            markup=False,
-        ),
-    )
+    version, years, already = run(with_node(home, lambda node: _publish_calendar(node, document)))
+    key = "cli.district.calendar_again" if already else "cli.district.calendar_published"
+    said = t(key, version=version, years=", ".join(map(str, years)))
+    data = {"version": version, "years": years, "already": already}
+    emit(data, as_json, lambda: out.print(said, markup=False))
 
 
 @app.command(help=t("cli.cmd.serve_district"))
@@ -255,20 +249,21 @@ async def _check_catalog(path: Path) -> None:
     catalogs.parse_document(path.read_bytes())
 
 
-async def _publish(node: Node, document: bytes) -> str:
+async def _publish(node: Node, document: bytes) -> tuple[str, bool]:
+    """The catalog's version, and whether it was published already as given (nothing to do:
+    a script may run twice); the same version with other content is refused."""
     catalog = catalogs.parse_document(document)
     async with node.engine.begin() as conn:
-        if not await catalogs.store(conn, catalogs.Published(catalog.version, document, now_us())):
-            raise InvalidInput(t("cli.district.catalog_again", version=catalog.version))
-    return catalog.version
+        stored = await catalogs.store(conn, catalogs.Published(catalog.version, document, now_us()))
+    return catalog.version, not stored
 
 
-async def _publish_calendar(node: Node, document: bytes) -> tuple[str, list[int]]:
+async def _publish_calendar(node: Node, document: bytes) -> tuple[str, list[int], bool]:
+    """As _publish, for a holiday calendar: also the years it covers."""
     version, calendar = calendars.parse_document(document)
     async with node.engine.begin() as conn:
-        if not await calendars.store(conn, catalogs.Published(version, document, now_us())):
-            raise InvalidInput(t("cli.district.calendar_again", version=version))
-    return version, sorted(calendar.known_years)
+        stored = await calendars.store(conn, catalogs.Published(version, document, now_us()))
+    return version, sorted(calendar.known_years), not stored
 
 
 async def _revoke(node: Node, code: str, reason: str) -> Revocation:

@@ -98,7 +98,9 @@ def test_township_and_village_pull_the_published_calendar(
     network: Network, publication: dict[str, Any]
 ) -> None:
     """Published at the district, the 2027 calendar reaches a township and its village by sync."""
-    assert publication == {"version": VERSION, "years": [2027]}
+    assert publication == {"version": VERSION, "years": [2027], "already": False}
+    again = network.node(D, "calendar", "publish", str(FIXTURE), "--json")  # a script run twice
+    assert again == publication | {"already": True}
     network.sync(T)
     network.sync(V)
     for code in (D, T, V):

@@ -234,10 +234,14 @@ def test_catalog_published_at_district_reaches_the_village(network: Network, tmp
     assert refused.returncode == 2 and b"fee" in refused.stderr
     good = tmp_path / "good.json"
     good.write_text(json.dumps(catalog | {"version": "2027.1"}, ensure_ascii=False), encoding="utf-8")
-    assert network.node("500117", "catalog", "publish", str(good), "--json") == {"version": "2027.1"}
-    again = network.node("500117", "catalog", "publish", str(good), check=False)
-    assert again.returncode == 2
-    assert t("cli.district.catalog_again", version="2027.1") in again.stderr.decode()
+    published = network.node("500117", "catalog", "publish", str(good), "--json")
+    assert published == {"version": "2027.1", "already": False}
+    again = network.node("500117", "catalog", "publish", str(good))  # a script run twice: nothing to do
+    assert t("cli.district.catalog_again", version="2027.1") in again.stdout.decode()
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(catalog | {"version": "2027.1", "items": catalog["items"][1:]}))
+    refused = network.node("500117", "catalog", "publish", str(changed), check=False)
+    assert refused.returncode == 2 and b"other content" in refused.stderr
     network.sync(T)
     network.sync(V)
     assert {item["version"] for item in network.node(V, "catalog", "--json")} == {"2027.1"}
