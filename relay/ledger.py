@@ -13,7 +13,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from casework import (
@@ -60,7 +60,15 @@ from relay.counters import read_value, take_range, write_value
 from relay.db import among, insert_many, serialize_writers
 from relay.privacy import FORGOTTEN, forgotten_refusal
 from relay.records import EventRecord, encode_payload
-from relay.schema import cases, dead_letters, events, outbox, rectifications
+from relay.schema import (
+    TOWNSHIP_FEEDABLE,
+    VILLAGE_FEEDABLE,
+    cases,
+    dead_letters,
+    events,
+    outbox,
+    rectifications,
+)
 from relay.tallies import Tally
 from relay.vault import Vault
 
@@ -641,12 +649,13 @@ async def feed(
     """Events addressed to ``puller``'s jurisdiction after a position, and the feed's head:
     at most ``limit`` of them, and no more once their payloads reach ``most_bytes`` (one at
     least, so a feed of large events keeps moving)."""
-    column = events.c.village_code if len(puller) == 12 else events.c.township_code
+    village = len(puller) == 12
+    column = events.c.village_code if village else events.c.township_code
     rows = (
         await conn.execute(
             select(events)
             .where(column == puller, events.c.position > after)
-            .where(or_(events.c.via.is_(None), events.c.via != puller))
+            .where(text(f"({VILLAGE_FEEDABLE if village else TOWNSHIP_FEEDABLE})"))  # the index's words
             .order_by(events.c.position)
             .limit(limit)
         )

@@ -2,13 +2,15 @@
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from casework.lifecycle import ACCEPTED, CMD_WITHDRAW, ESCALATED, WITHDRAWN
 from relay import service as service_module
 from relay.bell import SAFETY_SECONDS, CommitListener
+from relay.ledger import feed
 from relay.node import open_node
 from relay.service import RelayService
 from relay.staff import act
@@ -133,3 +135,30 @@ async def _lose_listener(engine):
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the listener did not listen again within 10 s")
+
+
+async def test_a_pull_walks_only_what_its_feed_can_hand_out(net):
+    """The feed query is answered from the feed index, which leaves out the events the puller
+    sent up itself: a waiting pull reads its feed every second, and walking all a township's
+    own events since its last answer grew with every batch it pushed."""
+    statements: list[tuple[str, Any]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    engine = net.district.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        async with net.district.engine.connect() as conn:
+            await feed(conn, TOWNSHIP, 0, 10, 1 << 20)
+            statement, parameters = next(s for s in statements if "via" in s[0])
+            if conn.dialect.name == "postgresql":
+                await conn.exec_driver_sql("SET enable_seqscan = off")
+                plan = (await conn.exec_driver_sql("EXPLAIN " + statement, parameters)).scalars().all()
+            else:
+                found = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+                plan = [row[-1] for row in found]
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    assert any("ix_events_township_feedable" in line for line in plan), plan

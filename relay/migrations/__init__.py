@@ -13,7 +13,7 @@ from sqlalchemy import Connection, inspect, text
 
 __all__ = ["HEAD", "current_revision", "upgrade"]
 
-HEAD = "0012"
+HEAD = "0013"
 
 
 def current_revision(conn: Connection) -> str | None:
