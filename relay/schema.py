@@ -43,20 +43,15 @@ events = Table(
 # since its last answer: bench/README.md). The feed's query repeats these conditions.
 VILLAGE_FEEDABLE = "via IS NULL OR via <> village_code"
 TOWNSHIP_FEEDABLE = "via IS NULL OR via <> township_code"
-Index(
-    "ix_events_village_feedable",
-    events.c.village_code,
-    events.c.position,
-    postgresql_where=text(VILLAGE_FEEDABLE),
-    sqlite_where=text(VILLAGE_FEEDABLE),
-)
-Index(
-    "ix_events_township_feedable",
-    events.c.township_code,
-    events.c.position,
-    postgresql_where=text(TOWNSHIP_FEEDABLE),
-    sqlite_where=text(TOWNSHIP_FEEDABLE),
-)
+for _level, _feedable in (("village", VILLAGE_FEEDABLE), ("township", TOWNSHIP_FEEDABLE)):
+    _where = text(_feedable)
+    Index(
+        f"ix_events_{_level}_feedable",
+        events.c[f"{_level}_code"],
+        events.c.position,
+        postgresql_where=_where,
+        sqlite_where=_where,
+    )
 
 # The current state of each case, projected from its events.
 cases = Table(
