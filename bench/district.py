@@ -403,6 +403,8 @@ class DistrictSim:
         await proxy.say(f"mend {cut.code}")
         cut.returned = time.perf_counter()
         cut.end = max(cut.end, self.clock.now())
+        if cut.backlog <= 0:  # nothing to drain (a cut shorter than the gap between requests)
+            return
         code = cut.code
         cut.first_seen = await self.watch.until(lambda: self.watch.marks.get(code, 0) > base, WAIT_LIMIT)
         cut.drained = await self.watch.until(
@@ -821,6 +823,8 @@ class DistrictSim:
                 f"{cut.first_seen - cut.returned:.1f} s: the retry wait){base}"
             )
             say(f"    target < {DRAIN_TARGET:g} s: {'met' if drain < DRAIN_TARGET else 'MISSED'}")
+        elif cut.backlog <= 0:
+            say("    nothing was queued: no drain to time (make the cut longer)")
         else:
             say(f"    NOT drained within {WAIT_LIMIT:.0f} s")
 
