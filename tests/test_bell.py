@@ -120,6 +120,28 @@ async def test_a_decision_in_one_process_wakes_a_pull_waiting_in_another(net):
             listening.cancel()
 
 
+@ON_POSTGRESQL
+async def test_while_every_commit_is_heard_a_waiting_pull_does_not_reread_each_second(net, monkeypatch):
+    """30 townships' waiting pulls read the hub's feed 30 times a second for nothing while it
+    is quiet, unless the listener hears every commit: then a pull reads once and waits. Once
+    the listener's connection is lost, the waiters read again at once."""
+    reads = count_feed_reads(monkeypatch)
+    async with open_node(net.district.home, net.district.config) as other:
+        listener = CommitListener(other.engine, other.ledger.bell)
+        listening = asyncio.create_task(listener.listen_forever())
+        try:
+            await asyncio.wait_for(listener.listening.wait(), 10)
+            worker = RelayService(other.engine, other.ledger)
+            waiting = asyncio.create_task(worker.pull(TOWNSHIP, 0, "", 1000, 10_000))
+            await asyncio.sleep(2.5 * SAFETY_SECONDS)
+            assert reads[0] == 1 and not waiting.done()
+            await _lose_listener(net.district.engine)
+            assert reads[0] >= 2 and other.ledger.bell.heard
+            waiting.cancel()
+        finally:
+            listening.cancel()
+
+
 async def _lose_listener(engine):
     """End the listener's connection from the server's side; return once it listens again."""
     async with engine.connect() as conn:
