@@ -1,6 +1,7 @@
 """Long polls wake when this process commits to the feed, not by re-reading it over and over."""
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -84,7 +85,9 @@ async def test_submissions_from_below_wake_no_pull_and_a_command_does(net, monke
 
 
 ON_POSTGRESQL = pytest.mark.parametrize("district_db", ["postgresql"], indirect=True)
-LISTENERS = text("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+LISTENERS = text(  # this database's only: tests in parallel each have one of their own
+    "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+)
 
 
 @ON_POSTGRESQL
@@ -118,6 +121,8 @@ async def test_a_decision_in_one_process_wakes_a_pull_waiting_in_another(net):
                 await _lose_listener(net.district.engine)  # as a database restart would
         finally:
             listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
 
 
 @ON_POSTGRESQL
@@ -140,6 +145,8 @@ async def test_while_every_commit_is_heard_a_waiting_pull_does_not_reread_each_s
             waiting.cancel()
         finally:
             listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
 
 
 async def _lose_listener(engine):
