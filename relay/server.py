@@ -101,7 +101,9 @@ class RelayServicer(pb_grpc.RelayServicer):
             )
         envelopes = [(e.seq, from_wire(e.event)) for e in request.envelopes]
         chain = links_from_wire(request)
-        result = await _guard(context, self.service.push(sender, request.stream, envelopes, chain))
+        result = await _guard(
+            context, self.service.to_the_end(self.service.push(sender, request.stream, envelopes, chain))
+        )
         return pb.PushAck(
             applied_upto=result.applied_upto,
             duplicates=result.duplicates,
@@ -127,7 +129,9 @@ class RelayServicer(pb_grpc.RelayServicer):
         self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext
     ) -> pb.HeartbeatReply:
         await self._caller(context, request.node, "Heartbeat")
-        now = await _guard(context, self.service.heartbeat(heartbeat_from_wire(request)))
+        now = await _guard(
+            context, self.service.to_the_end(self.service.heartbeat(heartbeat_from_wire(request)))
+        )
         reply = pb.HeartbeatReply()
         set_micros(reply.server_time, now)
         return reply
@@ -168,7 +172,8 @@ class RelayServicer(pb_grpc.RelayServicer):
             standing = Standing(certificate=presented)
         else:
             standing = Standing(request.subject_certificate, micros(request.token_made_at))
-        found = await _guard(context, self.service.certify(caller, request.subject, request.csr, standing))
+        certified = self.service.certify(caller, request.subject, request.csr, standing)
+        found = await _guard(context, self.service.to_the_end(certified))
         return pb.CertifyReply(
             certificate=found.certificate,
             ca_certificate=found.ca_certificate,
@@ -276,4 +281,6 @@ async def run_until_stopped(
         await asyncio.gather(*tasks, return_exceptions=True)
         if server is not None:
             await server.stop(grace)
+        if service is not None:
+            await service.settle()
         log.info("node.stopped")

@@ -2,10 +2,10 @@
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from dataclasses import replace
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import select
@@ -32,6 +32,7 @@ MAX_WAIT_MS = 30_000
 HOLD_SECONDS = 0.5  # how long a batch that overtook its predecessor waits for it
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 
 class RelayService:
@@ -49,6 +50,26 @@ class RelayService:
         # the others wait here, not on the database's lock holding pooled connections, and
         # their work does not interleave with the holder's (bench/README.md, issue 4).
         self._applying = asyncio.Lock()
+        self._writing: set[asyncio.Task[Any]] = set()  # writes whose caller may have gone
+
+    def to_the_end(self, call: Coroutine[Any, Any, T]) -> Awaitable[T]:
+        """Run a call that writes to its end even if its caller stops waiting (a gRPC handler
+        cancelled by the caller's deadline or a reset link): cut off inside its transaction,
+        it left a SQLite connection holding the write lock, and every later write waited
+        behind it until the node restarted. The caller retries; the write is found done."""
+        task = asyncio.ensure_future(call)
+        self._writing.add(task)
+        task.add_done_callback(self._written)
+        return asyncio.shield(task)
+
+    def _written(self, task: asyncio.Task[Any]) -> None:
+        self._writing.discard(task)
+        if not task.cancelled():
+            task.exception()  # a caller that went away retries; one still waiting was told
+
+    async def settle(self) -> None:
+        """Wait for the writes still running (at shutdown, before the database is closed)."""
+        await asyncio.gather(*self._writing, return_exceptions=True)
 
     def close(self) -> None:
         self.closing.set()
