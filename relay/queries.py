@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from casework import mask_foreign_ids, shown_resident_id
 from relay.clock import iso
@@ -16,21 +17,24 @@ async def list_cases(node: Node, status: str | None = None) -> list[dict[str, An
     if status:
         query = query.where(cases.c.status == status)
     async with node.engine.connect() as conn:
-        return [_with_applicant(node, row) for row in (await conn.execute(query)).all()]
+        return [with_applicant(node, row) for row in (await conn.execute(query)).all()]
 
 
 async def show_case(node: Node, case_id: str) -> dict[str, Any] | None:
     """The case with its full event history, or None if this node does not know it."""
     async with node.engine.connect() as conn:
+        history = await case_history(node, conn, case_id)
         row = (await conn.execute(select(cases).where(cases.c.case_id == case_id))).first()
-        if row is None:
-            return None
-        history = (
-            await conn.execute(select(events).where(events.c.case_id == case_id).order_by(events.c.position))
-        ).all()
-    found = _with_applicant(node, row)
+    return None if row is None else with_applicant(node, row) | {"events": history}
+
+
+async def case_history(node: Node, conn: AsyncConnection, case_id: str) -> list[dict[str, Any]]:
+    """A case's events, the oldest first. Read before the case's row on the same connection,
+    the row is at least as new as its history (PostgreSQL reads each statement's last commit):
+    a page never offers forms for a status older than the events it lists."""
+    query = select(events).where(events.c.case_id == case_id).order_by(events.c.position)
     district = node.config.district_code
-    found["events"] = [
+    return [
         {
             "event_id": e.event_id,
             "type": e.type,
@@ -38,12 +42,11 @@ async def show_case(node: Node, case_id: str) -> dict[str, Any] | None:
             "recorded_at": iso(e.recorded_at),
             "payload": _public_payload(node.ledger.stored(e).payload, district),
         }
-        for e in history
+        for e in await conn.execute(query)
     ]
-    return found
 
 
-def _with_applicant(node: Node, row: Any) -> dict[str, Any]:
+def with_applicant(node: Node, row: Any) -> dict[str, Any]:
     """The case as command output shows it: the applicant's name, and their ID number whole
     only for a resident of this node's district (masked otherwise; empty once forgotten)."""
     applicant = node.ledger.vault.applicant(row)

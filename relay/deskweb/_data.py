@@ -12,7 +12,7 @@ from casework import CaseworkError, Item, mask_resident_id
 from relay import actions
 from relay.ledger import case_state
 from relay.node import Node
-from relay.queries import case_dict, show_case
+from relay.queries import case_dict, case_history, with_applicant
 from relay.schema import cases
 from relay.staff import Actor, identify
 from relay.staff import open_records as open_records_of
@@ -26,7 +26,7 @@ _URGENCY = {"overdue": 0, "red": 1, "yellow": 2, "not_accepted": 3}
 
 @dataclass(frozen=True, slots=True)
 class CaseView:
-    case: dict[str, Any]  # relay.queries.show_case, with its events
+    case: dict[str, Any]  # as relay.queries.show_case gives it, with its events
     applicant: str
     id_number: str  # masked
     light: str
@@ -71,13 +71,12 @@ async def case_view(node: Node, case_id: str, actor: Actor, today: date) -> Case
     if node.config.role == "district" and (theirs := _windows_cases(node, actor)) is not None:
         query = query.where(theirs)
     async with node.engine.connect() as conn:
+        history = await case_history(node, conn, case_id)
         row = (await conn.execute(query)).first()
         if row is None:
             return None
         records = [r for r in await open_records_of(conn, [case_id]) if r["outcome"] is None]
-    found = await show_case(node, case_id)
-    if found is None:
-        return None
+    found = with_applicant(node, row) | {"events": history}
     catalog = node.ledger.catalogs.get(row.catalog_version, node.ledger.catalog)
     item = catalog.items.get(row.item_code)
     named = [r["record"] for r in records]
