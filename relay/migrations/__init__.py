@@ -13,7 +13,7 @@ from sqlalchemy import Connection, inspect, text
 
 __all__ = ["HEAD", "current_revision", "upgrade"]
 
-HEAD = "0013"
+HEAD = "0014"
 
 
 def current_revision(conn: Connection) -> str | None:
