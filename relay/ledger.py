@@ -148,7 +148,7 @@ class Ledger:
         self, conn: AsyncConnection, changes: Sequence[tuple[str, str, dict[str, Any], str, str]]
     ) -> list[EventRecord]:
         """Make several events here at once: (case_id, type, payload, village, township) each."""
-        batch = await self._start(conn, [change[0] for change in changes])
+        batch = await self._start(conn, [change[0] for change in changes], makes=True)
         made = []
         for case_id, event_type, payload, village_code, township_code in changes:
             payload = self._stamp(batch.known.get(case_id), event_type, payload)
@@ -174,7 +174,8 @@ class Ledger:
         ``digests`` are those of some of the events, computed already (relay.audit).
         Returns the refused ones (recorded as dead letters) and how many were already known."""
         relay = from_below and self.has_upstream
-        batch = await self._start(conn, [r.case_id for r in records])
+        makes = any(r.type in COMMANDS or r.type == RETURNED for r in records)  # answers made here
+        batch = await self._start(conn, [r.case_id for r in records], makes)
         if any(r.catalog_version not in self.catalogs for r in records if r.type == SUBMITTED):
             self.catalogs.update(await load_all(conn))  # published since this process started
         seen = await _known_ids(conn, [r.event_id for r in records])
@@ -207,13 +208,16 @@ class Ledger:
             )
         return refusals, duplicates
 
-    async def _start(self, conn: AsyncConnection, case_ids: list[str]) -> _Batch:
-        await serialize_writers(conn)
-        rows = (await conn.execute(select(cases).where(among(conn, cases.c.case_id, set(case_ids))))).all()
+    async def _start(self, conn: AsyncConnection, case_ids: list[str], makes: bool) -> _Batch:
+        """Read (and lock) the batch's cases; and, if it ``makes`` events here, their counter.
+        On PostgreSQL the write lock waits for _write: two batches on other cases read and
+        work out their changes while a third writes its events (SQLite locks it all anyway)."""
+        query = select(cases).where(among(conn, cases.c.case_id, set(case_ids)))
+        rows = (await conn.execute(query.order_by(cases.c.case_id).with_for_update())).all()
         # Origin sequences follow the clock where it is ahead of the counter: a node restored
         # from an older backup then never reuses an event id it gave out after that backup.
-        counter = await read_value(conn, "origin_seq", lock=True)
-        return _Batch({row.case_id: dict(row._mapping) for row in rows}, max(counter + 1, now_us()))
+        next_seq = max(await read_value(conn, "origin_seq", lock=True) + 1, now_us()) if makes else 0
+        return _Batch({row.case_id: dict(row._mapping) for row in rows}, next_seq)
 
     def _make(
         self,
@@ -224,6 +228,7 @@ class Ledger:
         village_code: str,
         township_code: str,
     ) -> EventRecord:
+        assert batch.first_seq, "a batch that makes events here reads their counter first (_start)"
         seq = batch.next_seq
         batch.next_seq += 1
         return EventRecord(
@@ -430,14 +435,11 @@ class Ledger:
             self._apply(batch, self._make(batch, command.case_id, COMMAND_REFUSED, payload, *where), via=None)
 
     async def _write(self, conn: AsyncConnection, batch: _Batch, digests: Mapping[str, bytes]) -> None:
-        own = [row["event_id"] for row in batch.event_rows if row["via"] is None]
-        relay_ids = (own if self.has_upstream else []) + batch.relay_ids
-        if batch.event_rows:
-            await insert_many(conn, events, self.vault.seal_events(batch.event_rows))
-            await audit.append(conn, batch.audited, digests)
+        """The cases first, whose rows _start locked (a new case's id is held by its insert),
+        then, under the write lock, what every batch shares: the events, whose feed positions
+        must commit in the order they are given out, the audit chain, the counts, the outbox."""
         if batch.new_cases:
             await insert_many(conn, cases, self.vault.seal_cases(list(batch.new_cases.values())))
-        await _tally(batch).write(conn)
         if batch.changed:
             await conn.execute(
                 update(cases)
@@ -454,10 +456,17 @@ class Ledger:
                 .values(outcome=bindparam("outcome")),
                 batch.closed,
             )
-        if relay_ids:
-            await _enqueue(conn, _in_order(batch.event_rows, set(relay_ids)))
         if batch.next_seq != batch.first_seq:
             await write_value(conn, "origin_seq", batch.next_seq - 1)
+        await serialize_writers(conn)
+        if batch.event_rows:
+            await insert_many(conn, events, self.vault.seal_events(batch.event_rows))
+            await audit.append(conn, batch.audited, digests)
+        await _tally(batch).write(conn)
+        own = [row["event_id"] for row in batch.event_rows if row["via"] is None]
+        relay_ids = (own if self.has_upstream else []) + batch.relay_ids
+        if relay_ids:
+            await _enqueue(conn, _in_order(batch.event_rows, set(relay_ids)))
         if any(row["via"] in self._feeding for row in batch.event_rows):
             await announce(conn)  # pulls waiting in other processes wake at the commit
 

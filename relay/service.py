@@ -30,6 +30,7 @@ MAX_PULL = 1000
 MAX_PULL_BYTES = 4 * 1024 * 1024  # a pull's reply stops adding events once their payloads reach this
 MAX_WAIT_MS = 30_000
 HOLD_SECONDS = 0.5  # how long a batch that overtook its predecessor waits for it
+APPLYING_AT_ONCE = 2  # pushes applied at once on PostgreSQL (see RelayService._applying)
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -46,10 +47,11 @@ class RelayService:
         # overtook its predecessor (two in flight) waits for it instead of bouncing as a gap.
         self._marks: dict[str, int] = {}
         self._moved = asyncio.Condition()
-        # One push applies at a time in this process (the write lock serialises them anyway):
-        # the others wait here, not on the database's lock holding pooled connections, and
-        # their work does not interleave with the holder's (bench/README.md, issue 4).
-        self._applying = asyncio.Lock()
+        # Pushes apply one at a time on SQLite (its write lock serialises them anyway), two at
+        # once on PostgreSQL (one reads and works out its cases while the other writes its
+        # events under the write lock): the others wait here, not on the database's locks
+        # holding pooled connections (bench/README.md, issue 4).
+        self._applying = asyncio.Semaphore(APPLYING_AT_ONCE if engine.dialect.name == "postgresql" else 1)
         self._writing: set[asyncio.Task[Any]] = set()  # writes whose caller may have gone
 
     def to_the_end(self, call: Coroutine[Any, Any, T]) -> Awaitable[T]:

@@ -2,6 +2,7 @@
 a random history at every tier they equal a full recount, and the day's lights summed from them
 equal each case's own light, day after day."""
 
+import asyncio
 import random
 from datetime import date, timedelta
 from typing import Any
@@ -18,9 +19,11 @@ from casework.lifecycle import (
     ESCALATED,
     PAUSED,
     RESUMED,
+    WITHDRAWN,
 )
 from relay import tallies
 from relay.node import Node
+from relay.queries import show_case
 from relay.schema import case_counts, cases, township_counts, village_counts
 from relay.staff import act
 from relay.supervision import light_today, supervise
@@ -84,6 +87,34 @@ async def test_counts_equal_a_recount_after_a_random_history(net):
         assert kept == await _recounted(node)
         kinds |= {key[3] for key in kept[0]}
     assert kinds >= {"running", "paused", "done_on_time", "not_accepted", "withdrawn"}, kinds  # reached
+
+
+async def test_the_district_decides_cases_while_their_withdrawals_are_pushed(net):
+    """Two batches apply at once on PostgreSQL, each case changed by one of them at a time:
+    staff at the district decide escalated cases while the township pushes the applicants'
+    withdrawals of the same cases. Each case ends either decided (its withdrawal refused) or
+    withdrawn (the decision refused), and the counts equal a recount."""
+    v_sync, t_sync, _ = wire(net)
+    taken = await village.take(net.village, [_request(net.village, ITEMS[2]) for _ in range(12)])
+    ids = [t.case_id for t in taken]
+    await v_sync.sync(5)
+    for node, action in ((net.township, ACCEPTED), (net.township, ESCALATED), (net.district, ACCEPTED)):
+        await t_sync.sync(5)
+        assert all(outcome.ok for outcome in await act(node, ids, action, {}))
+    await t_sync.sync(5)
+    for case_id in ids:
+        await village.command(net.village, case_id, CMD_WITHDRAW, {"reason": "不办了"})
+    await v_sync.sync(5)  # the withdrawals wait at the township, on their way to the district
+    decided, _ = await asyncio.gather(
+        act(net.district, ids, DECIDED, {"approved": True, "reason": "ok"}), t_sync.sync(5)
+    )
+    for case_id, outcome in zip(ids, decided, strict=True):
+        found = await show_case(net.district, case_id)
+        assert found is not None
+        ends = [e["type"] for e in found["events"] if e["type"] in (DECIDED, WITHDRAWN)]
+        expected = ("approved", [DECIDED]) if outcome.ok else ("withdrawn", [WITHDRAWN])
+        assert (found["status"], ends) == expected
+    assert await _counts(net.district) == await _recounted(net.district)
 
 
 async def test_lights_from_the_counts_are_the_cases_own_day_by_day(net):
