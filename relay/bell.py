@@ -10,10 +10,16 @@ Commits no notification reaches (SQLite's other processes, a listener reconnecti
 by the waiters' own re-reads, at least every ``SAFETY_SECONDS``. While a listener hears every
 commit, the waiters re-read only every ``HEARD_SECONDS``: 30 townships' waiting pulls read the
 hub's feed 30 times a second otherwise, for nothing (bench/README.md).
+
+A ring names the pullers whose feeds the commit may add to (a village and its township: the
+feeds an event reaches), and wakes only their waiting pulls: every decision at the hub woke all
+30 townships' pulls to read their feeds, and the hub's CPU grew over a simulated day with the
+cases decided there (bench/README.md).
 """
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 
 import asyncpg
 import structlog
@@ -23,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 SAFETY_SECONDS = 1.0
 HEARD_SECONDS = 10.0
 CHANNEL = "servicenet_feed"
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+MOST_NAMED = 7000  # characters of pullers a notification names (PostgreSQL's limit is 8000)
 RECONNECT_SECONDS = 1.0
 
 log = structlog.get_logger()
@@ -30,17 +38,19 @@ log = structlog.get_logger()
 
 class Bell:
     def __init__(self) -> None:
-        self._current = asyncio.Event()
+        self._tickets: dict[str, asyncio.Event] = {}  # puller -> its waiters' ticket
         self.heard = False  # set while a CommitListener hears every commit to the feed
 
-    def ticket(self) -> asyncio.Event:
-        """Take before reading: it is set by the next ring."""
-        return self._current
+    def ticket(self, puller: str) -> asyncio.Event:
+        """Take before reading ``puller``'s feed: it is set by the next ring naming it."""
+        return self._tickets.setdefault(puller, asyncio.Event())
 
-    def ring(self) -> None:
-        """Wake everyone waiting on a ticket taken before now."""
-        rung, self._current = self._current, asyncio.Event()
-        rung.set()
+    def ring(self, pullers: Iterable[str] | None = None) -> None:
+        """Wake those waiting on a ticket taken before now: ``pullers``' waiters, or everyone."""
+        named = list(self._tickets) if pullers is None else pullers
+        for puller in named:
+            if (rung := self._tickets.pop(puller, None)) is not None:
+                rung.set()
 
     async def wait(self, ticket: asyncio.Event, seconds: float) -> None:
         """Until the ticket is rung, or at most ``seconds`` (and never past SAFETY_SECONDS, or
@@ -50,11 +60,18 @@ class Bell:
             await asyncio.wait_for(ticket.wait(), max(0.0, min(seconds, most)))
 
 
-async def announce(conn: AsyncConnection) -> None:
-    """Have every listening process ring its bell when this transaction commits (PostgreSQL;
-    delivered once however often a transaction announces, and never if it rolls back)."""
+def pullers_of(village_codes: Iterable[str]) -> set[str]:
+    """The pullers whose feeds events of these villages reach: each village and its township."""
+    return {code for village in village_codes for code in (village, village[:9])}
+
+
+async def announce(conn: AsyncConnection, pullers: set[str]) -> None:
+    """Have every listening process ring its bell for ``pullers`` when this transaction commits
+    (PostgreSQL; never if it rolls back). Too many to name: everyone's."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(text(f"NOTIFY {CHANNEL}"))
+        named = ",".join(sorted(pullers))
+        payload = named if len(named) <= MOST_NAMED else ""
+        await conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
 
 
 class CommitListener:
@@ -80,7 +97,7 @@ class CommitListener:
         try:
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _conn: lost.set())
-            await conn.add_listener(CHANNEL, lambda *_: self.bell.ring())
+            await conn.add_listener(CHANNEL, lambda *note: self.bell.ring(_named(note[-1])))
             self.listening.set()
             self.bell.heard = True
             self.bell.ring()  # what committed while nobody listened
@@ -89,3 +106,8 @@ class CommitListener:
             self.bell.heard = False
             self.bell.ring()  # the waiters re-read, then wait as long as nothing is heard
             await conn.close(timeout=1.0)
+
+
+def _named(payload: str) -> list[str] | None:
+    """The pullers a notification names; None (everyone) if it names none."""
+    return payload.split(",") if payload else None

@@ -52,7 +52,7 @@ from casework.lifecycle import (
 )
 from relay import audit
 from relay._chain import staff_of
-from relay.bell import Bell, announce
+from relay.bell import Bell, announce, pullers_of
 from relay.catalogs import load_all
 from relay.clock import now_us, today_in_china
 from relay.config import NodeConfig
@@ -467,8 +467,9 @@ class Ledger:
         relay_ids = (own if self.has_upstream else []) + batch.relay_ids
         if relay_ids:
             await _enqueue(conn, _in_order(batch.event_rows, set(relay_ids)))
-        if any(row["via"] in self._feeding for row in batch.event_rows):
-            await announce(conn)  # pulls waiting in other processes wake at the commit
+        feeding = [row["village_code"] for row in batch.event_rows if row["via"] in self._feeding]
+        if feeding:  # pulls waiting in other processes for these feeds wake at the commit
+            await announce(conn, pullers_of(feeding))
 
     def stored(self, row: Any) -> EventRecord:
         """An event as this node stored it, its payload opened (sealed on a village)."""

@@ -15,6 +15,7 @@ from casework.lifecycle import COMMANDS
 from relay import audit, calendars, catalogs, metrics, revocations
 from relay._chain import MAX_LINKS, check_links
 from relay.audit import Links
+from relay.bell import pullers_of
 from relay.catalogs import Published
 from relay.certify import Certified, Certifier, Standing
 from relay.clock import now_us
@@ -166,8 +167,8 @@ class RelayService:
                 await conn.execute(
                     inbox_peers.update().where(inbox_peers.c.sender == sender).values(**values)
                 )
-        if _answers_possible(fresh):
-            self.ledger.bell.ring()
+        if answered := _answered_to(fresh):
+            self.ledger.bell.ring(answered)
         async with self._moved:
             self._marks[sender] = last
             self._moved.notify_all()
@@ -207,7 +208,7 @@ class RelayService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait_ms, MAX_WAIT_MS) / 1000
         while True:
-            ticket = self.ledger.bell.ticket()  # before reading: a commit after it wakes us
+            ticket = self.ledger.bell.ticket(puller)  # before reading: a commit after it wakes us
             async with reading(self.engine) as conn:
                 if after and not await _holds(conn, after, after_event_id):
                     log.warning("relay.pull.reset", puller=puller, after=after)
@@ -308,12 +309,12 @@ def _check_chain(chain: Links | None) -> None:
         raise InvalidBatch(str(exc)) from exc
 
 
-def _answers_possible(envelopes: Sequence[tuple[int, EventRecord]]) -> bool:
-    """Whether applying these events from below may add to a feed pulled from here. A sender's
-    own events never do (a feed leaves out what came from its puller, and holds only the
-    puller's own villages); only the answers this node makes to commands can, so a batch of
+def _answered_to(envelopes: Sequence[tuple[int, EventRecord]]) -> set[str]:
+    """The pullers whose feeds applying these events from below may add to. A sender's own
+    events never do (a feed leaves out what came from its puller, and holds only the puller's
+    own villages); only the answers this node makes to commands can, so a batch of
     submissions wakes none of the waiting pulls."""
-    return any(record.type in COMMANDS for _, record in envelopes)
+    return pullers_of(record.village_code for _, record in envelopes if record.type in COMMANDS)
 
 
 def _check_batch(envelopes: Sequence[tuple[int, EventRecord]]) -> None:

@@ -27,6 +27,7 @@ from casework.lifecycle import (
     DEPARTMENT_DECIDED,
     RECTIFIED,
 )
+from relay.bell import pullers_of
 from relay.counters import read_value, write_value
 from relay.db import serialize_writers
 from relay.ledger import case_state
@@ -143,7 +144,7 @@ async def _act_one(node: Node, case_id: str, event_type: str, payload: dict[str,
             status = (await conn.execute(select(cases.c.status).where(cases.c.case_id == case_id))).scalar()
     except CaseworkError as exc:
         return Outcome(case_id, False, error=str(exc), code=exc.code, fields=exc.fields)
-    node.ledger.bell.ring()  # a server in this process wakes the pulls waiting for it
+    node.ledger.bell.ring(pullers_of([row.village_code]))  # a server in this process wakes them
     return Outcome(case_id, True, status=status or "")
 
 

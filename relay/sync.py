@@ -22,6 +22,7 @@ from casework import CaseworkError, InvalidInput
 from relay import audit, calendars, metrics, revocations
 from relay._chain import GENESIS, MAX_LINKS
 from relay.audit import Links
+from relay.bell import pullers_of
 from relay.catalogs import parse_document, store
 from relay.clock import now_us
 from relay.counters import read_text, read_value, write_value
@@ -251,8 +252,8 @@ class Syncer:
             unneeded = await self._forget(conn)  # a case delivered just now, or settled long enough
             await write_value(conn, "last_pull", now_us())
         self.ledger.vault.drop_scans(unneeded)
-        if page.events:
-            self.ledger.bell.ring()  # what came down may be for the nodes pulling from here
+        if page.events:  # what came down may be for the nodes pulling from here
+            self.ledger.bell.ring(pullers_of(record.village_code for _, record in page.events))
         metrics.EVENTS.inc(len(page.events), direction="pulled")
         metrics.PULL_POSITION.set(page.head, what="head")
         metrics.PULL_POSITION.set(page.events[-1][0] if page.events else cursor, what="cursor")

@@ -3,12 +3,14 @@
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
 from sqlalchemy import event, text
 
 from casework.lifecycle import ACCEPTED, CMD_WITHDRAW, ESCALATED, WITHDRAWN
+from relay import bell as bell_module
 from relay import service as service_module
 from relay.bell import SAFETY_SECONDS, CommitListener
 from relay.ledger import feed
@@ -16,7 +18,7 @@ from relay.node import open_node
 from relay.service import RelayService
 from relay.staff import act
 from relay.upstream import LocalUpstream
-from tests.conftest import TOWNSHIP, VILLAGE
+from tests.conftest import OTHER_TOWNSHIP, TOWNSHIP, VILLAGE
 from tests.test_relay_inprocess import intake, wire
 from village_agent import service as village
 
@@ -32,6 +34,46 @@ def count_feed_reads(monkeypatch):
 
     monkeypatch.setattr(service_module, "feed", counted)
     return reads
+
+
+def feed_reads_by_puller(monkeypatch) -> Counter[str]:
+    """How many times the service reads each puller's feed from now on."""
+    reads: Counter[str] = Counter()
+    real_feed = service_module.feed
+
+    async def counted(conn, puller, *args):
+        reads[puller] += 1
+        return await real_feed(conn, puller, *args)
+
+    monkeypatch.setattr(service_module, "feed", counted)
+    return reads
+
+
+SIBLING = TOWNSHIP + "008"  # another village of the township
+
+
+async def test_a_commit_wakes_only_the_pulls_of_the_feeds_it_adds_to(net, monkeypatch):
+    """A window accepting a village's case wakes that village's waiting pull and not a sibling
+    village's, which read its feed once and sleeps on (every decision at the hub woke all 30
+    townships' waiting pulls to read their feeds for nothing)."""
+    monkeypatch.setattr(bell_module, "SAFETY_SECONDS", 30.0)  # no re-read while this test runs
+    v_sync, _, _ = wire(net)
+    [case_id] = await intake(net.village)
+    await v_sync.sync(5)
+    township = RelayService(net.township.engine, net.township.ledger)
+    head = (await township.pull(VILLAGE, 0, "", 1000, 0)).head
+    reads = feed_reads_by_puller(monkeypatch)
+    ours = asyncio.create_task(township.pull(VILLAGE, head, "", 1000, 10_000))
+    theirs = asyncio.create_task(township.pull(SIBLING, 0, "", 1000, 10_000))
+    await asyncio.sleep(0.3)  # both polls have read their feeds and wait
+    assert (await act(net.township, [case_id], ACCEPTED, {}))[0].ok
+    page = await asyncio.wait_for(ours, 5)
+    await asyncio.sleep(0.1)
+    assert [record.type for _, record in page.events] == [ACCEPTED]
+    assert reads == {VILLAGE: 2, SIBLING: 1} and not theirs.done()
+    theirs.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await theirs
 
 
 async def test_a_waiting_pull_wakes_on_a_commit_and_reads_the_feed_twice(net, monkeypatch):
@@ -119,6 +161,42 @@ async def test_a_decision_in_one_process_wakes_a_pull_waiting_in_another(net):
                 assert [(r.case_id, r.type) for _, r in page.events] == [(case_id, ACCEPTED)]
                 assert time.perf_counter() - started < SAFETY_SECONDS / 2
                 await _lose_listener(net.district.engine)  # as a database restart would
+        finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+
+
+@ON_POSTGRESQL
+async def test_a_decision_in_another_process_wakes_only_the_pull_of_its_township(net, monkeypatch):
+    """A commit's notification names the feeds it adds to: the district deciding a case in
+    one process wakes the waiting pull of the case's township in another, not another
+    township's."""
+    v_sync, t_sync, _ = wire(net)
+    [case_id] = await intake(net.village, "twp-dibao-apply")
+    await v_sync.sync(5)
+    await act(net.township, [case_id], ACCEPTED, {})
+    await act(net.township, [case_id], ESCALATED, {"opinion": "符合"})
+    await t_sync.sync(5)
+    async with open_node(net.district.home, net.district.config) as other:
+        listener = CommitListener(other.engine, other.ledger.bell)
+        listening = asyncio.create_task(listener.listen_forever())
+        try:
+            await asyncio.wait_for(listener.listening.wait(), 10)
+            worker = RelayService(other.engine, other.ledger)
+            head = (await worker.pull(TOWNSHIP, 0, "", 1000, 0)).head
+            reads = feed_reads_by_puller(monkeypatch)
+            ours = asyncio.create_task(worker.pull(TOWNSHIP, head, "", 1000, 10_000))
+            theirs = asyncio.create_task(worker.pull(OTHER_TOWNSHIP, 0, "", 1000, 10_000))
+            await asyncio.sleep(0.3)  # both polls have read their feeds and wait
+            assert (await act(net.district, [case_id], ACCEPTED, {}))[0].ok
+            page = await asyncio.wait_for(ours, 5)
+            await asyncio.sleep(0.2)
+            assert [record.type for _, record in page.events] == [ACCEPTED]
+            assert reads == {TOWNSHIP: 2, OTHER_TOWNSHIP: 1} and not theirs.done()
+            theirs.cancel()  # and awaited: its connection goes back before the engine closes
+            with contextlib.suppress(asyncio.CancelledError):
+                await theirs
         finally:
             listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
