@@ -36,7 +36,7 @@ from typing import Any
 import asyncpg
 
 from bench import pgdb
-from bench.hubapply import Applied, apply_url, hub_apply
+from bench.hubapply import Applied, Together, apply_url, hub_apply, hub_apply_together
 from bench.hubwatch import HubWatch, backend_pids, client_ports
 from bench.latency import _baseline as raw_chain_latency
 from bench.procstat import MachineMeter, Meter, Span, TreeMeter, memory, mib, parent_of
@@ -669,9 +669,11 @@ class DistrictSim:
             )
         self.baseline_rates: dict[str, float] = {}
         self.applied: Applied | None = None
+        self.together: Together | None = None
         if opts.burst:
             self.baseline_rates = await _pg_baseline(self.dsn, self.burst_start, opts.burst)
             self.applied = await hub_apply(apply_url(opts.pg), min(opts.burst, APPLY_EVENTS))
+            self.together = await hub_apply_together(apply_url(opts.pg), min(opts.burst, APPLY_EVENTS))
 
     # -- the report ------------------------------------------------------------------------
 
@@ -851,6 +853,13 @@ class DistrictSim:
             top = sorted(a.statements.items(), key=lambda item: -item[1][0])[:3]
             for text, (spent, _) in top:
                 say(f"      {1000 * spent / (a.events / 1000):6.1f} ms a batch  {text}")
+        if self.together is not None:
+            g = self.together
+            say(
+                f"    baseline: the same, 4 townships pushing at once  {g.rate:,.0f} events/s "
+                f"(the hub's CPU {1000 * g.cpu_seconds / (g.events / 1000):.0f} ms a 1,000 events, "
+                f"{g.cpu_seconds / g.seconds:.2f} core)"
+            )
         for name, rate in self.baseline_rates.items():
             say(
                 f"    baseline: raw asyncpg {name}, 1,000 events a transaction, stop-and-wait   "

@@ -4,12 +4,16 @@ A baseline for the district simulation's ingest figure: the same product code th
 server runs for each batch, without gRPC, without the townships and without other load; one
 1,000-event batch after another (stop-and-wait), on a database of its own. Every statement it
 issues is timed (SQLAlchemy's cursor events), which splits a batch's time between the database
-(with the driver) and Python.
+(with the driver) and Python. And the same with four townships pushing at once, as the
+server applies batches side by side (two at a time on PostgreSQL, relay/service.py).
 """
 
+import asyncio
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +24,19 @@ from bench import pgdb
 from bench.workload import outbox_records, take_cases
 from relay.config import NodeConfig, default_db_url
 from relay.console import create_node
-from relay.node import open_node
+from relay.node import Node, open_node
+from relay.records import EventRecord
 from relay.service import RelayService
 from relay.sync import Syncer
 from relay.upstream import LocalUpstream
 
 DISTRICT, TOWNSHIP, VILLAGE = "500117", "500117001", "500117001005"
+TOGETHER = (  # townships pushing at once, each with one of its villages (Hechuan's codes)
+    (TOWNSHIP, VILLAGE),
+    ("500117002", "500117002001"),
+    ("500117003", "500117003002"),
+    ("500117004", "500117004001"),
+)
 BATCH = 1000
 
 
@@ -44,28 +55,10 @@ class Applied:
 async def hub_apply(url: str, count: int) -> Applied:
     """Push ``count`` submissions (relayed by a township, as the hub receives them) into a
     fresh hub on ``url``, 1,000 a call, and time it."""
-    await pgdb.recreate(url)
     with tempfile.TemporaryDirectory(prefix="servicenet-hubapply-") as folder:
         root = Path(folder)
-        homes = {code: root / code for code in (DISTRICT, TOWNSHIP, VILLAGE)}
-        for home in homes.values():
-            home.mkdir()
-        configs = {
-            DISTRICT: _config(DISTRICT, "district", "", url),
-            TOWNSHIP: _config(TOWNSHIP, "township", DISTRICT, default_db_url(homes[TOWNSHIP])),
-            VILLAGE: _config(VILLAGE, "village", TOWNSHIP, default_db_url(homes[VILLAGE])),
-        }
-        for code, config in configs.items():
-            await create_node(homes[code], config)
-        async with (
-            open_node(homes[VILLAGE]) as village,
-            open_node(homes[TOWNSHIP]) as township,
-            open_node(homes[DISTRICT]) as hub,
-        ):
-            await take_cases(village, count)
-            to_township = LocalUpstream(RelayService(township.engine, township.ledger))
-            await Syncer(village.engine, village.ledger, to_township).sync(give_up_after=120)
-            records = await outbox_records(township)
+        records = await _relayed(root, TOWNSHIP, VILLAGE, count)
+        async with _fresh_hub(root, url) as hub:
             service = RelayService(hub.engine, hub.ledger)
             spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
             engine = hub.engine.sync_engine
@@ -85,11 +78,67 @@ async def hub_apply(url: str, count: int) -> Applied:
                 entry[1] += 1
 
             started = time.perf_counter()
-            for first in range(0, len(records), BATCH):
-                await service.push(TOWNSHIP, 1, records[first : first + BATCH])
+            await _push_all(service, TOWNSHIP, records)
             seconds = time.perf_counter() - started
     statements = {text: (float(v[0]), int(v[1])) for text, v in spent.items()}
     return Applied(len(records), seconds, sum(v[0] for v in statements.values()), statements)
+
+
+@dataclass
+class Together:
+    events: int
+    seconds: float
+    cpu_seconds: float  # the hub's (this process's) CPU time
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+async def hub_apply_together(url: str, count: int) -> Together:
+    """Push ``count`` submissions from four townships at once (a quarter each, 1,000 a call,
+    each township stop-and-wait) into a fresh hub on ``url``: the hub's code and PostgreSQL
+    with batches applied side by side, as in the server, without gRPC or the townships' load."""
+    with tempfile.TemporaryDirectory(prefix="servicenet-hubapply-") as folder:
+        root = Path(folder)
+        share = count // len(TOGETHER)
+        records = {t: await _relayed(root, t, v, share) for t, v in TOGETHER}
+        async with _fresh_hub(root, url) as hub:
+            service = RelayService(hub.engine, hub.ledger)
+            started, cpu = time.perf_counter(), time.process_time()
+            await asyncio.gather(*(_push_all(service, t, records[t]) for t, _ in TOGETHER))
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return Together(share * len(TOGETHER), seconds, cpu)
+
+
+async def _relayed(root: Path, township: str, village: str, count: int) -> list[tuple[int, EventRecord]]:
+    """``count`` submissions taken at a village and relayed by its township: the township's
+    outbox, as it would push them to the hub."""
+    for code, role, upstream in ((township, "township", DISTRICT), (village, "village", township)):
+        home = root / code
+        home.mkdir()
+        await create_node(home, _config(code, role, upstream, default_db_url(home)))
+    async with open_node(root / village) as below, open_node(root / township) as above:
+        await take_cases(below, count)
+        to_township = LocalUpstream(RelayService(above.engine, above.ledger))
+        await Syncer(below.engine, below.ledger, to_township).sync(give_up_after=120)
+        return await outbox_records(above)
+
+
+@asynccontextmanager
+async def _fresh_hub(root: Path, url: str) -> AsyncIterator[Node]:
+    """A new district node on a recreated database at ``url``."""
+    await pgdb.recreate(url)
+    home = root / DISTRICT
+    home.mkdir()
+    await create_node(home, _config(DISTRICT, "district", "", url))
+    async with open_node(home) as hub:
+        yield hub
+
+
+async def _push_all(service: RelayService, sender: str, records: list[tuple[int, EventRecord]]) -> None:
+    for first in range(0, len(records), BATCH):
+        await service.push(sender, 1, records[first : first + BATCH])
 
 
 def _config(code: str, role: str, upstream_code: str, db_url: str) -> NodeConfig:
