@@ -23,19 +23,6 @@ from tests.test_relay_inprocess import intake, wire
 from village_agent import service as village
 
 
-def count_feed_reads(monkeypatch):
-    """How many times the service reads its feed from now on (one counter, in a list)."""
-    reads = [0]
-    real_feed = service_module.feed
-
-    async def counted(*args):
-        reads[0] += 1
-        return await real_feed(*args)
-
-    monkeypatch.setattr(service_module, "feed", counted)
-    return reads
-
-
 def feed_reads_by_puller(monkeypatch) -> Counter[str]:
     """How many times the service reads each puller's feed from now on."""
     reads: Counter[str] = Counter()
@@ -61,19 +48,25 @@ async def test_a_commit_wakes_only_the_pulls_of_the_feeds_it_adds_to(net, monkey
     [case_id] = await intake(net.village)
     await v_sync.sync(5)
     township = RelayService(net.township.engine, net.township.ledger)
-    head = (await township.pull(VILLAGE, 0, "", 1000, 0)).head
+    await only_its_pull_wakes(township, net.township, case_id, VILLAGE, SIBLING, monkeypatch)
+
+
+async def only_its_pull_wakes(service, node, case_id, ours, theirs, monkeypatch):
+    """``ours`` and ``theirs`` wait on ``service`` for their feeds; accepting ``case_id`` (a
+    case of ours) at ``node`` answers ours, and theirs has read its feed once and waits on."""
+    head = (await service.pull(ours, 0, "", 1000, 0)).head
     reads = feed_reads_by_puller(monkeypatch)
-    ours = asyncio.create_task(township.pull(VILLAGE, head, "", 1000, 10_000))
-    theirs = asyncio.create_task(township.pull(SIBLING, 0, "", 1000, 10_000))
+    waiting = asyncio.create_task(service.pull(ours, head, "", 1000, 10_000))
+    asleep = asyncio.create_task(service.pull(theirs, 0, "", 1000, 10_000))
     await asyncio.sleep(0.3)  # both polls have read their feeds and wait
-    assert (await act(net.township, [case_id], ACCEPTED, {}))[0].ok
-    page = await asyncio.wait_for(ours, 5)
-    await asyncio.sleep(0.1)
+    assert (await act(node, [case_id], ACCEPTED, {}))[0].ok
+    page = await asyncio.wait_for(waiting, 5)
+    await asyncio.sleep(0.2)
     assert [record.type for _, record in page.events] == [ACCEPTED]
-    assert reads == {VILLAGE: 2, SIBLING: 1} and not theirs.done()
-    theirs.cancel()
+    assert reads == {ours: 2, theirs: 1} and not asleep.done()
+    asleep.cancel()  # and awaited: its connection goes back before the engine closes
     with contextlib.suppress(asyncio.CancelledError):
-        await theirs
+        await asleep
 
 
 async def test_a_waiting_pull_wakes_on_a_commit_and_reads_the_feed_twice(net, monkeypatch):
@@ -84,7 +77,7 @@ async def test_a_waiting_pull_wakes_on_a_commit_and_reads_the_feed_twice(net, mo
     await v_sync.sync(5)
     township = RelayService(net.township.engine, net.township.ledger)
     first = await township.pull(VILLAGE, 0, "", 1000, 0)
-    reads = count_feed_reads(monkeypatch)
+    reads = feed_reads_by_puller(monkeypatch)
     waiting = asyncio.create_task(township.pull(VILLAGE, first.head, "", 1000, 10_000))
     await asyncio.sleep(0.3)  # the poll is waiting
     started = time.perf_counter()
@@ -92,7 +85,7 @@ async def test_a_waiting_pull_wakes_on_a_commit_and_reads_the_feed_twice(net, mo
     page = await asyncio.wait_for(waiting, 5)
     assert [record.type for _, record in page.events] == [ACCEPTED]
     assert time.perf_counter() - started < SAFETY_SECONDS / 2
-    assert reads[0] == 2
+    assert reads == {VILLAGE: 2}
 
 
 async def test_a_closing_server_answers_waiting_pulls_at_once(net):
@@ -113,17 +106,17 @@ async def test_submissions_from_below_wake_no_pull_and_a_command_does(net, monke
     township = RelayService(net.township.engine, net.township.ledger)
     v_sync.upstream = LocalUpstream(township)
     first = await township.pull(VILLAGE, 0, "", 1000, 0)
-    reads = count_feed_reads(monkeypatch)
+    reads = feed_reads_by_puller(monkeypatch)
     waiting = asyncio.create_task(township.pull(VILLAGE, first.head, "", 1000, 10_000))
     await asyncio.sleep(0.05)
     [case_id] = await intake(net.village)
     await v_sync.push_once()
     await asyncio.sleep(0.2)
-    assert reads[0] == 1 and not waiting.done()
+    assert reads == {VILLAGE: 1} and not waiting.done()
     await village.command(net.village, case_id, CMD_WITHDRAW, {"reason": "不办了"})
     await v_sync.push_once()
     page = await asyncio.wait_for(waiting, SAFETY_SECONDS / 2)
-    assert [record.type for _, record in page.events] == [WITHDRAWN] and reads[0] == 2
+    assert [record.type for _, record in page.events] == [WITHDRAWN] and reads == {VILLAGE: 2}
 
 
 ON_POSTGRESQL = pytest.mark.parametrize("district_db", ["postgresql"], indirect=True)
@@ -137,34 +130,19 @@ async def test_a_decision_in_one_process_wakes_a_pull_waiting_in_another(net):
     """The district's server and its staff command line are processes of their own on one
     database: a decision committed by one wakes a township's pull waiting in the other at
     the commit, also after the listener's connection was lost and made again."""
-    v_sync, t_sync, _ = wire(net)
-    case_ids = await intake(net.village, "twp-dibao-apply", n=2)
-    await v_sync.sync(5)
-    for case_id in case_ids:
-        await act(net.township, [case_id], ACCEPTED, {})
-        await act(net.township, [case_id], ESCALATED, {"opinion": "符合"})
-    await t_sync.sync(5)
-    # Another process's engine and bell, as the server has them:
-    async with open_node(net.district.home, net.district.config) as other:
-        listener = CommitListener(other.engine, other.ledger.bell)
-        listening = asyncio.create_task(listener.listen_forever())
-        try:
-            worker = RelayService(other.engine, other.ledger)
-            for case_id in case_ids:
-                await asyncio.wait_for(listener.listening.wait(), 10)
-                head = (await worker.pull(TOWNSHIP, 0, "", 1000, 0)).head
-                waiting = asyncio.create_task(worker.pull(TOWNSHIP, head, "", 1000, 10_000))
-                await asyncio.sleep(0.2)  # the poll has read the feed and waits
-                started = time.perf_counter()
-                assert (await act(net.district, [case_id], ACCEPTED, {}))[0].ok
-                page = await asyncio.wait_for(waiting, 5)
-                assert [(r.case_id, r.type) for _, r in page.events] == [(case_id, ACCEPTED)]
-                assert time.perf_counter() - started < SAFETY_SECONDS / 2
-                await _lose_listener(net.district.engine)  # as a database restart would
-        finally:
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
+    case_ids = await escalated(net, 2)
+    async with another_process(net) as (_, listener, worker):
+        for case_id in case_ids:
+            await asyncio.wait_for(listener.listening.wait(), 10)
+            head = (await worker.pull(TOWNSHIP, 0, "", 1000, 0)).head
+            waiting = asyncio.create_task(worker.pull(TOWNSHIP, head, "", 1000, 10_000))
+            await asyncio.sleep(0.2)  # the poll has read the feed and waits
+            started = time.perf_counter()
+            assert (await act(net.district, [case_id], ACCEPTED, {}))[0].ok
+            page = await asyncio.wait_for(waiting, 5)
+            assert [(r.case_id, r.type) for _, r in page.events] == [(case_id, ACCEPTED)]
+            assert time.perf_counter() - started < SAFETY_SECONDS / 2
+            await _lose_listener(net.district.engine)  # as a database restart would
 
 
 @ON_POSTGRESQL
@@ -172,35 +150,9 @@ async def test_a_decision_in_another_process_wakes_only_the_pull_of_its_township
     """A commit's notification names the feeds it adds to: the district deciding a case in
     one process wakes the waiting pull of the case's township in another, not another
     township's."""
-    v_sync, t_sync, _ = wire(net)
-    [case_id] = await intake(net.village, "twp-dibao-apply")
-    await v_sync.sync(5)
-    await act(net.township, [case_id], ACCEPTED, {})
-    await act(net.township, [case_id], ESCALATED, {"opinion": "符合"})
-    await t_sync.sync(5)
-    async with open_node(net.district.home, net.district.config) as other:
-        listener = CommitListener(other.engine, other.ledger.bell)
-        listening = asyncio.create_task(listener.listen_forever())
-        try:
-            await asyncio.wait_for(listener.listening.wait(), 10)
-            worker = RelayService(other.engine, other.ledger)
-            head = (await worker.pull(TOWNSHIP, 0, "", 1000, 0)).head
-            reads = feed_reads_by_puller(monkeypatch)
-            ours = asyncio.create_task(worker.pull(TOWNSHIP, head, "", 1000, 10_000))
-            theirs = asyncio.create_task(worker.pull(OTHER_TOWNSHIP, 0, "", 1000, 10_000))
-            await asyncio.sleep(0.3)  # both polls have read their feeds and wait
-            assert (await act(net.district, [case_id], ACCEPTED, {}))[0].ok
-            page = await asyncio.wait_for(ours, 5)
-            await asyncio.sleep(0.2)
-            assert [record.type for _, record in page.events] == [ACCEPTED]
-            assert reads == {TOWNSHIP: 2, OTHER_TOWNSHIP: 1} and not theirs.done()
-            theirs.cancel()  # and awaited: its connection goes back before the engine closes
-            with contextlib.suppress(asyncio.CancelledError):
-                await theirs
-        finally:
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
+    [case_id] = await escalated(net, 1)
+    async with another_process(net) as (_, _, worker):
+        await only_its_pull_wakes(worker, net.district, case_id, TOWNSHIP, OTHER_TOWNSHIP, monkeypatch)
 
 
 @ON_POSTGRESQL
@@ -208,21 +160,41 @@ async def test_while_every_commit_is_heard_a_waiting_pull_does_not_reread_each_s
     """30 townships' waiting pulls read the hub's feed 30 times a second for nothing while it
     is quiet, unless the listener hears every commit: then a pull reads once and waits. Once
     the listener's connection is lost, the waiters read again at once."""
-    reads = count_feed_reads(monkeypatch)
+    reads = feed_reads_by_puller(monkeypatch)
+    async with another_process(net) as (other, _, worker):
+        waiting = asyncio.create_task(worker.pull(TOWNSHIP, 0, "", 1000, 10_000))
+        await asyncio.sleep(2.5 * SAFETY_SECONDS)
+        assert reads == {TOWNSHIP: 1} and not waiting.done()
+        await _lose_listener(net.district.engine)
+        assert reads[TOWNSHIP] >= 2 and other.ledger.bell.heard
+        waiting.cancel()  # and awaited: its connection goes back before the engine closes
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+
+
+async def escalated(net, n):
+    """``n`` cases the township escalated to the district, which holds them."""
+    v_sync, t_sync, _ = wire(net)
+    case_ids = await intake(net.village, "twp-dibao-apply", n=n)
+    await v_sync.sync(5)
+    for case_id in case_ids:
+        await act(net.township, [case_id], ACCEPTED, {})
+        await act(net.township, [case_id], ESCALATED, {"opinion": "符合"})
+    await t_sync.sync(5)
+    return case_ids
+
+
+@contextlib.asynccontextmanager
+async def another_process(net):
+    """The district's node opened again, with an engine and a bell of its own, a listener
+    hearing its database's commits and a relay service, as the server has them: yields the
+    node, the listener (listening) and the service."""
     async with open_node(net.district.home, net.district.config) as other:
         listener = CommitListener(other.engine, other.ledger.bell)
         listening = asyncio.create_task(listener.listen_forever())
         try:
             await asyncio.wait_for(listener.listening.wait(), 10)
-            worker = RelayService(other.engine, other.ledger)
-            waiting = asyncio.create_task(worker.pull(TOWNSHIP, 0, "", 1000, 10_000))
-            await asyncio.sleep(2.5 * SAFETY_SECONDS)
-            assert reads[0] == 1 and not waiting.done()
-            await _lose_listener(net.district.engine)
-            assert reads[0] >= 2 and other.ledger.bell.heard
-            waiting.cancel()  # and awaited: its connection goes back before the engine closes
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiting
+            yield other, listener, RelayService(other.engine, other.ledger)
         finally:
             listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
