@@ -26,7 +26,7 @@ from relay.errors import CertificateRefused, InvalidBatch, NotPermitted, RelayEr
 from relay.pki import identity_of, validity_of
 from relay.service import MAX_BATCH, RelayService
 from relay.tls import Credentials, Security, peer_certificate, reloading_server_credentials, require_loopback
-from relay.wire import from_wire, heartbeat_from_wire, links_from_wire, micros, set_micros, to_wire
+from relay.wire import from_wire, heartbeat_from_wire, links_from_wire, micros, pull_reply, set_micros
 
 # Room for a full batch of large events; anything bigger is refused by gRPC itself.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -119,11 +119,7 @@ class RelayServicer(pb_grpc.RelayServicer):
             context,
             self.service.pull(puller, request.after, request.after_event_id, request.limit, request.wait_ms),
         )
-        return pb.PullReply(
-            head=result.head,
-            reset=result.reset,
-            events=[pb.FeedEvent(position=p, event=to_wire(r)) for p, r in result.events],
-        )
+        return pull_reply(result.head, result.reset, result.events)
 
     async def Heartbeat(
         self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext

@@ -24,7 +24,7 @@ from relay.revocations import Revocation
 from relay.server import MAX_MESSAGE_BYTES
 from relay.service import RelayService
 from relay.tls import Credentials, Security, channel_options, require_loopback, served_certificate
-from relay.wire import from_wire, heartbeat_to_wire, links_to_wire, micros, set_micros, to_wire
+from relay.wire import from_wire, heartbeat_to_wire, micros, push_request, set_micros
 
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -185,13 +185,7 @@ class GrpcUpstream:
         envelopes: Sequence[tuple[int, EventRecord]],
         chain: Links | None = None,
     ) -> PushResult:
-        request = pb.PushRequest(
-            sender=sender,
-            stream=stream,
-            envelopes=[pb.Envelope(seq=s, event=to_wire(r)) for s, r in envelopes],
-            audit=None if chain is None else links_to_wire(chain),
-        )
-        ack = await self._call(self._stub.Push, request)
+        ack = await self._call(self._stub.Push, push_request(sender, stream, envelopes, chain))
         rejected = tuple(Rejected(r.seq, r.event_id, r.reason) for r in ack.rejections)
         return PushResult(ack.applied_upto, rejected, ack.duplicates, ack.audit_upto)
 

@@ -1,5 +1,7 @@
 """Converting between the wire contract (protos/v1) and the relay's records."""
 
+from collections.abc import Sequence
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from protos.v1 import relay_pb2 as pb
@@ -19,33 +21,65 @@ def micros(stamp: Timestamp) -> int:
 
 
 def to_wire(record: EventRecord) -> pb.Event:
-    event = pb.Event(
-        event_id=record.event_id,
-        case_id=record.case_id,
-        origin_node=record.origin_node,
-        origin_seq=record.origin_seq,
-        type=record.type,
-        payload=record.payload,
-        catalog_version=record.catalog_version,
-        village_code=record.village_code,
-        township_code=record.township_code,
-    )
-    set_micros(event.recorded_at, record.recorded_at)
+    event = pb.Event()
+    fill(event, record)
     return event
 
 
+def fill(event: pb.Event, record: EventRecord) -> None:
+    """Write an event into a message in place: the relay's batches add their events to the
+    request's own repeated field, as building each apart and copying it in costs twice as
+    much (bench/README.md, "Cheaper batches at both ends")."""
+    event.event_id = record.event_id
+    event.case_id = record.case_id
+    event.origin_node = record.origin_node
+    event.origin_seq = record.origin_seq
+    event.type = record.type
+    event.payload = record.payload
+    event.catalog_version = record.catalog_version
+    event.village_code = record.village_code
+    event.township_code = record.township_code
+    set_micros(event.recorded_at, record.recorded_at)
+
+
+def push_request(
+    sender: str, stream: int, envelopes: Sequence[tuple[int, EventRecord]], chain: Links | None
+) -> pb.PushRequest:
+    request = pb.PushRequest(sender=sender, stream=stream)
+    add = request.envelopes.add
+    for seq, record in envelopes:
+        fill(add(seq=seq).event, record)
+    if chain is not None:
+        sent = request.audit
+        sent.SetInParent()  # present even when empty: a probe asks where the chain stands
+        sent.first_seq, sent.prev_hash, sent.head_hash = chain.first_seq, chain.prev_hash, chain.head_hash
+        add_link = sent.links.add
+        for link in chain.links:
+            add_link(event_id=link.event_id, event_hash=link.event_hash, staff=link.staff)
+    return request
+
+
+def pull_reply(head: int, reset: bool, events: Sequence[tuple[int, EventRecord]]) -> pb.PullReply:
+    reply = pb.PullReply(head=head, reset=reset)
+    add = reply.events.add
+    for position, record in events:
+        fill(add(position=position).event, record)
+    return reply
+
+
 def from_wire(event: pb.Event) -> EventRecord:
+    stamp = event.recorded_at
     return EventRecord(
-        event_id=event.event_id,
-        case_id=event.case_id,
-        origin_node=event.origin_node,
-        origin_seq=event.origin_seq,
-        type=event.type,
-        payload=event.payload,
-        recorded_at=micros(event.recorded_at),
-        catalog_version=event.catalog_version,
-        village_code=event.village_code,
-        township_code=event.township_code,
+        event.event_id,
+        event.case_id,
+        event.origin_node,
+        event.origin_seq,
+        event.type,
+        event.payload,
+        stamp.seconds * 1_000_000 + stamp.nanos // 1000,
+        event.catalog_version,
+        event.village_code,
+        event.township_code,
     )
 
 
@@ -94,15 +128,6 @@ def _break_to_wire(found: ReportedBreak) -> pb.AuditBreak:
     sent = pb.AuditBreak(seq=found.seq, reason=found.reason)
     set_micros(sent.recorded_at, found.recorded_at)
     return sent
-
-
-def links_to_wire(sent: Links) -> pb.AuditLinks:
-    return pb.AuditLinks(
-        first_seq=sent.first_seq,
-        prev_hash=sent.prev_hash,
-        head_hash=sent.head_hash,
-        links=[pb.AuditLink(event_id=k.event_id, event_hash=k.event_hash, staff=k.staff) for k in sent.links],
-    )
 
 
 def links_from_wire(request: pb.PushRequest) -> Links | None:
