@@ -37,7 +37,7 @@ async def outbox_records(node: Node) -> list[tuple[int, EventRecord]]:
     query = select(outbox.c.seq, events).join(events, events.c.event_id == outbox.c.event_id)
     async with node.engine.connect() as conn:
         rows = (await conn.execute(query.order_by(outbox.c.seq))).all()
-    return [(row.seq, node.ledger.stored(row)) for row in rows]
+    return node.ledger.queued(rows)
 
 
 def push_batches(sender: str, records: list[tuple[int, EventRecord]], size: int) -> list[bytes]:

@@ -40,9 +40,9 @@ async def case_history(node: Node, conn: AsyncConnection, case_id: str) -> list[
             "type": e.type,
             "origin_node": e.origin_node,
             "recorded_at": iso(e.recorded_at),
-            "payload": _public_payload(node.ledger.stored(e).payload, district),
+            "payload": _public_payload(e.payload, district),
         }
-        for e in await conn.execute(query)
+        for e in node.ledger.stored((await conn.execute(query)).all())
     ]
 
 

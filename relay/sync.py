@@ -153,7 +153,7 @@ class Syncer:
                 " it was restored from a backup older than the retention period; an operator must"
                 " recover the missing events there"
             )
-        return [(row.seq, self.ledger.stored(row)) for row in rows], chain
+        return self.ledger.queued(rows), chain
 
     async def _chain(self, conn: AsyncConnection, upto: int | None) -> Links:
         """The audit rows after those the upstream acknowledged, up to ``upto``; none until it

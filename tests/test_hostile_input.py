@@ -131,7 +131,7 @@ async def village_events(node: Node, n: int) -> list[EventRecord]:
                 select(events).join(outbox, outbox.c.event_id == events.c.event_id).order_by(outbox.c.seq)
             )
         ).all()
-    return [node.ledger.stored(row) for row in rows]
+    return node.ledger.stored(rows)
 
 
 def push_request(

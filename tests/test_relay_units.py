@@ -140,7 +140,7 @@ async def outbox_records(node: Node) -> list[tuple[int, EventRecord]]:
                 .order_by(outbox.c.seq)
             )
         ).all()
-    return [(row.seq, node.ledger.stored(row)) for row in rows]
+    return node.ledger.queued(rows)
 
 
 async def count(node: Node, table: Any, *where: Any) -> int:
