@@ -170,12 +170,15 @@ async def push_stream(address: str, batches: list[bytes]) -> float:
 PUSHES = {"unary": push_unary, "stream": push_stream}
 
 
-async def baseline_seconds(db: Path, mode: str, batches: list[bytes], count: int) -> float:
+async def baseline_seconds(db: Path, mode: str, batches: list[bytes], count: int) -> tuple[float, float]:
     """Seconds to push the batches (``count`` events) into a baseline server on a fresh
-    database, unary or streamed (a key of PUSHES); checks that every event was stored."""
+    database, unary or streamed (a key of PUSHES), and the CPU seconds this process (the
+    sender) spent on it; checks that every event was stored."""
     with raw_server(db) as address:
         settle()
+        cpu = time.process_time()
         seconds = await PUSHES[mode](address, batches)
+        cpu = time.process_time() - cpu
     if (stored := count_rows(db, "events")) != count:
         raise AssertionError(f"the {mode} baseline stored {stored} of {count} events")
-    return seconds
+    return seconds, cpu

@@ -11,6 +11,7 @@ class Run:
     label: str
     count: int
     seconds: tuple[float, ...]
+    cpu: tuple[float, ...] = ()  # the sender's CPU seconds in each (this process's)
 
     @property
     def median(self) -> float:
@@ -29,7 +30,12 @@ def print_runs(title: str, unit: str, product: Run, baselines: list[Run]) -> flo
     print(title)
     for run in (product, *baselines):
         each = " ".join(f"{s:.2f}" for s in run.seconds)
-        print(f"  {run.label:<56} {run.median:6.2f} s {run.rate:9,.0f} {unit}/s   (runs: {each} s)")
+        spent = (
+            f"   sender's CPU {1e6 * statistics.median(run.cpu) / run.count:.1f} ms a 1,000"
+            if run.cpu
+            else ""
+        )
+        print(f"  {run.label:<56} {run.median:6.2f} s {run.rate:9,.0f} {unit}/s   (runs: {each} s){spent}")
     fastest = max(baselines, key=lambda run: run.rate)
     share = 100 * product.rate / fastest.rate
     print(f"  product rate = {share:.0f} % of the fastest baseline ({fastest.label})")

@@ -90,8 +90,9 @@ async def _compare(net: Network, sender: str, upstream: str, repeat: int) -> tup
     saved = net.root / "saved"
     for code in (DISTRICT, TOWNSHIP, VILLAGE):
         shutil.copytree(net.home(code), saved / code)
-    product: list[float] = []
-    baselines: dict[str, list[float]] = {mode: [] for mode in PUSHES}
+    # (seconds, the sender's CPU seconds) of each run; the servers are other processes
+    product: list[tuple[float, float]] = []
+    baselines: dict[str, list[tuple[float, float]]] = {mode: [] for mode in PUSHES}
     for attempt in range(repeat):
         for mode, runs in baselines.items():
             runs.append(
@@ -108,28 +109,33 @@ async def _compare(net: Network, sender: str, upstream: str, repeat: int) -> tup
             net.stop_all()
     label = f"product: Syncer.sync() -> {net.role[upstream]}-node serve, {PUSH_WINDOW} in flight"
     raw = [
-        Run(f"baseline: raw gRPC {mode}, stop-and-wait", len(records), tuple(runs))
+        _run(f"baseline: raw gRPC {mode}, stop-and-wait", len(records), runs)
         for mode, runs in baselines.items()
     ]
-    return Run(label, len(records), tuple(product)), raw, size
+    return _run(label, len(records), product), raw, size
 
 
-async def _timed_sync(node: Node) -> float:
-    """Seconds for the node's Syncer.sync() to push its whole outbox upstream."""
+def _run(label: str, count: int, timed: list[tuple[float, float]]) -> Run:
+    return Run(label, count, tuple(s for s, _ in timed), tuple(c for _, c in timed))
+
+
+async def _timed_sync(node: Node) -> tuple[float, float]:
+    """Seconds for the node's Syncer.sync() to push its whole outbox upstream, and its CPU
+    seconds (this process's)."""
     async with node.engine.connect() as conn:
         queued = await backlog(conn)
     syncer = node.syncer()
     settle()
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         report = await syncer.sync(give_up_after=60)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await syncer.upstream.close()
     if report.pushed < queued:  # more is a batch sent again (a rewind), which the time includes
         raise AssertionError(f"events pushed: {report.pushed}, expected at least {queued}")
     _expect(report.backlog, 0, "backlog left")
-    return seconds
+    return seconds, cpu
 
 
 def _expect(found: int, wanted: int, what: str) -> None:
