@@ -7,7 +7,7 @@ the database a fixed number of times per batch, whatever the batch's size.
 """
 
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
@@ -179,7 +179,7 @@ class Ledger:
         batch = await self._start(conn, [r.case_id for r in records], makes)
         if any(r.catalog_version not in self.catalogs for r in records if r.type == SUBMITTED):
             self.catalogs.update(await load_all(conn))  # published since this process started
-        seen = await _known_ids(conn, records, batch.known)
+        seen = await _known_ids(conn, [r.event_id for r in records])
         refusals, duplicates = [], 0
         for index, record in enumerate(records):
             if record.event_id in seen:
@@ -526,19 +526,10 @@ def _json_list(names: tuple[str, ...]) -> str:
     return json.dumps(list(names), ensure_ascii=False)
 
 
-async def _known_ids(
-    conn: AsyncConnection, records: Sequence[EventRecord], cases_here: Collection[str]
-) -> set[str]:
-    """Event ids already applied here, or refused here before: neither is judged again. An
-    event is applied with its case's row, and neither is ever deleted: only the events of
-    cases already here (``cases_here``) can have been applied (a burst of new submissions
-    looks up none)."""
-    ids = [r.event_id for r in records]
-    maybe = [r.event_id for r in records if r.case_id in cases_here]
-    known: set[str] = set()
-    if maybe:
-        applied = select(events.c.event_id).where(among(conn, events.c.event_id, maybe))
-        known.update((await conn.execute(applied)).scalars())
+async def _known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
+    """Event ids already applied here, or refused here before: neither is judged again."""
+    applied = select(events.c.event_id).where(among(conn, events.c.event_id, ids))
+    known = set((await conn.execute(applied)).scalars())
     refused_any = select(dead_letters.c.id).where(dead_letters.c.direction == "in").limit(1)
     if (await conn.execute(refused_any)).first() is not None:  # rare: skip the lookup otherwise
         refused = select(dead_letters.c.event_id).where(

@@ -236,19 +236,6 @@ async def test_same_events_under_new_stream_dedupe_by_event_id(net):
     assert await inbox_mark(net.township, VILLAGE) == (22, 3)
 
 
-async def test_resent_events_among_new_cases_are_told_apart(net):
-    """Events of cases already here are looked up by id, those of new cases are not: a
-    resend mixing both applies the new cases and counts the others as duplicates."""
-    await take_cases(net.village, 4)
-    batch = await outbox_records(net.village)
-    service = township_service(net)
-    await service.push(VILLAGE, 11, batch[:2])
-    ack = await service.push(VILLAGE, 22, batch)
-    assert (ack.applied_upto, ack.duplicates, ack.rejected) == (4, 2, ())
-    assert sorted(await event_ids(net.township)) == sorted(r.event_id for _, r in batch)
-    assert await count(net.township, cases) == 4
-
-
 async def test_new_stream_reusing_seqs_applies_new_events(net):
     """New events a restored sender numbers from an older seq under a new stream are applied."""
     await take_cases(net.village, 4)
