@@ -236,6 +236,19 @@ async def test_same_events_under_new_stream_dedupe_by_event_id(net):
     assert await inbox_mark(net.township, VILLAGE) == (22, 3)
 
 
+async def test_an_applied_event_id_naming_another_case_is_a_duplicate(net):
+    """An event id is the event's identity: one pushed again naming a case not here is a
+    duplicate, not a new case whose insert fails the whole batch."""
+    await take_cases(net.village, 1)
+    batch = await outbox_records(net.village)
+    service = township_service(net)
+    await service.push(VILLAGE, 11, batch)
+    renamed = dataclasses.replace(batch[0][1], case_id="not-a-case-here")
+    ack = await service.push(VILLAGE, 22, [(1, renamed)])
+    assert (ack.applied_upto, ack.duplicates, ack.rejected) == (1, 1, ())
+    assert await count(net.township, cases) == 1
+
+
 async def test_new_stream_reusing_seqs_applies_new_events(net):
     """New events a restored sender numbers from an older seq under a new stream are applied."""
     await take_cases(net.village, 4)
