@@ -68,7 +68,6 @@ def pull_reply(head: int, reset: bool, events: Sequence[tuple[int, EventRecord]]
 
 
 def from_wire(event: pb.Event) -> EventRecord:
-    stamp = event.recorded_at
     return EventRecord(
         event.event_id,
         event.case_id,
@@ -76,7 +75,7 @@ def from_wire(event: pb.Event) -> EventRecord:
         event.origin_seq,
         event.type,
         event.payload,
-        stamp.seconds * 1_000_000 + stamp.nanos // 1000,
+        micros(event.recorded_at),
         event.catalog_version,
         event.village_code,
         event.township_code,
