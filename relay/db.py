@@ -6,8 +6,10 @@ from contextlib import asynccontextmanager
 from operator import itemgetter
 from typing import Any
 
+import asyncpg
 from sqlalchemy import ColumnElement, Table, any_, bindparam, event, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from relay import migrations
@@ -65,21 +67,25 @@ async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, 
     driver (aiosqlite or asyncpg, on the transaction's own connection): SQLAlchemy's per-row
     parameter handling costs more than the database's own insert on the relay's hot path.
     PostgreSQL gets the rows by COPY, a fifth faster than executemany (bench/README.md);
-    columns left out take their defaults either way (an event's position from its sequence)."""
+    columns left out take their defaults either way (an event's position from its sequence).
+    A row breaking a constraint raises SQLAlchemy's IntegrityError, as its own inserts do."""
     columns = list(rows[0])
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None, "a connection in a transaction has its driver connection"
     values = itemgetter(*columns)
     records = [values(row) for row in rows]  # every table has 2+ columns: each is a tuple
-    if conn.dialect.name == "sqlite":
-        names = ", ".join(f'"{column}"' for column in columns)  # quoted: "window" is a keyword
-        marks = ", ".join("?" * len(columns))
-        await driver.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", records)
-        return
-    # SQLAlchemy opens the transaction at its first statement (the ledger's write lock or its
-    # reads); rows written before that would commit on their own.
-    assert driver.is_in_transaction(), "insert_many before the transaction's first statement"
-    await driver.copy_records_to_table(table.name, records=records, columns=columns)
+    try:
+        if conn.dialect.name == "sqlite":
+            names = ", ".join(f'"{column}"' for column in columns)  # quoted: "window" is a keyword
+            marks = ", ".join("?" * len(columns))
+            await driver.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", records)
+            return
+        # SQLAlchemy opens the transaction at its first statement (the ledger's write lock or its
+        # reads); rows written before that would commit on their own.
+        assert driver.is_in_transaction(), "insert_many before the transaction's first statement"
+        await driver.copy_records_to_table(table.name, records=records, columns=columns)
+    except (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError) as exc:
+        raise IntegrityError(f"insert into {table.name}", None, exc) from exc
 
 
 async def put_row(conn: AsyncConnection, table: Table, key: str, value: Any, values: dict[str, Any]) -> None:

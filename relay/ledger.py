@@ -15,6 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from casework import (
@@ -90,6 +91,10 @@ class Refusal:
 
 class OutOfReach(ValueError):
     """An event of a village the sending node does not serve."""
+
+
+class _LookUpAll(Exception):
+    """A batch taken without looking up its new cases refused an event: judge it again."""
 
 
 class _Batch:
@@ -173,13 +178,43 @@ class Ledger:
         """Apply events received from ``via`` (a node below, or the upstream): each exactly
         once, by event id. Events from below are relayed on where this node has an upstream.
         ``digests`` are those of some of the events, computed already (relay.audit).
-        Returns the refused ones (recorded as dead letters) and how many were already known."""
+        Returns the refused ones (recorded as dead letters) and how many were already known.
+
+        A burst of new submissions is taken first without looking anything up: a case whose
+        first event in the batch is its submission is taken as new, and the ids of events of
+        cases not found here as never applied (an event is stored with its case's row, neither
+        is ever deleted). Where that was wrong (a submission sent again, an id sent again
+        naming another case) an insert breaks a unique index; where an event is refused, the
+        case it names may have been here all the same. Either way the batch's savepoint undoes
+        what it wrote, and the batch is judged again, every case and id looked up."""
+        try:
+            async with conn.begin_nested():
+                return await self._take(conn, records, via, from_below, seqs, digests, look_up_all=False)
+        except (IntegrityError, _LookUpAll):
+            return await self._take(conn, records, via, from_below, seqs, digests, look_up_all=True)
+
+    async def _take(
+        self,
+        conn: AsyncConnection,
+        records: Sequence[EventRecord],
+        via: str,
+        from_below: bool,
+        seqs: Sequence[int] | None,
+        digests: Mapping[str, bytes] | None,
+        look_up_all: bool,
+    ) -> tuple[list[Refusal], int]:
         relay = from_below and self.has_upstream
         makes = any(r.type in COMMANDS or r.type == RETURNED for r in records)  # answers made here
-        batch = await self._start(conn, [r.case_id for r in records], makes)
+        first_types: dict[str, str] = {}
+        for record in records:
+            first_types.setdefault(record.case_id, record.type)
+        reads = [case_id for case_id, kind in first_types.items() if look_up_all or kind != SUBMITTED]
+        batch = await self._start(conn, reads, makes)
         if any(r.catalog_version not in self.catalogs for r in records if r.type == SUBMITTED):
             self.catalogs.update(await load_all(conn))  # published since this process started
-        seen = await _known_ids(conn, [r.event_id for r in records])
+        ids = [r.event_id for r in records]
+        maybe_applied = ids if look_up_all else [r.event_id for r in records if r.case_id in batch.known]
+        seen = await _known_ids(conn, maybe_applied, ids)
         refusals, duplicates = [], 0
         for index, record in enumerate(records):
             if record.event_id in seen:
@@ -199,6 +234,8 @@ class Ledger:
             elif record.type == RETURNED and batch.known[record.case_id]["owner"] == self.config.code:
                 for command in await self._unanswered_commands(conn, batch, record.case_id):
                     self._answer(batch, command)
+        if refusals and not look_up_all:
+            raise _LookUpAll
         await self._write(conn, batch, digests or {})
         if refusals:
             await dead_letter(
@@ -213,8 +250,10 @@ class Ledger:
         """Read (and lock) the batch's cases; and, if it ``makes`` events here, their counter.
         On PostgreSQL the write lock waits for _write: two batches on other cases read and
         work out their changes while a third writes its events (SQLite locks it all anyway)."""
-        query = select(cases).where(among(conn, cases.c.case_id, set(case_ids)))
-        rows = (await conn.execute(query.order_by(cases.c.case_id).with_for_update())).all()
+        rows: Sequence[Any] = ()
+        if case_ids:  # none for a batch of new submissions
+            query = select(cases).where(among(conn, cases.c.case_id, set(case_ids)))
+            rows = (await conn.execute(query.order_by(cases.c.case_id).with_for_update())).all()
         # Origin sequences follow the clock where it is ahead of the counter: a node restored
         # from an older backup then never reuses an event id it gave out after that backup.
         next_seq = max(await read_value(conn, "origin_seq", lock=True) + 1, now_us()) if makes else 0
@@ -526,10 +565,13 @@ def _json_list(names: tuple[str, ...]) -> str:
     return json.dumps(list(names), ensure_ascii=False)
 
 
-async def _known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
-    """Event ids already applied here, or refused here before: neither is judged again."""
-    applied = select(events.c.event_id).where(among(conn, events.c.event_id, ids))
-    known = set((await conn.execute(applied)).scalars())
+async def _known_ids(conn: AsyncConnection, maybe_applied: list[str], ids: list[str]) -> set[str]:
+    """Event ids already applied here (looked up among ``maybe_applied``), or refused here
+    before (among all ``ids``): neither is judged again."""
+    known: set[str] = set()
+    if maybe_applied:
+        applied = select(events.c.event_id).where(among(conn, events.c.event_id, maybe_applied))
+        known.update((await conn.execute(applied)).scalars())
     refused_any = select(dead_letters.c.id).where(dead_letters.c.direction == "in").limit(1)
     if (await conn.execute(refused_any)).first() is not None:  # rare: skip the lookup otherwise
         refused = select(dead_letters.c.event_id).where(

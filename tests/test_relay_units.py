@@ -249,6 +249,42 @@ async def test_an_applied_event_id_naming_another_case_is_a_duplicate(net):
     assert await count(net.township, cases) == 1
 
 
+@pytest.mark.parametrize("district_db", ["sqlite", "postgresql"], indirect=True)
+async def test_an_applied_event_id_among_new_cases_is_a_duplicate(net):
+    """The ids of events of cases new here are not looked up, but one applied before (sent
+    again naming another case) is still found: a duplicate; the batch's new cases are applied
+    once each, with one audit row each, and nothing of the first attempt is left."""
+    await take_cases(net.village, 3)
+    batch = await outbox_records(net.village)
+    district = RelayService(net.district.engine, net.district.ledger)
+    await district.push(TOWNSHIP, 1, batch[:1])
+    renamed = dataclasses.replace(batch[0][1], case_id="not-a-case-here")
+    ack = await district.push(TOWNSHIP, 2, [(1, batch[1][1]), (2, renamed), (3, batch[2][1])])
+    assert (ack.applied_upto, ack.duplicates, ack.rejected) == (3, 1, ())
+    assert sorted(await event_ids(net.district)) == sorted(r.event_id for _, r in batch)
+    assert await count(net.district, cases) == 3 and await count(net.district, audit) == 3
+
+
+@pytest.mark.parametrize("well_formed", [True, False])
+async def test_a_case_here_submitted_again_is_refused_and_its_events_behind_apply(net, well_formed):
+    """A batch's submissions are taken as new cases without looking them up; a case that is
+    here already, submitted again under a new id, is found all the same: the submission is
+    refused (well formed or not) and the case's own event behind it in the batch applies."""
+    syncer, _, _ = village_syncer(net)
+    [case_id] = await take_cases(net.village)
+    submission = (await outbox_records(net.village))[0][1]
+    await syncer.sync(5)
+    await village.command(net.village, case_id, CMD_COMPLAIN, {"text": "慢"})
+    complaint = (await outbox_records(net.village))[-1][1]
+    again = forged(submission, 1000, payload=submission.payload if well_formed else b"{not json")
+    ack = await township_service(net).push(VILLAGE, 31, [(1, again), (2, complaint)])
+    assert ack.applied_upto == 2 and [r.event_id for r in ack.rejected] == [again.event_id]
+    applied = [e.type for e in await township_status_events(net, case_id)]
+    assert applied == [CMD_COMPLAIN, "case.complaint_filed"]
+    assert await count(net.township, cases) == 1
+    assert [d.event_id for d in await dead(net.township)] == [again.event_id]
+
+
 async def test_new_stream_reusing_seqs_applies_new_events(net):
     """New events a restored sender numbers from an older seq under a new stream are applied."""
     await take_cases(net.village, 4)
