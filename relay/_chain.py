@@ -14,15 +14,15 @@ from hashlib import sha256
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from relay.records import EventRecord
+from relay.records import EVENT_FIELDS, EventRecord
 
 GENESIS = bytes(32)  # the "previous row hash" of row 1
 HASH_BYTES = 32
 MAX_STAFF = 64
 MAX_LINKS = 5000  # rows of its chain one push may carry
 
-_FIELDS = itemgetter(*EventRecord.__slots__)  # an event's fields in the record's order
-_FIELDS_OF = attrgetter(*EventRecord.__slots__)
+_FIELDS = itemgetter(*EVENT_FIELDS)  # an event's fields in the record's order
+_FIELDS_OF = attrgetter(*EVENT_FIELDS)
 
 
 def event_digest(fields: Sequence[Any]) -> bytes:

@@ -31,7 +31,7 @@ from relay.clock import iso, now_us
 from relay.db import insert_many
 from relay.errors import RelayError
 from relay.privacy import FORGOTTEN
-from relay.records import EventRecord, ReportedBreak
+from relay.records import EVENT_FIELDS, EventRecord, ReportedBreak
 from relay.schema import audit, audit_breaks, audit_peers, events
 from relay.vault import Vault
 
@@ -92,7 +92,7 @@ class Verdict:
     problem: str = ""  # one line naming the row; "" when the chain is whole
 
 
-_EVENT = [events.c[name].label(f"e_{name}") for name in EventRecord.__slots__]
+_EVENT = [events.c[name].label(f"e_{name}") for name in EVENT_FIELDS]
 
 
 async def verify(conn: AsyncConnection, vault: Vault) -> Verdict:
@@ -152,7 +152,7 @@ def _broken(row: Any, seq: int, prev: bytes, vault: Vault) -> str:
         return f"{where}: the row was edited (its hash does not match its content)"
     if row.e_event_id is None:
         return f"{where}: the event is missing from the events table"
-    fields = {name: row._mapping[f"e_{name}"] for name in EventRecord.__slots__}
+    fields = {name: row._mapping[f"e_{name}"] for name in EVENT_FIELDS}
     try:
         fields["payload"] = vault.open_payload(row.e_case_id, row.e_event_id, fields["payload"])
         same = event_digest(list(fields.values())) == row.event_hash

@@ -61,7 +61,7 @@ from relay.config import NodeConfig
 from relay.counters import read_value, take_range, write_value
 from relay.db import among, insert_many, serialize_writers
 from relay.privacy import FORGOTTEN, forgotten_refusal
-from relay.records import EventRecord, encode_payload
+from relay.records import EVENT_FIELDS, EventRecord, encode_payload
 from relay.schema import (
     TOWNSHIP_FEEDABLE,
     VILLAGE_FEEDABLE,
@@ -531,7 +531,7 @@ class Ledger:
         while it owned the case, before it returned the case here for rework."""
         query = select(events).where(events.c.case_id == case_id).order_by(events.c.position)
         stored = self.stored((await conn.execute(query)).all())
-        fields = EventRecord.__slots__
+        fields = EVENT_FIELDS
         made = [
             EventRecord(**{name: r[name] for name in fields})
             for r in batch.event_rows
@@ -739,5 +739,5 @@ def records_from_rows(rows: Sequence[Any]) -> list[EventRecord]:
     if not rows:
         return []
     fields = rows[0]._fields
-    pick = itemgetter(*(fields.index(name) for name in EventRecord.__slots__))
+    pick = itemgetter(*(fields.index(name) for name in EVENT_FIELDS))
     return [EventRecord(*pick(row)) for row in rows]

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from relay._chain import GENESIS, row_digest, row_hash, staff_of
-from relay.records import EventRecord
+from relay.records import EVENT_FIELDS
 
 revision = "0009"
 down_revision: str | None = "0008"
@@ -54,7 +54,7 @@ def upgrade() -> None:
 def _chain_events_held(table: sa.Table) -> None:
     """One audit row per event already applied, in feed order, page by page."""
     bind, seq, prev, after = op.get_bind(), 0, GENESIS, -1
-    columns = ", ".join(("position", *EventRecord.__slots__))
+    columns = ", ".join(("position", *EVENT_FIELDS))
     while True:
         page = bind.execute(
             sa.text(f"SELECT {columns} FROM events WHERE position > :after ORDER BY position LIMIT {_PAGE}"),
