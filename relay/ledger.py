@@ -8,7 +8,7 @@ the database a fixed number of times per batch, whatever the batch's size.
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from operator import itemgetter
@@ -513,12 +513,7 @@ class Ledger:
 
     def stored(self, rows: Sequence[Any]) -> list[EventRecord]:
         """Events as this node stored them, their payloads opened (sealed on a village)."""
-        records = records_from_rows(rows)
-        if not self.vault.sealing:
-            return records
-        return [
-            replace(r, payload=self.vault.open_payload(r.case_id, r.event_id, r.payload)) for r in records
-        ]
+        return records_from_rows(rows, self.vault.open_payload if self.vault.sealing else None)
 
     def queued(self, rows: Sequence[Any]) -> list[tuple[int, EventRecord]]:
         """(hop sequence, event) of outbox rows read with their events."""
@@ -732,12 +727,26 @@ def within_bytes(rows: Sequence[Any], most_bytes: int) -> Sequence[Any]:
     return rows
 
 
-def records_from_rows(rows: Sequence[Any]) -> list[EventRecord]:
-    """The events of rows read from ``events`` (with other columns or without). A row's
-    columns are picked by their place, found once: read by name they took 3 ms of a township's
-    27 a 1,000-event push (bench/README.md, "Cheaper batches at both ends")."""
+def records_from_rows(
+    rows: Sequence[Any], opened: Callable[[str, str, bytes], bytes] | None = None
+) -> list[EventRecord]:
+    """The events of rows read from ``events`` (with other columns or without), their payloads
+    passed through ``opened`` (case id, event id, payload as stored) if given. A row's columns
+    are picked by their place, found once: read by name they took 3 ms of a township's 27 a
+    1,000-event push (bench/README.md, "Cheaper batches at both ends"); each event is made
+    once, its payload opened on the way (dataclasses.replace afterwards: 5 µs an event)."""
     if not rows:
         return []
     fields = rows[0]._fields
     pick = itemgetter(*(fields.index(name) for name in EVENT_FIELDS))
-    return [EventRecord(*pick(row)) for row in rows]
+    if opened is None:
+        return [EventRecord(*pick(row)) for row in rows]
+    records = []
+    for row in rows:
+        values = list(pick(row))
+        values[_PAYLOAD] = opened(values[_CASE_ID], values[_EVENT_ID], values[_PAYLOAD])
+        records.append(EventRecord(*values))
+    return records
+
+
+_EVENT_ID, _CASE_ID, _PAYLOAD = (EVENT_FIELDS.index(name) for name in ("event_id", "case_id", "payload"))
