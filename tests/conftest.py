@@ -14,6 +14,7 @@ from relay.config import NodeConfig, RelayPolicy, default_db_url
 from relay.db import open_engine
 from relay.node import Node, open_node
 from relay.schema import metadata
+from tests.netkit import Network
 
 DISTRICT, TOWNSHIP, VILLAGE = "500117", "500117001", "500117001005"
 OTHER_TOWNSHIP, OTHER_VILLAGE = "500117002", "500117002001"
@@ -80,6 +81,22 @@ async def _create_database(url: str) -> None:
                 await conn.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         await server.dispose()
+
+
+@pytest.fixture(scope="session")
+def network_made(tmp_path_factory: pytest.TempPathFactory) -> Network:
+    """District 500117 (on SQLite) with township 500117001 and village 500117001005 enrolled
+    and initialised through the command lines, once per test process; tests take copies."""
+    made = Network(tmp_path_factory.mktemp("made"))
+    made.add(TOWNSHIP)
+    made.add(VILLAGE)
+    return made
+
+
+@pytest.fixture
+def homes(network_made: Network, tmp_path: Path) -> Network:
+    """A copy of network_made in the test's own folder, its servers not started."""
+    return network_made.copy(tmp_path)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -4,6 +4,7 @@ certificates ``district-node enroll`` issued, as in a real deployment."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -91,6 +92,23 @@ class Network:
         self.cli("district", "500117", *args, *(["--db", district_db] if district_db else []))
         self.role["500117"] = "district"
         self.ports["500117"] = free_port()
+
+    def copy(self, root: Path) -> "Network":
+        """These homes (and bundles) copied under ``root``, each server given a port of its
+        own, as if they had been made there: a test's network in a file copy's time instead
+        of five commands'. None of this network's servers may be running."""
+        assert not self.servers, "copying homes while their servers write to them"
+        shutil.copytree(self.root, root, dirs_exist_ok=True)
+        copied = object.__new__(Network)
+        copied.root, copied.role, copied.servers, copied.command_errors = root, dict(self.role), {}, []
+        copied.ports = {code: free_port() for code in self.ports}
+        for code in self.role:
+            settings = copied.home(code) / "node.toml"
+            text = settings.read_text(encoding="utf-8").replace(str(self.root), str(root))
+            for server, port in self.ports.items():
+                text = text.replace(f'"127.0.0.1:{port}"', f'"{copied.address(server)}"')
+            settings.write_text(text, encoding="utf-8")
+        return copied
 
     def home(self, code: str) -> Path:
         return self.root / code

@@ -13,12 +13,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def net(tmp_path: Path) -> Network:
+def net(homes: Network) -> Network:
     """A district with township 500117001 and village 500117001005, no servers."""
-    network = Network(tmp_path)
-    network.add("500117001")
-    network.add("500117001005")
-    return network
+    return homes
 
 
 def test_enroll_refuses_codes_outside_divisions_or_at_wrong_level(net: Network) -> None:

@@ -1,8 +1,6 @@
 """Coverage as the district sees it: heartbeats with sync times, villages' heartbeats passed on
 by their township, and `district-node coverage`."""
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
@@ -41,12 +39,10 @@ async def test_a_township_passes_on_its_villages_heartbeats_to_the_district(net)
 
 
 @pytest.mark.e2e
-def test_coverage_lists_townships_and_the_share_of_villages_active(tmp_path: Path) -> None:
+def test_coverage_lists_townships_and_the_share_of_villages_active(homes: Network) -> None:
     """`district-node coverage --json`: the township with its enrolled, active and never-seen
     villages, and the district's coverage figure."""
-    net = Network(tmp_path)
-    net.add(T)
-    net.add(V)
+    net = homes
     net.add("500117001008")  # enrolled, never syncs
     net.start(D)
     net.start(T)

@@ -176,14 +176,12 @@ def kill_at_random_moments(net: Network, code: str, kills: int, rng: random.Rand
     return seen[1:]
 
 
-def test_sigkill_of_township_and_district_mid_sync_keeps_every_case_exactly_once(tmp_path: Path) -> None:
+def test_sigkill_of_township_and_district_mid_sync_keeps_every_case_exactly_once(homes: Network) -> None:
     """kill -9 of the township and of the district during a 1,500-case sync: each tier ends up
     with every case, and its submitted event, exactly once."""
-    net = Network(tmp_path)
-    net.add(T, batch_size=50)
-    net.add(V, batch_size=50)
+    net = homes
     for code in (T, V):  # quick retries keep the test short; they do not change what is sent
-        net.set_relay(code, backoff_max_seconds=1.0)
+        net.set_relay(code, batch_size=50, backoff_max_seconds=1.0)
     taken = take(net, DRIVE, "drive")
     net.start(D)
     net.start(T)
@@ -256,14 +254,12 @@ def test_link_resets_and_stalls_mid_batch_keep_every_case_exactly_once(tmp_path:
 
 
 def test_township_restored_from_older_copy_is_replayed_and_village_statuses_stay_true(
-    tmp_path: Path,
+    homes: Network, tmp_path: Path
 ) -> None:
     """After its township is restored from an older copy, one village sync replays the cases the
     township had acknowledged since (each once at township and district) and brings the village
     the decisions that survived and those made since the restore."""
-    net = Network(tmp_path)
-    net.add(T)
-    net.add(V)
+    net = homes
     net.start(D)
     net.start(T)
     try:
@@ -304,12 +300,12 @@ def test_township_restored_from_older_copy_is_replayed_and_village_statuses_stay
 # --- 3b. a village restored from an older copy of its database ----------------------------------
 
 
-def test_village_restored_from_older_copy_still_sends_the_cases_it_takes_next(tmp_path: Path) -> None:
+def test_village_restored_from_older_copy_still_sends_the_cases_it_takes_next(
+    homes: Network, tmp_path: Path
+) -> None:
     """A village laptop restored from an older copy of its database, synced once, then taking new
     requests: the next sync delivers them to the township (nothing new is taken for a repeat)."""
-    net = Network(tmp_path)
-    net.add(T)
-    net.add(V)
+    net = homes
     net.start(T)  # no district: the township's own forwarder just waits for it
     try:
         first = take(net, 5, "first")

@@ -37,10 +37,8 @@ class People:
 
 
 @pytest.fixture
-def people(tmp_path: Path) -> Iterator[People]:
-    net = Network(tmp_path / "net")
-    net.add(T)
-    net.add(V)
+def people(network_made: Network, tmp_path: Path) -> Iterator[People]:
+    net = network_made.copy(tmp_path / "net")
     asyncio.run(roster(net))
     app, console = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     net.start(D)

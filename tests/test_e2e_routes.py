@@ -18,21 +18,21 @@ T, V = "500117001", "500117001005"
 
 
 @pytest.fixture
-def network(tmp_path: Path) -> Iterator[Network]:
+def network(homes: Network) -> Iterator[Network]:
     """District 500117 with township 500117001 and its village 500117001005, servers running."""
-    yield from running_network(tmp_path)
+    yield from running_network(homes)
 
 
 @pytest.fixture
 def network_on_postgres(tmp_path: Path) -> Iterator[Network]:
     """The same network with the district hub on PostgreSQL."""
-    yield from running_network(tmp_path, asyncio.run(fresh_postgres(PG_URL)))
-
-
-def running_network(tmp_path: Path, district_db: str | None = None) -> Iterator[Network]:
-    net = Network(tmp_path, district_db)
+    net = Network(tmp_path, asyncio.run(fresh_postgres(PG_URL)))
     net.add(T)
     net.add(V)
+    yield from running_network(net)
+
+
+def running_network(net: Network) -> Iterator[Network]:
     net.start("500117")
     net.start(T)
     yield net
