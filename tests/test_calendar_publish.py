@@ -33,12 +33,10 @@ ITEM = "twp-homestead"  # decided at the township; 15 and 20 working days in cat
 
 
 @pytest.fixture(scope="module")
-def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+def network(network_made: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     """District, township T with village V, and township CUT_T (its district address leads
     nowhere) with village CUT_V; the three servers running. One network for the whole file."""
-    net = Network(tmp_path_factory.mktemp("calendar"))
-    net.add(T)
-    net.add(V)
+    net = network_made.copy(tmp_path_factory.mktemp("calendar"))
     net.add(CUT_T, upstream=f"127.0.0.1:{free_port()}")
     net.add(CUT_V)
     for code in (D, T, CUT_T):

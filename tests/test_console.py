@@ -51,10 +51,8 @@ class Center:
 
 
 @pytest.fixture(scope="module")
-def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
-    net = Network(tmp_path_factory.mktemp("console"))
-    net.add(T)
-    net.add(V)
+def center(network_made: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
+    net = network_made.copy(tmp_path_factory.mktemp("console"))
     asyncio.run(roster(net))
     added = net.node(
         T, "web-user", "add", "--name", OUTSIDER, "--password-stdin", input=f"{PASSWORD}\n".encode()

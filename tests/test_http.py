@@ -45,10 +45,8 @@ class Hub:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    net = Network(tmp_path_factory.mktemp("http"))
-    net.add(T)
-    net.add(V)
+def hub(network_made: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    net = network_made.copy(tmp_path_factory.mktemp("http"))
     net.node(D, "web-user", "add", "--name", USER, "--password-stdin", input=f"{PASSWORD}\n".encode())
     district, township = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     net.start(D, "--http", district, env=TODAY)
