@@ -848,7 +848,9 @@ class DistrictSim:
             say(
                 f"    baseline: the hub's RelayService.push in-process, nothing else running, stop-and-wait  "
                 f"{a.rate:,.0f} events/s ({1000 * a.seconds / (a.events / 1000):.0f} ms a 1,000-event batch: "
-                f"{1000 * a.in_sql / (a.events / 1000):.0f} ms in its statements, the rest Python)"
+                f"the hub's CPU {1000 * a.cpu_seconds / (a.events / 1000):.0f} ms, the rest waiting on "
+                f"PostgreSQL; SQLAlchemy's statements {1000 * a.in_sql / (a.events / 1000):.0f} ms, "
+                "COPY and commits not among them)"
             )
             top = sorted(a.statements.items(), key=lambda item: -item[1][0])[:3]
             for text, (spent, _) in top:
