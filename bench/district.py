@@ -36,7 +36,7 @@ from typing import Any
 import asyncpg
 
 from bench import pgdb
-from bench.hubapply import Applied, Together, apply_url, hub_apply, hub_apply_together
+from bench.hubapply import Applied, Together, apart, apply_url
 from bench.hubwatch import HubWatch, backend_pids, client_ports
 from bench.latency import _baseline as raw_chain_latency
 from bench.procstat import MachineMeter, Meter, Span, TreeMeter, memory, mib, parent_of
@@ -672,8 +672,7 @@ class DistrictSim:
         self.together: Together | None = None
         if opts.burst:
             self.baseline_rates = await _pg_baseline(self.dsn, self.burst_start, opts.burst)
-            self.applied = await hub_apply(apply_url(opts.pg), min(opts.burst, APPLY_EVENTS))
-            self.together = await hub_apply_together(apply_url(opts.pg), min(opts.burst, APPLY_EVENTS))
+            self.applied, self.together = await apart(apply_url(opts.pg), min(opts.burst, APPLY_EVENTS))
 
     # -- the report ------------------------------------------------------------------------
 

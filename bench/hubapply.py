@@ -7,15 +7,19 @@ taken (what is left of a batch's time is waiting on PostgreSQL), and so is every
 SQLAlchemy issues (its cursor events: not the COPYs, which go straight to the driver, nor the
 commits). And the same with four townships pushing at once, as the
 server applies batches side by side (two at a time on PostgreSQL, relay/service.py).
+The district simulation runs both in a process of their own (``apart``).
 """
 
 import asyncio
+import json
+import logging
+import sys
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ from sqlalchemy import event
 from bench import pgdb
 from bench.workload import outbox_records, take_cases
 from relay.config import NodeConfig, default_db_url
-from relay.console import create_node
+from relay.console import configure_logging, create_node
 from relay.node import Node, open_node
 from relay.records import EventRecord
 from relay.service import RelayService
@@ -162,3 +166,30 @@ def apply_url(url: str) -> str:
 
     parsed = make_url(url)
     return parsed.set(database=f"{parsed.database}_apply").render_as_string(hide_password=False)
+
+
+async def apart(url: str, count: int) -> tuple[Applied, Together]:
+    """Both baselines in a process of their own, as the hub's code runs in its server: the
+    district simulation's process still holds what its villages' nodes left (hundreds of MiB),
+    which is not the hub's code's to carry."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.hubapply", url, str(count), stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"python -m bench.hubapply failed ({process.returncode})")
+    found = json.loads(out)
+    statements = {text: (spent, calls) for text, (spent, calls) in found["applied"].pop("statements").items()}
+    return Applied(**found["applied"], statements=statements), Together(**found["together"])
+
+
+async def _both(url: str, count: int) -> dict[str, Any]:
+    return {
+        "applied": asdict(await hub_apply(url, count)),
+        "together": asdict(await hub_apply_together(url, count)),
+    }
+
+
+if __name__ == "__main__":  # python -m bench.hubapply URL COUNT: both, as JSON (see apart)
+    configure_logging(logging.WARNING)
+    print(json.dumps(asyncio.run(_both(sys.argv[1], int(sys.argv[2])))))
