@@ -24,6 +24,7 @@ from relay.console import (
     Home,
     InsecureLoopback,
     Staff,
+    WordedGroup,
     add_common_commands,
     add_supervise_command,
     create_node,
@@ -49,6 +50,7 @@ app = typer.Typer(
     help=t("cli.app.district"),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=WordedGroup,
 )
 add_common_commands(app)
 add_audit_commands(app)

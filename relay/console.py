@@ -6,9 +6,11 @@ import gc
 import json
 import logging
 import os
+import re
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -19,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
+from typer.core import TyperGroup
 
 from casework import CaseworkError, InvalidInput
 from casework.lifecycle import STATUSES
@@ -71,6 +74,74 @@ CaseIds = Annotated[list[str], typer.Argument(help=t("cli.opt.case_ids"))]
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
+
+
+class WordedGroup(TyperGroup):
+    """A node's command line (``typer.Typer(cls=WordedGroup)``): Click's own usage errors (an
+    option or argument missing, an option or command unknown, a value it cannot take) are told
+    as the node's refusals are, in one line in the user's language with where help is, instead
+    of Click's English usage box."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _worded_usage():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _worded_usage():  # the subcommands' own arguments are parsed in here
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _worded_usage() -> Iterator[None]:
+    try:
+        yield
+    except typer.TyperException as exc:  # Typer's copy of Click's errors derives from it
+        said = _usage_words(exc)
+        if said is None:
+            raise
+        fail(said)
+
+
+_NO_COMMAND = re.compile(r"No such command '(.*?)'\.(?: Did you mean (.*)\?)?")
+_EXTRA = re.compile(r"Got unexpected extra argument(?:s|\(s\))? \((.*)\)")
+_NOT_A_NUMBER = re.compile(r"valid (?:number|integer|float)")
+
+
+def _usage_words(exc: Exception) -> str | None:
+    """One of Click's usage errors in the user's language, with the command's help to see;
+    None for any other error (it is shown as Click shows it)."""
+    kind, message = type(exc).__name__, str(getattr(exc, "message", ""))
+    param = getattr(exc, "param", None)
+    option = param is not None and getattr(param, "param_type_name", "") == "option"
+    name = "" if param is None else " / ".join(param.opts) if option else _argument_name(param)
+    if kind == "MissingParameter" and param is not None:
+        what = t("cli.usage.missing_option" if option else "cli.usage.missing_argument", name=name)
+        if option and isinstance(param.envvar, str):
+            what += t("cli.usage.or_env", env=param.envvar)
+    elif kind == "BadParameter" and param is not None:
+        reason = t("cli.usage.not_a_number") if _NOT_A_NUMBER.search(message) else message
+        what = t("cli.usage.bad_value", name=name, reason=reason)
+    elif kind == "NoSuchOption":
+        what = t("cli.usage.no_such_option", option=str(getattr(exc, "option_name", "")))
+        possible = sorted(getattr(exc, "possibilities", None) or ())
+        what += t("cli.usage.did_you_mean", options=" / ".join(possible)) if possible else ""
+    elif kind == "BadOptionUsage":
+        key = "cli.usage.no_value" if "does not take a value" in message else "cli.usage.needs_value"
+        what = t(key, option=getattr(exc, "option_name", ""))
+    elif kind == "UsageError" and (found := _NO_COMMAND.fullmatch(message)):
+        what = t("cli.usage.no_such_command", command=found[1])
+        what += t("cli.usage.did_you_mean", options=found[2].replace("'", "")) if found[2] else ""
+    elif kind == "UsageError" and (found := _EXTRA.fullmatch(message)):
+        what = t("cli.usage.extra_arguments", arguments=found[1])
+    else:
+        return None
+    ctx = getattr(exc, "ctx", None)
+    return t("cli.usage.line", what=what, command=f"{ctx.command_path} --help") if ctx else what
+
+
+def _argument_name(param: Any) -> str:
+    """An argument as its command's help names it (CASE_ID)."""
+    return str(getattr(param, "display_name_raw", None) or param.name).upper()
 
 
 def start(app: typer.Typer) -> None:

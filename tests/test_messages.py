@@ -154,3 +154,35 @@ def test_the_command_lines_speak_the_language_asked(tmp_path: Path, lang: str) -
     refused = subprocess.run([*command, "--text", " "], capture_output=True, text=True, env=env)
     said = t("cli.error", lang=lang, message=t("cli.village.empty_complaint", lang=lang))
     assert refused.returncode == 2 and refused.stderr == said + "\n"
+
+
+def test_click_usage_errors_are_one_line_in_the_language_asked(tmp_path: Path) -> None:
+    """A missing or unknown option, an unknown command, a value that is no number: each is told
+    as the node's own refusals are, one line in the user's language with where help is, not in
+    Click's English usage box; exit status 2 as before."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SERVICENET_HOME", "SERVICENET_LANG")}
+    tool = [sys.executable, "-m", "village_agent"]
+    home = ["--home", str(tmp_path)]
+
+    def said(*args: str, lang: str = "zh-CN") -> str:
+        done = subprocess.run(
+            [*tool, *args], capture_output=True, text=True, env=env | {"SERVICENET_LANG": lang}
+        )
+        assert done.returncode == 2, done.stderr
+        return done.stderr
+
+    def line(what: str, command: str, lang: str = "zh-CN") -> str:
+        path = " ".join(filter(None, ("python -m village_agent", command, "--help")))  # as Click names it
+        return t("cli.error", lang, message=t("cli.usage.line", lang, what=what, command=path)) + "\n"
+
+    missing = t("cli.usage.missing_option", name="--home") + t("cli.usage.or_env", env="SERVICENET_HOME")
+    assert said("cases") == line(missing, "cases")
+    assert said("cases", *home, "--colour") == line(t("cli.usage.no_such_option", option="--colour"), "cases")
+    unknown = t("cli.usage.no_such_command", command="sinc") + t("cli.usage.did_you_mean", options="sync")
+    assert said("sinc") == line(unknown, "")
+    not_a_number = t("cli.usage.bad_value", name="--timeout", reason=t("cli.usage.not_a_number"))
+    assert said("sync", *home, "--timeout", "soon") == line(not_a_number, "sync")
+    english = t("cli.usage.missing_option", "en", name="--home")
+    english += t("cli.usage.or_env", "en", env="SERVICENET_HOME")
+    assert said("cases", lang="en") == line(english, "cases", "en")
+

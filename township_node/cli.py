@@ -16,6 +16,7 @@ from relay.console import (
     Home,
     InsecureLoopback,
     Staff,
+    WordedGroup,
     add_common_commands,
     add_supervise_command,
     add_sync_command,
@@ -39,6 +40,7 @@ app = typer.Typer(
     help=t("cli.app.township"),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=WordedGroup,
 )
 add_common_commands(app)
 add_audit_commands(app)

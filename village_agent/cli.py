@@ -23,6 +23,7 @@ from relay.console import (
     AsJson,
     Home,
     InsecureLoopback,
+    WordedGroup,
     add_common_commands,
     add_sync_command,
     emit,
@@ -49,6 +50,7 @@ app = typer.Typer(
     help=t("cli.app.village"),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=WordedGroup,
 )
 add_common_commands(app)
 add_audit_commands(app)
