@@ -1,7 +1,14 @@
 from messages._catalog import t
 
-# A refusal's fields that are themselves catalog keys: a status or an event is worded too.
-_WORDED = {"status": "status", "event": "event"}
+# A refusal's fields that are themselves catalog keys: a status, an event, a staff role or a
+# node's level is worded too.
+_WORDED = {
+    "status": "status",
+    "event": "event",
+    "role": "role",
+    "level": "cli.level",
+    "wanted_level": "cli.level",
+}
 
 
 def refusal(error: str, code: str, fields: dict[str, object]) -> str:
@@ -10,7 +17,14 @@ def refusal(error: str, code: str, fields: dict[str, object]) -> str:
     the English line, as it is."""
     if not code:
         return error
-    worded = {
-        name: t(f"{_WORDED[name]}.{value}") if name in _WORDED else value for name, value in fields.items()
-    }
+    worded = {name: _worded(name, value) for name, value in fields.items()}
     return t(f"refusal.{code}", None, **worded)
+
+
+def _worded(name: str, value: object) -> object:
+    """A field's value in words where the catalog has them (a status, a role), else as it is."""
+    if name not in _WORDED:
+        return value
+    key = f"{_WORDED[name]}.{value}"
+    words = t(key)
+    return value if words == key else words

@@ -46,7 +46,8 @@ class Bundle:
         try:
             text = path.read_bytes()
         except OSError as exc:
-            raise InvalidInput(f"cannot read bundle {path}: {exc.strerror}") from exc
+            said = f"cannot read bundle {path}: {exc.strerror}"
+            raise InvalidInput(said, "bundle_unreadable", path=str(path), reason=exc.strerror) from exc
         return cls.parse(text, str(path), role)
 
     @classmethod
@@ -55,13 +56,19 @@ class Bundle:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise InvalidInput(f"{source} is not an enrollment bundle (not JSON)") from exc
+            raise InvalidInput(
+                f"{source} is not an enrollment bundle (not JSON)", "not_bundle", source=source
+            ) from exc
         if not isinstance(data, dict) or data.pop("format", None) not in FORMATS:
-            raise InvalidInput(f"{source} is not a {FORMAT} enrollment bundle")
+            raise InvalidInput(
+                f"{source} is not a {FORMAT} enrollment bundle", "bundle_format", source=source
+            )
         try:
             bundle = cls(**data)
         except TypeError as exc:
-            raise InvalidInput(f"{source}: enrollment bundle is incomplete ({exc})") from exc
+            said = f"{source}: enrollment bundle is incomplete ({exc})"
+            raise InvalidInput(said, "bundle_incomplete", source=source, reason=str(exc)) from exc
         if bundle.role != role:
-            raise InvalidInput(f"{source} enrolls a {bundle.role}, not a {role}: ask for the right bundle")
+            said = f"{source} enrolls a {bundle.role}, not a {role}: ask for the right bundle"
+            raise InvalidInput(said, "bundle_level", source=source, level=bundle.role, wanted_level=role)
         return bundle

@@ -36,7 +36,8 @@ def today_in_china() -> date:
     try:
         return date.fromisoformat(given)
     except ValueError as exc:
-        raise InvalidInput(f"{TODAY_VARIABLE}={given[:40]!r} is not a date (YYYY-MM-DD)") from exc
+        said = f"{TODAY_VARIABLE}={given[:40]!r} is not a date (YYYY-MM-DD)"
+        raise InvalidInput(said, "today_not_date", variable=TODAY_VARIABLE, given=given[:40]) from exc
 
 
 def uuid7() -> str:

@@ -102,15 +102,18 @@ class NodeConfig:
         try:
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
-            raise InvalidInput(f"no node in {home}: run 'init' first (or pass --home)") from exc
+            said = f"no node in {home}: run 'init' first (or pass --home)"
+            raise InvalidInput(said, "no_node", home=str(home)) from exc
         except tomllib.TOMLDecodeError as exc:
-            raise InvalidInput(f"{path} is not valid TOML: {exc}") from exc
+            raise InvalidInput(
+                f"{path} is not valid TOML: {exc}", "bad_toml", path=str(path), reason=str(exc)
+            ) from exc
         try:
             relay = RelayPolicy(**values.pop("relay", {}))
             tls = TLSConfig(**values.pop("tls", {}))
             return cls(**values, relay=relay, tls=tls)
         except TypeError as exc:
-            raise InvalidInput(f"{path}: {exc}") from exc
+            raise InvalidInput(f"{path}: {exc}", "bad_settings", path=str(path), reason=str(exc)) from exc
 
 
 def default_db_url(home: Path) -> str:

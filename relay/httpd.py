@@ -128,7 +128,10 @@ async def start_http(
     try:
         server = await asyncio.start_server(connected, host, port, limit=MAX_HEAD)
     except OSError as exc:
-        raise InvalidInput(f"cannot serve HTTP on {listen}: {exc.strerror or exc}") from exc
+        reason = exc.strerror or str(exc)
+        raise InvalidInput(
+            f"cannot serve HTTP on {listen}: {reason}", "http_unusable", listen=listen, reason=reason
+        ) from exc
     return server, int(server.sockets[0].getsockname()[1])
 
 
@@ -136,7 +139,9 @@ def _address(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
     if not host or not port.isdigit() or int(port) > 65535:
-        raise InvalidInput(f"--http {listen!r}: give HOST:PORT, e.g. 127.0.0.1:8080")
+        raise InvalidInput(
+            f"--http {listen!r}: give HOST:PORT, e.g. 127.0.0.1:8080", "http_address", listen=listen
+        )
     return host, int(port)
 
 

@@ -241,7 +241,9 @@ async def complain_about_window(node: Node, window: str, text: str, staff_name: 
     async with node.engine.begin() as conn:
         actor = await identify(conn, staff_name or node.config.operator)
         if actor.role and not await _is_window(conn, window):
-            raise InvalidInput(f"there is no window {window!r} here: see 'staff list'")
+            raise InvalidInput(
+                f"there is no window {window!r} here: see 'staff list'", "no_window", window=window
+            )
         today = node.ledger.today()
         due = node.ledger.calendar.add_working_days(today, node.config.rectify_days)
         named = f"{node.config.code}:{window[:19]}"  # as cases name the window handling them
@@ -299,13 +301,15 @@ async def _open_record(conn: AsyncConnection, case_id: str, wanted: Any) -> str:
 async def add_member(node: Node, name: str, window: str, role: str, department: str) -> None:
     """Put a staff member on the roster (or change their window or role)."""
     if not name.strip():
-        raise InvalidInput("a staff member needs a name")
+        raise InvalidInput("a staff member needs a name", "staff_name")
     if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", "bad_role", roles=", ".join(ROLES))
     if role != SUPERVISOR and not window.strip():
-        raise InvalidInput(f"role {role} works at a window: give --window (only a supervisor has none)")
+        said = f"role {role} works at a window: give --window (only a supervisor has none)"
+        raise InvalidInput(said, "needs_window", role=role)
     if role == "chief" and not department.strip():
-        raise InvalidInput("a chief representative represents a department: give --department")
+        said = "a chief representative represents a department: give --department"
+        raise InvalidInput(said, "needs_department")
     async with node.engine.begin() as conn:
         await serialize_writers(conn)  # two windows' A/B checks never interleave
         await write_value(conn, ROSTER_KEPT, 1)  # from now on an empty roster lets nobody act
@@ -318,7 +322,8 @@ async def add_member(node: Node, name: str, window: str, role: str, department: 
                 )
             ).scalar()
             if taken:
-                raise InvalidInput(f"window {window} has {taken} as its {role} already: remove them first")
+                said = f"window {window} has {taken} as its {role} already: remove them first"
+                raise InvalidInput(said, "post_taken", window=window, taken=taken, role=role)
         await conn.execute(delete(staff).where(staff.c.name == name))
         await conn.execute(staff.insert().values(name=name, window=window, role=role, department=department))
 
@@ -326,14 +331,15 @@ async def add_member(node: Node, name: str, window: str, role: str, department: 
 async def remove_member(node: Node, name: str) -> None:
     async with node.engine.begin() as conn:
         if (await conn.execute(delete(staff).where(staff.c.name == name))).rowcount == 0:
-            raise InvalidInput(f"{name!r} is not on the roster")
+            raise InvalidInput(f"{name!r} is not on the roster", "staff_unknown", name=name)
 
 
 async def serve_items(node: Node, window: str, items: list[str]) -> None:
     """Say which items a window serves (none: every item)."""
     unknown = [code for code in items if code not in node.ledger.catalog.items]
     if unknown:
-        raise InvalidInput(f"unknown item(s) {', '.join(unknown)}: see the catalog")
+        said = f"unknown item(s) {', '.join(unknown)}: see the catalog"
+        raise InvalidInput(said, "unknown_items", items=", ".join(unknown))
     async with node.engine.begin() as conn:
         await conn.execute(delete(windows).where(windows.c.window == window))
         await conn.execute(windows.insert().values(window=window, item_codes=json.dumps(items)))

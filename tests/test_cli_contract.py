@@ -48,7 +48,9 @@ def test_village_bundle_refused_by_township_init(net: Network) -> None:
         "127.0.0.1:1",
         check=False,
     )
-    assert done.returncode == 2 and b"enrolls a village, not a township" in done.stderr
+    levels = {"level": t("cli.level.village"), "wanted_level": t("cli.level.township")}
+    said = t("refusal.bundle_level", source=str(net.root / "500117001005.bundle"), **levels)
+    assert done.returncode == 2 and done.stderr.decode() == t("cli.error", message=said) + "\n"
 
 
 def test_catalog_json_lists_what_the_village_can_take(net: Network) -> None:

@@ -275,7 +275,8 @@ async def test_a_supervisor_follows_complaints_up_but_handles_no_case(net, monke
         return await asyncio.to_thread(CliRunner().invoke, township_cli, [*args, "--home", str(home)])
 
     window_less = await cli("staff", "add", "--name", "吴A", "--role", "A")
-    assert window_less.exit_code == 2 and "role A works at a window: give --window" in window_less.stderr
+    said = t("cli.error", message=t("refusal.needs_window", role=t("role.A")))
+    assert window_less.exit_code == 2 and window_less.stderr == said + "\n"
     assert (await cli("staff", "add", "--name", "孙督", "--role", "supervisor")).stdout == t(
         "cli.desk.staff_added_no_window", name="孙督", role=t("role.supervisor")
     ) + "\n"

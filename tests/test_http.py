@@ -226,7 +226,8 @@ def test_web_users_file_is_private_and_short_passwords_refused(hub: Hub) -> None
     short = hub.net.node(
         D, "web-user", "add", "--name", "x", "--password-stdin", input=b"short\n", check=False
     )
-    assert short.returncode == 2 and b"at least 8 characters" in short.stderr
+    said = t("cli.error", message=t("refusal.short_password", n=8))
+    assert short.returncode == 2 and short.stderr.decode() == said + "\n"
     assert PASSWORD not in (home / "web-users.json").read_text(encoding="utf-8")
 
 

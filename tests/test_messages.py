@@ -186,3 +186,11 @@ def test_click_usage_errors_are_one_line_in_the_language_asked(tmp_path: Path) -
     english += t("cli.usage.or_env", "en", env="SERVICENET_HOME")
     assert said("cases", lang="en") == line(english, "cases", "en")
 
+
+def test_a_folder_without_a_node_is_refused_in_the_language_asked(tmp_path: Path) -> None:
+    """--home naming a folder with no node in it: a coded refusal, worded by the catalog."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SERVICENET_HOME", "SERVICENET_LANG")}
+    tool = [sys.executable, "-m", "district_node"]
+    done = subprocess.run([*tool, "cases", "--home", str(tmp_path)], capture_output=True, text=True, env=env)
+    said = t("cli.error", message=t("refusal.no_node", home=str(tmp_path)))
+    assert (done.returncode, done.stderr) == (2, said + "\n")

@@ -41,7 +41,8 @@ def add_user(home: Path, name: str, password: str) -> bool:
     """Set a user's password, adding the user if new; returns True if the user was new."""
     name = check_name(name)
     if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"the password must have at least {MIN_PASSWORD} characters")
+        said = f"the password must have at least {MIN_PASSWORD} characters"
+        raise InvalidInput(said, "short_password", n=MIN_PASSWORD)
     users = _load(home)
     salt = secrets.token_bytes(16)
     new = name not in users
@@ -58,7 +59,7 @@ def add_user(home: Path, name: str, password: str) -> bool:
 def remove_user(home: Path, name: str) -> None:
     users = _load(home)
     if users.pop(name, None) is None:
-        raise InvalidInput(f"no web user {name!r}: see 'web-user list'")
+        raise InvalidInput(f"no web user {name!r}: see 'web-user list'", "no_web_user", name=name)
     _write_private(home / USERS_FILE, json.dumps({"users": users}, ensure_ascii=False, indent=1))
 
 
@@ -81,7 +82,9 @@ def log_ref(secret: bytes, name: str) -> str:
 def check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME or not name.isprintable():
-        raise InvalidInput(f"a web user's name is 1 to {MAX_NAME} printable characters")
+        raise InvalidInput(
+            f"a web user's name is 1 to {MAX_NAME} printable characters", "web_user_name", n=MAX_NAME
+        )
     return name
 
 
