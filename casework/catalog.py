@@ -78,7 +78,8 @@ class Catalog:
         """The item with this code, or raise InvalidInput."""
         item = self.items.get(code)
         if item is None:
-            raise InvalidInput(f"unknown item {code!r}: see the catalog for the items that can be taken")
+            said = f"unknown item {code!r}: see the catalog for the items that can be taken"
+            raise InvalidInput(said, "unknown_item", item=code)
         return item
 
     def takeable_at(self, level: str) -> list[Item]:

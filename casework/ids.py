@@ -13,10 +13,12 @@ def validate_resident_id(value: str) -> str:
     """Return the ID number normalised (upper-case X) or raise InvalidInput saying why."""
     number = value.strip().upper()
     if not _SHAPE.fullmatch(number):
-        raise InvalidInput("resident ID number must be 17 digits followed by a digit or X")
+        raise InvalidInput("resident ID number must be 17 digits followed by a digit or X", "id_shape")
     total = sum(int(digit) * weight for digit, weight in zip(number, _WEIGHTS, strict=False))
     if _CHECK[total % 11] != number[17]:
-        raise InvalidInput("resident ID number has a wrong check digit: check it against the ID card")
+        raise InvalidInput(
+            "resident ID number has a wrong check digit: check it against the ID card", "id_check"
+        )
     return number
 
 

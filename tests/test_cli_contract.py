@@ -94,7 +94,8 @@ def test_guide_tells_what_to_bring_and_how_long(net: Network) -> None:
     assert (found["decide_level"], found["committed_days"], found["statutory_days"]) == ("district", 20, 30)
     assert found["fee"] == 0 and len(found["materials"]) == 5
     unknown = net.node("500117001005", "guide", "no-such-item", check=False)
-    assert unknown.returncode == 2 and b"unknown item" in unknown.stderr
+    said = t("cli.error", message=t("refusal.unknown_item", item="no-such-item"))
+    assert unknown.returncode == 2 and unknown.stderr.decode() == said + "\n"
 
 
 def test_guide_text_shows_the_steps_and_where_to_complain(net: Network) -> None:

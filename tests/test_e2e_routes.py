@@ -184,7 +184,11 @@ def test_bad_intake_is_refused_and_leaves_no_record(network: Network) -> None:
     for done in (bad_id, unknown):
         assert done.returncode == 2
         assert done.stderr.decode().count("\n") == 1 and b"Traceback" not in done.stderr
-    assert b"check digit" in bad_id.stderr and b"unknown item" in unknown.stderr
+    assert bad_id.stderr.decode() == t("cli.error", message=t("refusal.id_check")) + "\n"
+    assert (
+        unknown.stderr.decode()
+        == t("cli.error", message=t("refusal.unknown_item", item="no-such-item")) + "\n"
+    )
     wrong = network.node(V, "cases", env={"SERVICENET_PASSPHRASE": "not the passphrase"}, check=False)
     english = {"SERVICENET_PASSPHRASE": "", "SERVICENET_LANG": "en"}  # a coded refusal, worded in English
     unset = network.node(V, "cases", env=english, check=False)  # no terminal

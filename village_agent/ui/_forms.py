@@ -7,7 +7,7 @@ from typing import Any
 
 from casework import CaseworkError, InvalidInput, Item, Request, validate_resident_id
 from casework.lifecycle import CMD_COMPLAIN, CMD_DELIVER, CMD_RATE, CMD_SUPPLEMENT, CMD_WITHDRAW, SCORES
-from messages import t
+from messages import refusal, t
 from relay.multipart import Parts, Upload
 from relay.node import Node
 from relay.vault import SealedVault
@@ -38,7 +38,7 @@ async def take(node: Node, item: Item, parts: Parts) -> service.Taken:
     try:
         [taken] = await service.take(node, [service.check(node, request, files, mandate)])
     except InvalidInput as exc:
-        raise Refused(t("village_app.error.refused", detail=str(exc))) from exc
+        raise Refused(t("village_app.error.refused", detail=refusal(str(exc), exc.code, exc.fields))) from exc
     return taken
 
 
@@ -65,7 +65,7 @@ async def command(node: Node, case: dict[str, Any], action: str, parts: Parts) -
     try:
         await service.command(node, case["case_id"], kind, payload)
     except CaseworkError as exc:
-        raise Refused(t("village_app.error.refused", detail=str(exc))) from exc
+        raise Refused(t("village_app.error.refused", detail=refusal(str(exc), exc.code, exc.fields))) from exc
 
 
 def check_id(number: str) -> str:
