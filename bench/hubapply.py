@@ -5,9 +5,9 @@ server runs for each batch, without gRPC, without the townships and without othe
 1,000-event batch after another (stop-and-wait), on a database of its own. Its CPU time is
 taken (what is left of a batch's time is waiting on PostgreSQL), and so is every statement
 SQLAlchemy issues (its cursor events: not the COPYs, which go straight to the driver, nor the
-commits). And the same with four townships pushing at once, as the
-server applies batches side by side (two at a time on PostgreSQL, relay/service.py).
-The district simulation runs both in a process of their own (``apart``).
+commits). And the same with four townships pushing at once, as the server applies batches side
+by side (two at a time on PostgreSQL, relay/service.py). The district simulation runs both in a
+process of their own (``apart``).
 """
 
 import asyncio
