@@ -67,16 +67,20 @@ def reinstall_credentials(home: Path, config: NodeConfig, bundle: Bundle) -> Non
     (an expired or revoked certificate, enrolled again at the district) replace its own."""
     if (bundle.code, bundle.role) != (config.code, config.role):
         theirs, mine = f"{bundle.role} {bundle.code}", f"{config.role} {config.code}"
-        raise InvalidInput(f"the bundle enrolls {theirs}, not this {mine}")
+        raise InvalidInput(
+            f"the bundle enrolls {theirs}, not this {mine}", "bundle_other", theirs=theirs, mine=mine
+        )
     if not bundle.has_credentials:
-        raise InvalidInput("the bundle holds no certificate: enroll the node again at the district")
+        said = "the bundle holds no certificate: enroll the node again at the district"
+        raise InvalidInput(said, "bundle_uncertified")
     _check_certificate(bundle)
     install_credentials(home, bundle, config.tls)
 
 
 def _check_certificate(bundle: Bundle) -> None:
     if identity_of(bundle.certificate.encode()) != Identity(bundle.code, bundle.role):
-        raise InvalidInput(f"the bundle's certificate is not {bundle.role} {bundle.code}'s: enroll it again")
+        said = f"the bundle's certificate is not {bundle.role} {bundle.code}'s: enroll it again"
+        raise InvalidInput(said, "bundle_certificate", node=bundle.code)
 
 
 def found_network(home: Path, district_code: str, tls: TLSConfig) -> None:

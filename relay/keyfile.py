@@ -107,9 +107,8 @@ def _derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     try:
         return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode())
     except (ValueError, MemoryError) as exc:
-        raise InvalidInput(
-            f"the data key file asks for a scrypt cost this machine cannot meet ({n}, {r}, {p})"
-        ) from exc
+        said = f"the data key file asks for a scrypt cost this machine cannot meet ({n}, {r}, {p})"
+        raise InvalidInput(said, "scrypt_cost", cost=f"{n}, {r}, {p}") from exc
 
 
 def _passphrase(new: bool = False, env: str = PASSPHRASE_ENV) -> str:

@@ -80,10 +80,10 @@ async def village_vault(home: Path, engine: AsyncEngine) -> SealedVault:
     if not sealed_by:
         return await _first_seal(home, engine)
     if not path.exists():
-        raise InvalidInput(
-            f"{path} is missing: restore it from the backup "
-            "(without it this village's personal data cannot be read)"
+        said = (
+            f"{path} is missing: restore it from the backup (without it this village's data cannot be read)"
         )
+        raise InvalidInput(said, "key_missing", path=str(path))
     vault = SealedVault(load_key(home), home)
     _check_key(path, vault, sealed_by)
     if rewrite_pending:  # the first seal was cut short before the file was rewritten
@@ -114,9 +114,8 @@ async def _first_seal(home: Path, engine: AsyncEngine) -> SealedVault:
 
 def _check_key(path: Path, vault: SealedVault, sealed_by: str) -> None:
     if vault.key_id != sealed_by:
-        raise InvalidInput(
-            f"{path} is not the key this database was sealed with: restore the one kept with it"
-        )
+        said = f"{path} is not the key this database was sealed with: restore the one kept with it"
+        raise InvalidInput(said, "key_mismatch", path=str(path))
 
 
 async def _seal_clear_rows(conn: AsyncConnection, vault: SealedVault) -> int:

@@ -244,7 +244,8 @@ async def start_server(
         else:
             port = server.add_insecure_port(listen)
     except RuntimeError as exc:
-        raise InvalidInput(f"cannot listen on {listen}: give a free HOST:PORT of this machine") from exc
+        said = f"cannot listen on {listen}: give a free HOST:PORT of this machine"
+        raise InvalidInput(said, "cannot_listen", listen=listen) from exc
     await server.start()
     for name in ("", names[0]):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

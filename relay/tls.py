@@ -58,7 +58,8 @@ class Credentials:
                 "certificate; set it up from a bundle made by 'district-node enroll'"
             ) from exc
         except OSError as exc:
-            raise InvalidInput(f"cannot read {exc.filename}: {exc.strerror}") from exc
+            said = f"cannot read {exc.filename}: {exc.strerror}"
+            raise InvalidInput(said, "tls_unreadable", path=str(exc.filename), reason=exc.strerror) from exc
 
     def server_credentials(self) -> grpc.ServerCredentials:
         """Serve with this node's certificate; callers must show one signed by the CA."""

@@ -113,3 +113,11 @@ def test_guide_text_shows_the_steps_and_where_to_complain(net: Network) -> None:
         assert t("cli.guide.element", label=t(f"cli.guide.{label}"), value=value) + "\n" in text
     material = t("cli.guide.material", name="最低生活保障申请书", form="原件", need=t("cli.guide.required"))
     assert material in text and t("cli.guide.free") in text and item["basis"] in text
+
+
+def test_a_command_on_a_case_the_village_does_not_hold_is_refused_in_its_words(net: Network) -> None:
+    """deliver with a mistyped case number: one line naming the number, nothing recorded."""
+    done = net.node("500117001005", "deliver", "500117001005-x", check=False)
+    said = t("cli.error", message=t("refusal.no_village_case", case_id="500117001005-x"))
+    assert done.returncode == 2 and done.stderr.decode() == said + "\n"
+    assert net.cases("500117001005") == []

@@ -51,7 +51,10 @@ def _read(name: str, path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise InvalidInput(f"material {name!r}: cannot read {path} ({exc.strerror})") from exc
+        said = f"material {name!r}: cannot read {path} ({exc.strerror})"
+        raise InvalidInput(
+            said, "material_unreadable", name=name, path=str(path), reason=exc.strerror
+        ) from exc
 
 
 async def take(node: Node, checked: list[tuple[CheckedRequest, list[dict[str, Any]]]]) -> list[Taken]:
@@ -89,5 +92,6 @@ async def command(node: Node, case_id: str, command_type: str, payload: dict[str
     async with node.engine.begin() as conn:
         row = (await conn.execute(select(cases).where(cases.c.case_id == case_id))).first()
         if row is None:
-            raise IllegalTransition(f"no case {case_id} in this village: check the case number")
+            said = f"no case {case_id} in this village: check the case number"
+            raise IllegalTransition(said, "no_village_case", case_id=case_id)
         await node.ledger.record(conn, case_id, command_type, payload, row.village_code, row.township_code)
