@@ -1,8 +1,9 @@
-"""Run the relay benchmarks: ``python -m bench [drain|relay|latency|all|district|readside] [options]``.
+"""Run the relay benchmarks: ``python -m bench [drain|relay|latency|all|district|readside|hubfeed]``.
 
 ``all`` runs drain, relay and latency (SQLite, about 1.5 minutes). ``district`` (the whole
-district simulated on PostgreSQL) and ``readside`` (supervision and coverage over a large hub
-database) run only when named: they need a PostgreSQL server (``--pg``)."""
+district simulated on PostgreSQL), ``readside`` (supervision and coverage over a large hub
+database) and ``hubfeed`` (the hub's ingest, its townships' pushes replayed by one process) run
+only when named: they need a PostgreSQL server (``--pg``)."""
 
 import argparse
 import asyncio
@@ -23,7 +24,7 @@ from relay.keyfile import PASSPHRASE_ENV
 if TYPE_CHECKING:
     from bench.district import Options
 
-CHOICES = ("drain", "relay", "latency", "all", "district", "readside")
+CHOICES = ("drain", "relay", "latency", "all", "district", "readside", "hubfeed")
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DIVISIONS = REPO.parent / "shared" / "data" / "divisions" / "hechuan-500117.csv"
 SHIPPED_DIVISIONS = REPO / "casework" / "data" / "hechuan-500117.csv"
@@ -53,7 +54,9 @@ def parse() -> argparse.Namespace:
     pg.add_argument("--reuse", action="store_true", help="readside: keep a database an earlier run made")
     pg.add_argument("--no-what-if", action="store_true", help="readside: skip the proposals' sketches")
     sim = parser.add_argument_group("district simulation")
-    sim.add_argument("--townships", type=_count_or_all, default=None, help="first N townships, or all")
+    sim.add_argument(
+        "--townships", type=_count_or_all, default=None, help="first N townships, or all (hubfeed too)"
+    )
     sim.add_argument("--villages", type=_count_or_all, default=None, help="N villages over them, or all")
     sim.add_argument("--sim-hours", type=float, default=8.0, help="simulated hours of requests (8)")
     sim.add_argument("--speed", type=float, default=20.0, help="simulated seconds per wall second (20)")
@@ -98,7 +101,12 @@ def parse() -> argparse.Namespace:
         default=30.0,
         help="windows act on what waits every N simulated minutes; 0: nobody acts (30)",
     )
-    sim.add_argument("--burst", type=int, default=100_000, help="ingest burst: requests (100,000; 0: none)")
+    sim.add_argument(
+        "--burst",
+        type=int,
+        default=100_000,
+        help="ingest burst: requests (100,000; 0: none); hubfeed: events",
+    )
     sim.add_argument("--idle", type=float, default=10.0, help="seconds measured idle before the day (10)")
     sim.add_argument("--baseline-cases", type=int, default=80, help="raw gRPC chain latency baseline (80)")
     sim.add_argument("--seed", type=int, default=1, help="random seed (1)")
@@ -148,6 +156,10 @@ async def measure(args: argparse.Namespace, root: Path) -> None:
         from bench.district import district
 
         await district(district_options(args), root / "district")
+    if args.which == "hubfeed":
+        from bench.hubfeed import hub_feed
+
+        await hub_feed(args.pg, args.divisions, args.townships, args.burst, root / "hubfeed")
     if args.which == "readside":
         from bench.readside import readside
 

@@ -869,6 +869,8 @@ class DistrictSim:
         say(
             f"    target >= {INGEST_TARGET:,} events/s: "
             + ("met" if r["rate_10_90"] >= INGEST_TARGET else "MISSED")
+            + f" here, the hub sharing the machine with {len(self.townships)} townships"
+            + " (the hub alone: python -m bench hubfeed)"
         )
 
     def _report_cpu(self, say: Any) -> None:
