@@ -26,7 +26,7 @@ def level_of_code(code: str) -> str:
     for level, length in _CODE_LENGTH.items():
         if len(code) == length and code.isdigit():
             return level
-    raise InvalidInput(f"{code!r} is not a division code (6, 9 or 12 digits)")
+    raise InvalidInput(f"{code!r} is not a division code (6, 9 or 12 digits)", "not_a_code", division=code)
 
 
 def township_of(village_code: str) -> str:
@@ -62,10 +62,15 @@ class Divisions:
     def require(self, code: str, *levels: str) -> Division:
         """The division with this code at one of the levels, or raise InvalidInput."""
         division = self._by_code.get(code)
+        district = self.district
         if division is None:
-            raise InvalidInput(f"{code} is not a division of {self.district.name} ({self.district.code})")
+            said = f"{code} is not a division of {district.name} ({district.code})"
+            raise InvalidInput(
+                said, "not_a_division", division=code, district=district.name, district_code=district.code
+            )
         if levels and division.level not in levels:
-            raise InvalidInput(f"{code} is a {division.level}, expected {' or '.join(levels)}")
+            said = f"{code} is a {division.level}, expected {' or '.join(levels)}"
+            raise InvalidInput(said, "division_level", division=code, level=division.level, levels=levels)
         return division
 
     def of_level(self, level: str) -> list[Division]:

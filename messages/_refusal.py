@@ -8,6 +8,7 @@ _WORDED = {
     "role": "role",
     "level": "cli.level",
     "wanted_level": "cli.level",
+    "levels": "cli.level",
 }
 
 
@@ -22,9 +23,12 @@ def refusal(error: str, code: str, fields: dict[str, object]) -> str:
 
 
 def _worded(name: str, value: object) -> object:
-    """A field's value in words where the catalog has them (a status, a role), else as it is."""
+    """A field's value in words where the catalog has them (a status, a role), else as it is;
+    a tuple of them (levels) as "a or b"."""
     if name not in _WORDED:
         return value
+    if isinstance(value, tuple):
+        return t("refusal.or").join(str(_worded(name, each)) for each in value)
     key = f"{_WORDED[name]}.{value}"
     words = t(key)
     return value if words == key else words

@@ -23,6 +23,7 @@ from casework import (
     validate_resident_id,
 )
 from casework.clockfacts import CaseDates, follow, stamp
+from casework.divisions import level_of_code
 from casework.lifecycle import (
     ACCEPTED,
     CMD_COMPLAIN,
@@ -40,6 +41,7 @@ from casework.lifecycle import (
     SUPPLEMENTED,
     WITHDRAWN,
 )
+from messages import refusal
 from tests.conftest import DIVISIONS
 
 T, V = "500117001", "500117001005"
@@ -114,6 +116,27 @@ def test_divisions_refuse_unknown_codes_and_wrong_levels() -> None:
         known.require("500117999", "township")
     with pytest.raises(InvalidInput, match="is a village"):
         known.require(V, "township")
+
+
+def test_a_mistyped_division_code_is_refused_in_the_users_words() -> None:
+    """What the district's enrollment desk meets when a code is mistyped, worded by the catalog:
+    not a code at all, not one of this district's, or a division of another level (the levels
+    wanted worded too, with "or" between them)."""
+    known = Divisions.from_csv(DIVISIONS)
+    refused = []
+    for attempt in (
+        lambda: level_of_code("5001"),
+        lambda: known.require("500117999", "township"),
+        lambda: known.require("500117", "township", "village"),
+    ):
+        with pytest.raises(InvalidInput) as caught:
+            attempt()
+        refused.append(refusal(str(caught.value), caught.value.code, caught.value.fields))
+    assert refused == [
+        "5001 不是区划代码（应为 6、9 或 12 位数字）",
+        "500117999 不是合川区（500117）的区划：请对照区划文件核对代码",
+        "500117 是区县，此处应为乡镇（街道）或村（社区）",
+    ]
 
 
 def test_divisions_file_with_wrong_columns_is_refused(tmp_path: Path) -> None:

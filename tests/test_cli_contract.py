@@ -19,10 +19,17 @@ def net(homes: Network) -> Network:
 
 
 def test_enroll_refuses_codes_outside_divisions_or_at_wrong_level(net: Network) -> None:
-    """Enrolling an unknown code or the district itself is refused in one line."""
-    for code, words in (("500117999", b"not a division"), ("500117", b"is a district")):
+    """Enrolling an unknown code or the district itself is refused in one line, in the
+    catalog's words."""
+    outside = t("refusal.not_a_division", division="500117999", district="合川区", district_code="500117")
+    node_levels = t("cli.level.township") + t("refusal.or") + t("cli.level.village")
+    district = t(
+        "refusal.division_level", division="500117", level=t("cli.level.district"), levels=node_levels
+    )
+    for code, words in (("500117999", outside), ("500117", district)):
         done = net.node("500117", "enroll", "--code", code, "--out", str(net.root / "x"), check=False)
-        assert done.returncode == 2 and words in done.stderr and not (net.root / "x").exists()
+        assert done.returncode == 2 and not (net.root / "x").exists()
+        assert done.stderr.decode() == t("cli.error", message=words) + "\n"
 
 
 def test_init_refuses_divisions_of_another_district(tmp_path: Path) -> None:
