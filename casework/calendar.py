@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from importlib import resources
@@ -47,14 +48,17 @@ class YearRules:
         self._check("workdays", self.workdays, weekday=False)
 
     def _check(self, name: str, days: frozenset[date], weekday: bool) -> None:
-        where = f"calendar: years.{self.year}.{name}"
+        where = f"years.{self.year}.{name}"
         for day in sorted(days):
             if day.year != self.year:
-                raise InvalidInput(f"{where}: {day.isoformat()} is not in {self.year}")
+                said = f"{day.isoformat()} is not in {self.year}"
+                raise _bad(where, said, "calendar_other_year", day=day.isoformat(), year=self.year)
             if _is_weekday(day) != weekday:
                 kind = "weekdays that are off" if weekday else "weekend days that are worked"
-                name = _DAY_NAMES[day.weekday()]
-                raise InvalidInput(f"{where}: {day.isoformat()} is a {name}; list only {kind}")
+                named = _DAY_NAMES[day.weekday()]
+                said = f"{day.isoformat()} is a {named}; list only {kind}"
+                code = "calendar_weekend_holiday" if weekday else "calendar_weekday_worked"
+                raise _bad(where, said, code, day=day.isoformat(), weekday=named.lower())
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,7 @@ class WorkCalendar:
     def __post_init__(self) -> None:
         by_year = {rules.year: rules for rules in self.years}
         if len(by_year) != len(self.years):
-            raise InvalidInput("calendar: a year is given twice")
+            raise InvalidInput("calendar: a year is given twice", "calendar_year_twice")
         object.__setattr__(self, "years", tuple(sorted(self.years, key=lambda rules: rules.year)))
         object.__setattr__(self, "_by_year", MappingProxyType(by_year))
 
@@ -121,10 +125,12 @@ class WorkCalendar:
     def from_dict(cls, document: Any) -> WorkCalendar:
         """Validate a published calendar; each bad field raises InvalidInput naming it."""
         if not isinstance(document, dict) or set(document) != {"years"}:
-            raise InvalidInput("calendar: expected an object with the single key 'years'")
+            raise InvalidInput(
+                "calendar: expected an object with the single key 'years'", "calendar_single_key"
+            )
         years = document["years"]
         if not isinstance(years, dict):
-            raise InvalidInput("calendar: 'years' must be an object keyed by year")
+            raise InvalidInput("calendar: 'years' must be an object keyed by year", "calendar_years_object")
         return cls(tuple(_year_from_dict(key, value) for key, value in years.items()))
 
 
@@ -172,29 +178,33 @@ def _year_to_dict(rules: YearRules) -> dict[str, list[str]]:
     }
 
 
+def _bad(where: str, english: str, code: str, **fields: object) -> InvalidInput:
+    """A refusal naming the calendar's field (``where``: years.2027.holidays, say)."""
+    return InvalidInput(f"calendar: {where}: {english}", code, where=where, **fields)
+
+
 def _year_from_dict(key: Any, value: Any) -> YearRules:
-    where = f"calendar: years.{key}"
+    where = f"years.{key}"
     if not isinstance(key, str) or not _YEAR_KEY.fullmatch(key):
-        raise InvalidInput(f"{where}: a year key must be four digits, like '2027'")
+        raise _bad(where, "a year key must be four digits, like '2027'", "calendar_year_key")
     if not isinstance(value, dict) or set(value) != set(_LISTS):
-        raise InvalidInput(f"{where}: expected an object with exactly 'holidays' and 'workdays'")
+        said = "expected an object with exactly 'holidays' and 'workdays'"
+        raise _bad(where, said, "calendar_year_lists")
     holidays, workdays = (_dates(value[name], f"{where}.{name}") for name in _LISTS)
     return YearRules(int(key), holidays, workdays)
 
 
 def _dates(raw: Any, where: str) -> frozenset[date]:
     if not isinstance(raw, list):
-        raise InvalidInput(f"{where}: must be a list of dates (YYYY-MM-DD)")
+        raise _bad(where, "must be a list of dates (YYYY-MM-DD)", "calendar_dates")
     days = [_date(entry, f"{where}[{index}]") for index, entry in enumerate(raw)]
     if len(set(days)) != len(days):
-        raise InvalidInput(f"{where}: a date is listed twice")
+        raise _bad(where, "a date is listed twice", "calendar_date_twice")
     return frozenset(days)
 
 
 def _date(raw: Any, where: str) -> date:
-    if not isinstance(raw, str) or not _ISO_DATE.fullmatch(raw):
-        raise InvalidInput(f"{where}: {raw!r} is not a date (YYYY-MM-DD)")
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"{where}: {raw!r} is not a date (YYYY-MM-DD)") from exc
+    if isinstance(raw, str) and _ISO_DATE.fullmatch(raw):
+        with suppress(ValueError):  # 2027-02-30, say
+            return date.fromisoformat(raw)
+    raise _bad(where, f"{raw!r} is not a date (YYYY-MM-DD)", "calendar_not_a_date", value=repr(raw))

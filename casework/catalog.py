@@ -91,15 +91,16 @@ def parse_catalog(document: dict[str, Any]) -> Catalog:
     """Validate a catalog document; each bad field raises InvalidInput naming it."""
     version = document.get("version")
     if not isinstance(version, str) or not version:
-        raise InvalidInput("catalog: 'version' must be a non-empty string")
+        raise InvalidInput("catalog: 'version' must be a non-empty string", "catalog_version")
     raw_items = document.get("items")
     if not isinstance(raw_items, list) or not raw_items:
-        raise InvalidInput("catalog: 'items' must be a non-empty list")
+        raise InvalidInput("catalog: 'items' must be a non-empty list", "catalog_items")
     items: dict[str, Item] = {}
     for index, raw in enumerate(raw_items):
-        item = _parse_item(raw, f"catalog item {index}")
+        item = _parse_item(raw, f"#{index + 1}")
         if item.code in items:
-            raise InvalidInput(f"catalog: item code {item.code!r} appears twice")
+            said = f"catalog: item code {item.code!r} appears twice"
+            raise InvalidInput(said, "catalog_item_twice", item=repr(item.code))
         items[item.code] = item
     return Catalog(version, items)
 
@@ -110,32 +111,39 @@ def default_catalog() -> Catalog:
     return parse_catalog(json.loads(text))
 
 
-def _parse_item(raw: Any, where: str) -> Item:
+def _bad_item(item: str, code: str, english: str, **fields: object) -> InvalidInput:
+    """A refusal naming the catalog item (``item``: its code quoted, or its place in the list)."""
+    return InvalidInput(f"catalog item {item}: {english}", code, item=item, **fields)
+
+
+def _parse_item(raw: Any, item: str) -> Item:
     if not isinstance(raw, dict):
-        raise InvalidInput(f"{where}: must be an object")
+        raise _bad_item(item, "catalog_item_object", "must be an object")
 
     def text(key: str) -> str:
         value = raw.get(key)
         if not isinstance(value, str) or not value.strip():
-            raise InvalidInput(f"{where}: {key!r} must be a non-empty string")
+            raise _bad_item(item, "catalog_text", f"'{key}' must be a non-empty string", key=key)
         return value.strip()
 
     def days(key: str) -> int:
         value = raw.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise InvalidInput(f"{where}: {key!r} must be a whole number of working days, 0 or more")
+            said = f"'{key}' must be a whole number of working days, 0 or more"
+            raise _bad_item(item, "catalog_days", said, key=key)
         return value
 
     code = text("code")
-    where = f"catalog item {code!r}"
+    item = repr(code)
     accept, decide = text("accept_level"), text("decide_level")
     if accept not in _LEVELS or decide not in _LEVELS[1:]:
-        raise InvalidInput(f"{where}: accept_level/decide_level must be village/township/district")
+        said = "accept_level/decide_level must be village/township/district"
+        raise _bad_item(item, "catalog_levels", said)
     if _LEVELS.index(decide) < _LEVELS.index(accept):
-        raise InvalidInput(f"{where}: decide_level is below accept_level")
+        raise _bad_item(item, "catalog_decide_below", "decide_level is below accept_level")
     statutory, committed = days("statutory_days"), days("committed_days")
     if committed > statutory:
-        raise InvalidInput(f"{where}: committed_days exceeds statutory_days")
+        raise _bad_item(item, "catalog_committed", "committed_days exceeds statutory_days")
     return Item(
         code=code,
         name=text("name"),
@@ -143,58 +151,60 @@ def _parse_item(raw: Any, where: str) -> Item:
         department=text("department"),
         accept_level=accept,
         decide_level=decide,
-        materials=tuple(_parse_materials(raw.get("materials"), where)),
+        materials=tuple(_parse_materials(raw.get("materials"), item)),
         statutory_days=statutory,
         committed_days=committed,
-        fee=_fee(raw.get("fee", 0), where),
+        fee=_fee(raw.get("fee", 0), item),
         joint_departments=tuple(str(d) for d in raw.get("joint_departments", [])),
-        basis=_optional_text(raw, "basis", where),
-        conditions=_texts(raw, "conditions", where),
-        procedure=_texts(raw, "procedure", where),
-        consultation=_optional_text(raw, "consultation", where),
-        complaint_channel=_optional_text(raw, "complaint", where),
-        excluded_steps=_texts(raw, "excluded_steps", where, unique=True),
-        typical=_texts(raw, "typical", where, unique=True),
+        basis=_optional_text(raw, "basis", item),
+        conditions=_texts(raw, "conditions", item),
+        procedure=_texts(raw, "procedure", item),
+        consultation=_optional_text(raw, "consultation", item),
+        complaint_channel=_optional_text(raw, "complaint", item),
+        excluded_steps=_texts(raw, "excluded_steps", item, unique=True),
+        typical=_texts(raw, "typical", item, unique=True),
     )
 
 
-def _optional_text(raw: dict[str, Any], key: str, where: str) -> str:
+def _optional_text(raw: dict[str, Any], key: str, item: str) -> str:
     """An optional guide element: absent means "" (not given)."""
     value = raw.get(key, "")
     if not isinstance(value, str):
-        raise InvalidInput(f"{where}: {key!r} must be a string")
+        raise _bad_item(item, "catalog_string", f"'{key}' must be a string", key=key)
     return value.strip()
 
 
-def _texts(raw: dict[str, Any], key: str, where: str, unique: bool = False) -> tuple[str, ...]:
+def _texts(raw: dict[str, Any], key: str, item: str, unique: bool = False) -> tuple[str, ...]:
     """An optional list of non-empty strings (in order); absent means ()."""
     value = raw.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise InvalidInput(f"{where}: {key!r} must be a list of non-empty strings")
+        raise _bad_item(item, "catalog_texts", f"'{key}' must be a list of non-empty strings", key=key)
     texts = tuple(v.strip() for v in value)
     if unique and len(set(texts)) < len(texts):
         twice = next(t for t in texts if texts.count(t) > 1)
-        raise InvalidInput(f"{where}: {key!r} names {twice!r} twice")
+        raise _bad_item(item, "catalog_named_twice", f"'{key}' names {twice!r} twice", key=key, name=twice)
     return texts
 
 
-def _fee(raw: Any, where: str) -> float:
+def _fee(raw: Any, item: str) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
-        raise InvalidInput(f"{where}: 'fee' must be a number of yuan, 0 or more")
+        raise _bad_item(item, "catalog_fee", "'fee' must be a number of yuan, 0 or more")
     return float(raw)
 
 
-def _parse_materials(raw: Any, where: str) -> list[Material]:
+def _parse_materials(raw: Any, item: str) -> list[Material]:
     if not isinstance(raw, list):
-        raise InvalidInput(f"{where}: 'materials' must be a list")
+        raise _bad_item(item, "catalog_materials", "'materials' must be a list")
     materials = []
     for entry in raw:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise InvalidInput(f"{where}: each material needs a 'name'")
+            raise _bad_item(item, "catalog_material_name", "each material needs a 'name'")
         form = entry.get("form", FORMS[0])
         if form not in FORMS:
-            raise InvalidInput(
-                f"{where}: material {entry['name']!r} 'form' must be {', '.join(FORMS[:-1])} or {FORMS[-1]}"
+            forms = f"{', '.join(FORMS[:-1])} or {FORMS[-1]}"
+            said = f"material {entry['name']!r} 'form' must be {forms}"
+            raise _bad_item(
+                item, "catalog_material_form", said, material=entry["name"], forms=", ".join(FORMS)
             )
         materials.append(Material(entry["name"], bool(entry.get("required", True)), form))
     return materials

@@ -9,6 +9,7 @@ _WORDED = {
     "level": "cli.level",
     "wanted_level": "cli.level",
     "levels": "cli.level",
+    "weekday": "weekday",
 }
 
 

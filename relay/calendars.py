@@ -26,24 +26,28 @@ def parse_document(document: bytes) -> tuple[str, WorkCalendar]:
     try:
         raw = json.loads(document)
     except ValueError as exc:
-        raise InvalidInput(f"calendar is not valid JSON: {exc}") from exc
+        raise InvalidInput(f"calendar is not valid JSON: {exc}", "calendar_json", reason=str(exc)) from exc
     if not isinstance(raw, dict):
-        raise InvalidInput("calendar must be a JSON object with 'version' and 'years'")
+        raise InvalidInput("calendar must be a JSON object with 'version' and 'years'", "calendar_object")
     unknown = sorted(str(key) for key in raw if key not in _FIELDS)
     if unknown:
-        raise InvalidInput(f"calendar: unknown field {unknown[0][:40]!r}: use 'version', 'years', 'source'")
+        field = repr(unknown[0][:40])
+        said = f"calendar: unknown field {field}: use 'version', 'years', 'source'"
+        raise InvalidInput(said, "calendar_unknown_field", field=field)
     version = raw.get("version")
     if not isinstance(version, str) or not 0 < len(version) <= MAX_VERSION or not version.isprintable():
-        raise InvalidInput(f"calendar: 'version' must be 1 to {MAX_VERSION} characters, like '2027.1'")
+        said = f"calendar: 'version' must be 1 to {MAX_VERSION} characters, like '2027.1'"
+        raise InvalidInput(said, "calendar_version", most=MAX_VERSION)
     if version.strip() != version:
-        raise InvalidInput("calendar: 'version' must not start or end with a space")
+        raise InvalidInput("calendar: 'version' must not start or end with a space", "calendar_version_space")
     if not isinstance(raw.get("source", ""), str):
-        raise InvalidInput("calendar: 'source' must be a string")
+        raise InvalidInput("calendar: 'source' must be a string", "calendar_source")
     if "years" not in raw:
-        raise InvalidInput("calendar: 'years' is missing: give each year's holidays and workdays")
+        said = "calendar: 'years' is missing: give each year's holidays and workdays"
+        raise InvalidInput(said, "calendar_no_years")
     calendar = WorkCalendar.from_dict({"years": raw["years"]})
     if not calendar.known_years:
-        raise InvalidInput("calendar: 'years' names no year")
+        raise InvalidInput("calendar: 'years' names no year", "calendar_no_year")
     return version, calendar
 
 

@@ -22,9 +22,9 @@ def parse_document(document: bytes) -> Catalog:
     try:
         raw = json.loads(document)
     except ValueError as exc:
-        raise InvalidInput(f"catalog is not valid JSON: {exc}") from exc
+        raise InvalidInput(f"catalog is not valid JSON: {exc}", "catalog_json", reason=str(exc)) from exc
     if not isinstance(raw, dict):
-        raise InvalidInput("catalog must be a JSON object with 'version' and 'items'")
+        raise InvalidInput("catalog must be a JSON object with 'version' and 'items'", "catalog_object")
     return parse_catalog(raw)
 
 
@@ -40,7 +40,7 @@ async def keep_version(conn: AsyncConnection, table: Table, kind: str, published
     if kept is not None:
         if json.loads(kept) != json.loads(published.document):
             changed = f"{kind} version {published.version} exists with other content"
-            raise InvalidInput(f"{changed}: raise the version")
+            raise InvalidInput(f"{changed}: raise the version", "version_taken", version=published.version)
         return False
     await conn.execute(
         table.insert().values(

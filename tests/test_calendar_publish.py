@@ -148,27 +148,30 @@ def test_township_without_the_publication_assumes_monday_to_friday_and_says_so(n
     [
         (
             {"version": "2027-bad.1", "years": {"2027": {"holidays": [], "workdays": ["2027-02-22"]}}},
-            "years.2027.workdays: 2027-02-22 is a Monday",
+            t(
+                "refusal.calendar_weekday_worked",
+                where="years.2027.workdays",
+                day="2027-02-22",
+                weekday=t("weekday.monday"),
+            ),
         ),
         (
             {"version": "2027-bad.1", "years": {"2027": {"holidays": ["2027-13-01"], "workdays": []}}},
-            "years.2027.holidays[0]: '2027-13-01' is not a date",
+            t("refusal.calendar_not_a_date", where="years.2027.holidays[0]", value="'2027-13-01'"),
         ),
-        ({"version": "", "years": {}}, "'version'"),
+        ({"version": "", "years": {}}, t("refusal.calendar_version", most=calendars.MAX_VERSION)),
     ],
 )
 def test_malformed_calendar_is_refused_in_one_line_and_nothing_stored(
     network: Network, tmp_path: Path, document: dict[str, Any], named: str
 ) -> None:
-    """A calendar that does not validate is refused with one line naming the field; none is kept."""
+    """A calendar that does not validate is refused with one line naming the field, in the
+    catalog's words; none is kept."""
     before = stored_versions(network, D)
     path = tmp_path / "calendar.json"
     path.write_text(json.dumps(document), encoding="utf-8")
     refused = network.node(D, "calendar", "publish", str(path), check=False)
-    message = refused.stderr.decode()
-    assert refused.returncode == 2 and named in message
-    assert message.startswith(t("cli.error", message="calendar"))
-    assert len(message.strip().splitlines()) == 1
+    assert refused.returncode == 2 and refused.stderr.decode() == t("cli.error", message=named) + "\n"
     assert stored_versions(network, D) == before and "2027-bad.1" not in before
 
 

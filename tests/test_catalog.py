@@ -6,6 +6,7 @@ import pytest
 
 from casework import InvalidInput, default_catalog, parse_catalog
 from casework.catalog import FORMS
+from messages import refusal
 
 CODE = "twp-dibao-apply"
 
@@ -81,3 +82,5 @@ def test_bad_guide_element_is_refused_in_one_line_naming_the_item(item: dict[str
         parse_catalog({"version": "x", "items": [item]})
     assert str(refused.value).startswith(f"catalog item {CODE!r}: ")
     assert "\n" not in str(refused.value)
+    worded = refusal(str(refused.value), refused.value.code, refused.value.fields)  # as the CLI shows it
+    assert worded.startswith(f"目录事项 {CODE!r}：") and "\n" not in worded

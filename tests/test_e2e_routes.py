@@ -245,7 +245,8 @@ def test_catalog_published_at_district_reaches_the_village(network: Network, tmp
     changed = tmp_path / "changed.json"
     changed.write_text(json.dumps(catalog | {"version": "2027.1", "items": catalog["items"][1:]}))
     refused = network.node("500117", "catalog", "publish", str(changed), check=False)
-    assert refused.returncode == 2 and b"other content" in refused.stderr
+    taken = t("cli.error", message=t("refusal.version_taken", version="2027.1"))
+    assert refused.returncode == 2 and refused.stderr.decode() == taken + "\n"
     network.sync(T)
     network.sync(V)
     assert {item["version"] for item in network.node(V, "catalog", "--json")} == {"2027.1"}
