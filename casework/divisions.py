@@ -44,7 +44,8 @@ class Divisions:
         self._by_code = {row.code: row for row in rows}
         districts = [d for d in self._by_code.values() if d.level == "district"]
         if len(districts) != 1:
-            raise InvalidInput(f"divisions must hold exactly one district, found {len(districts)}")
+            said = f"divisions must hold exactly one district, found {len(districts)}"
+            raise InvalidInput(said, "divisions_district", found=len(districts))
         self.district = districts[0]
 
     @classmethod
@@ -54,7 +55,8 @@ class Divisions:
             with path.open(encoding="utf-8", newline="") as handle:
                 return cls(_parse(csv.DictReader(handle), path))
         except OSError as exc:
-            raise InvalidInput(f"cannot read divisions file {path}: {exc.strerror}") from exc
+            said = f"cannot read divisions file {path}: {exc.strerror}"
+            raise InvalidInput(said, "divisions_unreadable", path=str(path), reason=exc.strerror) from exc
 
     def get(self, code: str) -> Division | None:
         return self._by_code.get(code)
@@ -82,12 +84,17 @@ class Divisions:
 
 def _parse(reader: csv.DictReader[str], path: Path) -> list[Division]:
     if reader.fieldnames is None or not {"code", "name", "parent_code", "level"} <= set(reader.fieldnames):
-        raise InvalidInput(f"{path}: expected the columns code,name,parent_code,level")
+        raise InvalidInput(
+            f"{path}: expected the columns code,name,parent_code,level", "divisions_columns", path=str(path)
+        )
     rows = []
     for line, record in enumerate(reader, start=2):
         level = (record["level"] or "").strip()
         code = (record["code"] or "").strip()
         if level not in LEVELS or len(code) != _CODE_LENGTH[level] or not code.isdigit():
-            raise InvalidInput(f"{path}:{line}: bad code {code!r} or level {level!r}")
+            said = f"{path}:{line}: bad code {code!r} or level {level!r}"
+            raise InvalidInput(
+                said, "divisions_row", path=str(path), line=line, division=repr(code), given_level=repr(level)
+            )
         rows.append(Division(code, record["name"].strip(), record["parent_code"].strip(), level))
     return rows

@@ -34,10 +34,11 @@ def config_from_bundle(
     if insecure_loopback:
         require_loopback(upstream, "upstream address")
     elif not bundle.has_credentials:
-        raise InvalidInput(
+        said = (
             f"the bundle for {bundle.code} holds no certificate (made before mutual TLS): "
             "enroll the node again with 'district-node enroll'"
         )
+        raise InvalidInput(said, "bundle_uncertified")
     if bundle.has_credentials:
         _check_certificate(bundle)
     return NodeConfig(

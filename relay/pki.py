@@ -117,7 +117,8 @@ class Authority:
         if level_of_code(code) != role:
             raise InvalidInput(f"{code} is not a {role}'s code")
         if not 1 <= days <= CA_YEARS * 365:
-            raise InvalidInput(f"a certificate lasts 1 to {CA_YEARS * 365} days, not {days}")
+            said = f"a certificate lasts 1 to {CA_YEARS * 365} days, not {days}"
+            raise InvalidInput(said, "certificate_days", most=CA_YEARS * 365, days=days)
         organization = self.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         subject = x509.Name(
             [
@@ -155,14 +156,17 @@ class Authority:
             key = serialization.load_pem_private_key((home / CA_KEY_FILE).read_bytes(), password=None)
             cert = x509.load_pem_x509_certificate((home / CA_CERT_FILE).read_bytes())
         except FileNotFoundError as exc:
-            raise InvalidInput(
+            said = (
                 f"no certificate authority in {home} ({exc.filename}): enroll nodes from the "
                 "district's home made by 'district-node init'"
-            ) from exc
+            )
+            raise InvalidInput(said, "no_authority", home=str(home), path=str(exc.filename)) from exc
         except ValueError as exc:
-            raise InvalidInput(f"the certificate authority in {home} is damaged: {exc}") from exc
+            said = f"the certificate authority in {home} is damaged: {exc}"
+            raise InvalidInput(said, "authority_damaged", home=str(home), reason=str(exc)) from exc
         if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise InvalidInput(f"{home / CA_KEY_FILE} is not an EC private key")
+            said = f"{home / CA_KEY_FILE} is not an EC private key"
+            raise InvalidInput(said, "authority_damaged", home=str(home), reason=said)
         return cls(key, cert)
 
 
@@ -298,9 +302,8 @@ def _pair_lock(key_path: Path) -> Iterator[None]:
         with lock:
             yield
     except Timeout as exc:
-        raise InvalidInput(
-            f"another process has been replacing {key_path} for {LOCK_SECONDS:.0f} s: try again"
-        ) from exc
+        said = f"another process has been replacing {key_path} for {LOCK_SECONDS:.0f} s: try again"
+        raise InvalidInput(said, "key_busy", path=str(key_path), seconds=round(LOCK_SECONDS)) from exc
 
 
 def write_secret(path: Path, data: bytes, replace: bool = True) -> None:

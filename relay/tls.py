@@ -53,10 +53,11 @@ class Credentials:
         try:
             return cls(*((home / name).read_bytes() for name in (key, cert, ca)))
         except FileNotFoundError as exc:
-            raise InvalidInput(
+            said = (
                 f"no TLS key or certificate at {exc.filename}: this node has no enrollment "
                 "certificate; set it up from a bundle made by 'district-node enroll'"
-            ) from exc
+            )
+            raise InvalidInput(said, "no_certificate", path=str(exc.filename)) from exc
         except OSError as exc:
             said = f"cannot read {exc.filename}: {exc.strerror}"
             raise InvalidInput(said, "tls_unreadable", path=str(exc.filename), reason=exc.strerror) from exc

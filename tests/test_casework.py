@@ -143,8 +143,10 @@ def test_divisions_file_with_wrong_columns_is_refused(tmp_path: Path) -> None:
     """A file without the four columns is refused with what it must have."""
     bad = tmp_path / "bad.csv"
     bad.write_text("id,title\n1,x\n", encoding="utf-8")
-    with pytest.raises(InvalidInput, match="code,name,parent_code,level"):
+    with pytest.raises(InvalidInput, match="code,name,parent_code,level") as refused:
         Divisions.from_csv(bad)
+    worded = refusal(str(refused.value), refused.value.code, refused.value.fields)
+    assert worded == f"{bad}：须有 code,name,parent_code,level 四列"
 
 
 def new_case(decide_level: str) -> CaseState:

@@ -152,7 +152,8 @@ def _load(home: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (ValueError, AttributeError) as exc:
-        raise InvalidInput(f"{path} is damaged: fix or remove it, then add the users again") from exc
+        said = f"{path} is damaged: fix or remove it, then add the users again"
+        raise InvalidInput(said, "web_users_damaged", path=str(path)) from exc
     return dict(users)
 
 
