@@ -174,7 +174,7 @@ async def _recorded(
                 below.engine, below.ledger, LocalUpstream(RelayService(above.engine, above.ledger))
             ).sync(give_up_after=120)
             recorder = Recorder()
-            syncer = Syncer(above.engine, above.ledger, recorder)  # type: ignore[arg-type]
+            syncer = Syncer(above.engine, above.ledger, recorder)  # type: ignore[arg-type]  # push_once calls only push
             while (await syncer.push_once())[0]:
                 pass
             requests[township] = recorder.requests
